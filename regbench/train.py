@@ -1,0 +1,301 @@
+"""The training loop: train one epoch, evaluate in eval mode, record, decide to stop."""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from regbench import data as datamod
+from regbench import metrics, models, optim, regularizers, runs
+from regbench.config import RegbenchConfig
+from regbench.errors import RunDirError
+from regbench.report import Progress
+
+log = logging.getLogger("regbench")
+
+EXIT_CODES = {"completed": 0, "early_stopped": 0, "diverged": 1, "failed": 1, "interrupted": 130}
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the run stops after saving what it has."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    rows: list[metrics.Row]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted" and self.summary.get("signal") == "SIGTERM":
+            return 143
+        return EXIT_CODES[self.status]
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: datamod.Split, data: datamod.Data, batch_size: int
+             ) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy in eval mode (dropout off, BN running statistics)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    for x, y in datamod.batches(split, batch_size, mean=data.mean, std=data.std):
+        with autocast(x.device):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = max(len(split), 1)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA (batch norm stays in float32 there); a no-op elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@dataclass
+class Trainer:
+    """What one training epoch needs, built once per run."""
+
+    cfg: RegbenchConfig
+    model: nn.Module
+    data: datamod.Data
+    optimizer: torch.optim.Optimizer
+    scheduler: optim.Schedule
+    generator: torch.Generator
+    decayed: list[Tensor]
+
+    def train_epoch(self, progress: Progress) -> tuple[float, float, bool]:
+        """One pass over the training split; returns (running loss, mean penalty, finite)."""
+        cfg, reg = self.cfg, self.cfg.reg
+        self.model.train()
+        device = self.data.train.x.device
+        loss_sum = torch.zeros((), device=device)
+        pen_sum = torch.zeros((), device=device)
+        steps = 0
+        for x, y in datamod.batches(self.data.train, cfg.trainer.batch_size, mean=self.data.mean,
+                                    std=self.data.std, shuffle=True, augment=self.data.augment,
+                                    generator=self.generator):
+            with autocast(device):
+                loss = F.cross_entropy(self.model(x).float(), y, label_smoothing=reg.label_smoothing)
+            pen = regularizers.penalty(self.decayed, reg.l2, reg.l1)
+            total = loss if pen is None else loss + pen
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            self.scheduler.batch_step()
+            if reg.max_norm is not None:
+                regularizers.apply_max_norm(self.decayed, reg.max_norm)
+            loss_sum += total.detach()
+            if pen is not None:
+                pen_sum += pen.detach()
+            steps += 1
+            progress.advance(len(y), lambda: loss_sum.item() / steps)
+        self.scheduler.epoch_step()
+        running = loss_sum.item() / max(steps, 1)
+        return running, pen_sum.item() / max(steps, 1), math.isfinite(running)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (cluster pre-emption) into the same clean stop as Ctrl-C."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (some launchers): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
+    """Train one configuration into run_dir and write metrics.csv, summary.json, checkpoints."""
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.trainer.device)
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    if not resume:
+        runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    data = datamod.load(cfg.dataset, device)
+    model = models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
+                         data.image_size).to(device)
+    groups = regularizers.param_groups(model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
+    steps_per_epoch = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
+    optimizer = optim.build_optimizer(cfg.optim, groups)
+    trainer = Trainer(cfg, model, data, optimizer,
+                      optim.Schedule(cfg.optim, optimizer, cfg.trainer.epochs, steps_per_epoch),
+                      torch.Generator(device=device).manual_seed(cfg.seed),
+                      regularizers.split_params(model, cfg.reg.decay_bias_and_norm)[0])
+    es_cfg = cfg.reg.early_stopping
+    stopper = regularizers.EarlyStopping(es_cfg.monitor, es_cfg.patience, es_cfg.min_delta)
+    keep_best = es_cfg.enabled and es_cfg.restore_best
+    train_eval = datamod.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
+    log.info("model: %s", model)
+    log.info("parameter groups: %s", regularizers.describe_groups(groups))
+
+    start, extra = 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
+    if resume:
+        start, extra = load_checkpoint(run_dir, trainer, stopper)
+    log_csv = metrics.MetricsLog(run_dir / runs.METRICS_FILE, keep_epochs=start - 1)
+    status, error, signame = "completed", None, None
+    write_summary(run_dir, cfg, log_csv.rows, "running", stopper, model, device, extra)
+    progress = Progress(cfg.trainer.epochs, steps_per_epoch, enabled=cfg.trainer.progress)
+    try:
+        with stop_on_signals(), progress:
+            for epoch in range(start, cfg.trainer.epochs + 1):
+                t0 = time.perf_counter()
+                progress.start_epoch(epoch)
+                running, pen, finite = trainer.train_epoch(progress)
+                train_time = time.perf_counter() - t0
+                if not finite:
+                    status = "diverged"
+                    break
+                train_loss, train_acc = evaluate(model, train_eval, data, cfg.trainer.eval_batch_size)
+                val_loss, val_acc = evaluate(model, data.val, data, cfg.trainer.eval_batch_size)
+                row = metrics.make_row(epoch, train_loss, train_acc, val_loss, val_acc, running, pen,
+                                       optim.current_lr(optimizer), time.perf_counter() - t0)
+                log_csv.append(row)
+                stop = stopper.step(row[es_cfg.monitor], epoch, model if keep_best else None)
+                extra["train_time_s"] += train_time
+                extra["train_images"] += len(data.train)
+                if cfg.trainer.checkpoint:
+                    save_checkpoint(run_dir, epoch, trainer, stopper, extra, t_start)
+                progress.end_epoch(row)
+                if es_cfg.enabled and stop:
+                    status = "early_stopped"
+                    break
+    except (KeyboardInterrupt, Interrupted) as e:
+        status = "interrupted"
+        signame = e.args[0] if isinstance(e, Interrupted) else "SIGINT"
+    except Exception as e:  # keep what was computed, then let the caller report it
+        status, error = "failed", f"{type(e).__name__}: {e}"
+        log.exception("run failed")
+    if keep_best and status in ("completed", "early_stopped"):
+        stopper.restore(model)
+    test = (None, None)
+    if status in ("completed", "early_stopped"):
+        test = evaluate(model, data.test, data, cfg.trainer.eval_batch_size)
+    extra["wall_time_s"] += time.perf_counter() - t_start
+    summary = write_summary(run_dir, cfg, log_csv.rows, status, stopper, model, device, extra,
+                            test=test, error=error, signal_name=signame)
+    return RunResult(run_dir, status, log_csv.rows, summary)
+
+
+def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,
+                  stopper: regularizers.EarlyStopping, model: nn.Module, device: torch.device,
+                  extra: dict[str, Any], *, test: tuple[float | None, float | None] = (None, None),
+                  error: str | None = None, signal_name: str | None = None) -> dict[str, Any]:
+    """Write summary.json with every key of the contract, and return it."""
+    monitor = cfg.reg.early_stopping.monitor
+    best_i = metrics.best_index(rows, monitor)
+    best = rows[best_i] if best_i is not None else None
+    kept = int(best["epoch"]) if best and cfg.reg.early_stopping.enabled \
+        and cfg.reg.early_stopping.restore_best else (int(rows[-1]["epoch"]) if rows else None)
+    summary: dict[str, Any] = {
+        "status": status,
+        "epochs_run": len(rows),
+        "best_epoch": int(best["epoch"]) if best else None,
+        "stopped_epoch": int(rows[-1]["epoch"]) if status == "early_stopped" and rows else None,
+        "kept_epoch": kept,
+        "monitor": monitor,
+        "best": metrics.row_dict(best),
+        "last": metrics.row_dict(rows[-1] if rows else None),
+        "onset_epoch": metrics.onset_epoch(rows),
+        "test_loss": test[0],
+        "test_acc": test[1],
+        "verdict": metrics.verdict(rows, status, kept if status == "early_stopped" else None),
+        "wall_time_s": extra["wall_time_s"],
+        "train_images_per_s": extra["train_images"] / extra["train_time_s"] if extra["train_time_s"] else None,
+        "n_params": models.count_params(model),
+        "device": str(device),
+        "seed": cfg.seed,
+        "experiment": cfg.experiment,
+        "error": error,
+        "signal": signal_name,
+        "versions": runs.versions(),
+    }
+    runs.write_json(run_dir / runs.SUMMARY_FILE, summary)
+    return summary
+
+
+def save_checkpoint(run_dir: Path, epoch: int, trainer: Trainer, stopper: regularizers.EarlyStopping,
+                    extra: dict[str, Any], t_start: float) -> None:
+    """Everything needed to continue after `epoch`, written atomically (temp file + rename)."""
+    state = {
+        "epoch": epoch,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "early_stopping": stopper.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_generator": trainer.generator.get_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "extra": {**extra, "wall_time_s": extra["wall_time_s"] + time.perf_counter() - t_start},
+    }
+    path = run_dir / runs.CHECKPOINT_FILE
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(run_dir: Path, trainer: Trainer, stopper: regularizers.EarlyStopping
+                    ) -> tuple[int, dict[str, Any]]:
+    """Restore a run's state; returns (first epoch to train, timing counters)."""
+    path = run_dir / runs.CHECKPOINT_FILE
+    if not path.exists():
+        return 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
+    try:
+        state = torch.load(path, map_location=trainer.data.train.x.device, weights_only=True)
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["early_stopping"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        trainer.generator.set_state(state["rng_generator"].cpu())
+        if state["rng_cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+    except Exception as e:
+        raise RunDirError(f"{path}: cannot be loaded ({type(e).__name__}); delete it to restart "
+                          "the run from epoch 1") from e
+    return int(state["epoch"]) + 1, dict(state["extra"])

@@ -1,0 +1,70 @@
+"""The configuration: presets compose against the schema, and bad values are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from regbench.cli import compose, split_args
+from regbench.config import CONF_DIR, RegbenchConfig, suggest_key
+from regbench.errors import ConfigError
+
+GROUPS = ("dataset", "model", "reg", "optim", "experiment")
+
+
+@pytest.mark.parametrize("group,option", [
+    (g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))])
+def test_every_preset_composes_and_validates(group: str, option: str) -> None:
+    _, schema = compose([f"{group}={option}"])
+    assert isinstance(schema, RegbenchConfig)
+
+
+def test_product_defaults() -> None:
+    _, cfg = compose([])
+    assert (cfg.experiment, cfg.seed, cfg.dataset.name, cfg.dataset.val_fraction) == ("default", 0, "mnist5k", 0.1)
+    assert (cfg.model.channels, cfg.model.hidden, cfg.trainer.epochs, cfg.trainer.batch_size) == ([32, 64], 128, 10, 128)
+    assert cfg.reg.dropout.position == "after_bn" and cfg.reg.early_stopping.monitor == "val_loss"
+
+
+def test_typical_command_overrides_a_preset() -> None:
+    _, cfg = compose(["reg=dropout", "reg.dropout.fc=0.3"])
+    assert (cfg.reg.dropout.conv, cfg.reg.dropout.fc) == (0.25, 0.3)
+
+
+BAD = [
+    ("reg.dropout.input=1.0", "reg.dropout.input"), ("reg.dropout.conv=-0.1", "reg.dropout.conv"),
+    ("reg.l2=-1", "reg.l2"), ("reg.l1=-1", "reg.l1"), ("reg.weight_decay=-1", "reg.weight_decay"),
+    ("optim.lr=0", "optim.lr"), ("trainer.epochs=0", "trainer.epochs"),
+    ("trainer.batch_size=0", "trainer.batch_size"), ("reg.early_stopping.patience=0", "patience"),
+    ("dataset.val_fraction=1.0", "dataset.val_fraction"), ("dataset.name=imagenet", "dataset.name"),
+    ("optim.schedule=warmup", "optim.schedule"), ("reg.early_stopping.monitor=loss", "monitor"),
+    ("reg.dropout.kind=gaussian", "reg.dropout.kind"), ("reg.dropout.position=middle", "position"),
+    ("trainer.device=tpu", "trainer.device"), ("reg.max_norm=0", "reg.max_norm"),
+    ("reg.label_smoothing=1.0", "reg.label_smoothing"), ("model.channels=[]", "model.channels"),
+]
+
+
+@pytest.mark.parametrize("override,key", BAD)
+def test_bad_values_name_the_key_and_what_is_allowed(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        compose([override])
+    message = str(info.value)
+    assert key in message and "\n" not in message
+    assert "allowed" in message or "known values" in message
+
+
+def test_unknown_key_suggests_the_nearest() -> None:
+    assert suggest_key("reg.dropout.fcc") == " (did you mean reg.dropout.fc?)"
+    with pytest.raises(ConfigError, match="did you mean trainer.epochs"):
+        compose(["trainer.epoch=3"])
+
+
+def test_hydra_flags_are_kept_apart_from_overrides() -> None:
+    assert split_args(["reg=l2", "--cfg", "job", "seed=1", "--info", "--resolve"]) == (
+        ["reg=l2", "seed=1"], ["--cfg", "job", "--info", "--resolve"])
+
+
+def test_schema_is_the_source_of_defaults(make_cfg: Callable[..., RegbenchConfig]) -> None:
+    cfg = make_cfg("reg=l2")
+    assert cfg.reg.l2 == 5e-4 and cfg.dataset.name == "synthetic"

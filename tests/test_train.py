@@ -1,0 +1,145 @@
+"""The training loop: metrics done right, early stopping, checkpoints, learning."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from regbench import metrics, runs, train
+from regbench.config import RegbenchConfig
+
+
+def run_dir_for(tmp_path: Path) -> Path:
+    return runs.make_run_dir(tmp_path / "results", "test")
+
+
+def test_run_writes_the_contract_files(make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    cfg = make_cfg("reg=dropout", "reg.l2=1e-3")
+    result = train.run(cfg, run_dir_for(tmp_path))
+    assert result.status == "completed" and result.exit_code == 0
+    with open(result.run_dir / "metrics.csv") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == metrics.COLUMNS and len(rows) == 3
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    for key in ("status", "epochs_run", "best_epoch", "stopped_epoch", "best", "last", "onset_epoch",
+                "test_loss", "test_acc", "wall_time_s", "train_images_per_s", "n_params", "device",
+                "seed", "versions"):
+        assert key in summary
+    assert set(summary["best"]) == set(metrics.COLUMNS) == set(summary["last"])
+    last = result.rows[-1]
+    assert last["gap_acc"] == pytest.approx(last["train_acc"] - last["val_acc"])
+    assert last["gap_loss"] == pytest.approx(last["val_loss"] - last["train_loss"])
+    assert 0 <= last["train_acc"] <= 1 and last["penalty"] > 0
+    assert (result.run_dir / "config.yaml").read_text().count("l2: 0.001") == 1
+
+
+def test_train_metrics_are_measured_in_eval_mode(make_cfg: Callable[..., RegbenchConfig],
+                                                 tmp_path: Path) -> None:
+    # heavy dropout: the running loss (dropout on) is far above the eval-mode train loss
+    cfg = make_cfg("reg.dropout.fc=0.9", "reg.dropout.conv=0.5", "trainer.epochs=3")
+    rows = train.run(cfg, run_dir_for(tmp_path)).rows
+    assert rows[-1]["train_loss_running"] > rows[-1]["train_loss"]
+
+
+def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    val_curve = [1.0, 0.5, 0.7, 0.8, 0.9, 0.95]
+    real_evaluate = train.evaluate
+    calls: list[torch.Tensor] = []
+
+    def scripted(model: torch.nn.Module, split: object, data: object, bs: int) -> tuple[float, float]:
+        loss, acc = real_evaluate(model, split, data, bs)  # type: ignore[arg-type]
+        calls.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
+        n = len(calls)
+        if n % 2 == 0 and n // 2 <= len(val_curve):  # every second call is the val pass
+            return val_curve[n // 2 - 1], acc
+        return loss, acc
+
+    monkeypatch.setattr(train, "evaluate", scripted)
+    cfg = make_cfg("reg=early_stopping", "reg.early_stopping.patience=2", "trainer.epochs=6")
+    result = train.run(cfg, run_dir_for(tmp_path))
+    s = result.summary
+    assert (result.status, s["best_epoch"], s["stopped_epoch"], s["epochs_run"]) == ("early_stopped", 2, 4, 4)
+    assert len(metrics.read_rows(result.run_dir / "metrics.csv")) == 4
+    assert len(calls) == 9  # 4 epochs x (train, val) + the test pass
+    assert torch.equal(calls[-1], calls[3])  # tested with the weights seen at epoch 2's val pass
+    assert not torch.equal(calls[-1], calls[7])
+    assert "kept the weights of epoch 2" in s["verdict"]
+
+
+def test_divergence_stops_at_once_and_keeps_finished_epochs(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    cfg = make_cfg("optim.lr=1e6", "trainer.epochs=4")
+    result = train.run(cfg, run_dir_for(tmp_path))
+    assert result.status == "diverged" and result.exit_code == 1
+    assert len(metrics.read_rows(result.run_dir / "metrics.csv")) == result.summary["epochs_run"] < 4
+
+
+def test_same_seed_same_metrics_other_seed_differs(make_cfg: Callable[..., RegbenchConfig],
+                                                   tmp_path: Path) -> None:
+    def curve(seed: int) -> list[dict[str, float]]:
+        cfg = make_cfg(f"seed={seed}", "trainer.deterministic=true", "reg=dropout")
+        rows = train.run(cfg, run_dir_for(tmp_path)).rows
+        return [{k: v for k, v in r.items() if k not in metrics.TIMING_COLUMNS} for r in rows]
+
+    assert curve(3) == curve(3)
+    assert curve(3) != curve(4)
+
+
+def test_resume_continues_from_the_checkpoint(make_cfg: Callable[..., RegbenchConfig],
+                                              tmp_path: Path) -> None:
+    def strip(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in r.items() if k not in metrics.TIMING_COLUMNS} for r in rows]
+
+    full = train.run(make_cfg("trainer.epochs=3", "trainer.deterministic=true", "reg=dropout",
+                              "dataset.augment=true"), run_dir_for(tmp_path))
+    part_dir = run_dir_for(tmp_path)
+    train.run(make_cfg("trainer.epochs=2", "trainer.deterministic=true", "reg=dropout",
+                       "dataset.augment=true"), part_dir)
+    resumed = train.run(make_cfg("trainer.epochs=3", "trainer.deterministic=true", "reg=dropout",
+                                 "dataset.augment=true"), part_dir, resume=True)
+    assert strip(resumed.rows) == strip(full.rows)
+    assert resumed.summary["test_acc"] == full.summary["test_acc"]
+
+
+@pytest.mark.parametrize("override", [
+    "reg=all", "reg=max_norm", "reg=spatial_dropout", "reg=l1", "reg=label_smoothing",
+    "reg.dropout.position=before_bn", "optim=adam", "optim=adamw", "optim.schedule=onecycle",
+    "optim.schedule=cosine", "optim.schedule=step", "optim.nesterov=true", "reg.weight_decay=1e-3",
+    "trainer.train_eval_size=100", "trainer.compile=false",
+])
+def test_every_regularizer_and_optimizer_trains(make_cfg: Callable[..., RegbenchConfig],
+                                                tmp_path: Path, override: str) -> None:
+    overrides = [override] + (["reg.batchnorm=true"] if "position" in override else [])
+    result = train.run(make_cfg(*overrides), run_dir_for(tmp_path))
+    assert result.status in ("completed", "early_stopped")
+    assert result.summary["test_acc"] > 0.3  # synthetic data is learnable in two epochs
+
+
+def test_onset_and_verdict_on_known_curves() -> None:
+    def rows(train_loss: list[float], val_loss: list[float]) -> list[metrics.Row]:
+        return [metrics.make_row(i + 1, t, 0.9, v, 0.8, t, 0.0, 0.1, 1.0)
+                for i, (t, v) in enumerate(zip(train_loss, val_loss))]
+
+    over = rows([1.0, 0.5, 0.3, 0.2], [1.0, 0.6, 0.7, 0.8])
+    assert metrics.onset_epoch(over) == 2
+    assert metrics.verdict(over, "completed").startswith("val loss bottomed at epoch 2 and rose 33% by epoch 4")
+    assert metrics.onset_epoch(rows([1.0, 0.5, 0.3], [1.0, 0.6, 0.605])) is None  # < 1% rise
+    assert metrics.onset_epoch(rows([1.0, 0.5, 0.6], [1.0, 0.6, 0.7])) is None  # train rose too
+    assert metrics.verdict(rows([1.0, 0.5], [1.0, 0.6]), "completed").startswith(
+        "no overfitting onset within 2 epochs, but train accuracy leads val by 10.0 points")
+    close = [dict(r, gap_acc=0.01) for r in rows([1.0, 0.5], [1.0, 0.6])]
+    assert metrics.verdict(close, "completed") == "no overfitting within 2 epochs (accuracy gap 1.0 points)"
+
+
+@pytest.mark.slow
+def test_learns_real_mnist_digits(make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    cfg = make_cfg("dataset=mnist5k", "trainer.epochs=3", tiny=False)
+    result = train.run(cfg, run_dir_for(tmp_path))
+    assert result.summary["best"]["val_acc"] >= 0.85
+    assert result.summary["test_acc"] >= 0.85
