@@ -7,7 +7,9 @@ line (group overrides, ``--cfg job``, ``--multirun``, ``hydra/launcher=...``) wo
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,8 @@ def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool 
         config_mod.validate(schema)
         result = train.run(schema, run_dir, resume=resume)
     except RegbenchError as e:
+        if os.environ.get("REGBENCH_DEBUG") == "1":
+            traceback.print_exc()
         if not (run_dir / runs.METRICS_FILE).exists() and not resume:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing was computed: leave no husk
         return JobOutcome(run_dir, "failed", e.exit_code, str(e))

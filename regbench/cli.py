@@ -127,8 +127,15 @@ def explain(e: Exception, overrides: list[str]) -> str:
                 "`regbench run` takes one value per key")
     if type(cause).__name__ == "ValidationError":
         m = re.search(r"full_key: (\S+)", str(cause))
+        key = m.group(1) if m else "a value"
         first = str(cause).splitlines()[0]
-        return f"{m.group(1) if m else 'a value'}: {first}"
+        value = re.search(r"Value '(.*?)'", first)
+        kind = re.search(r"converted to (\w+)|not a valid (\w+)", first)
+        if value and kind:
+            expected = {"Integer": "an integer", "Float": "a number", "bool": "true or false"}
+            wanted = kind.group(1) or kind.group(2)
+            return f"{key}={value.group(1)!r} is not allowed: expected {expected.get(wanted, wanted)}"
+        return f"{key}: {first}"
     if isinstance(e, OverrideParseException):
         bad = next((o for o in overrides if "=" not in o), None)
         if bad is not None:

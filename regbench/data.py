@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import pickle
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -187,8 +189,19 @@ def _torchvision_class(name: str) -> type:
     return {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
 
 
+def _archives(name: str, root: Path) -> list[tuple[Path, str]]:
+    """The original downloads (path, md5) that torchvision unpacks, for checksum checks."""
+    cls = _torchvision_class(name)
+    if name == "cifar10":
+        return [(root / cls.filename, cls.tgz_md5)]
+    folder = root / DATASET_INFO[name].folder
+    return [(folder / url.rsplit("/", 1)[-1], md5) for url, md5 in cls.resources]
+
+
 def download(name: str, root: str | Path) -> Path:
     """Fetch a torchvision dataset into root; raise DataError naming the folder on failure."""
+    from torchvision.datasets.utils import check_integrity
+
     if name not in ("mnist", "fashion_mnist", "cifar10"):
         raise ConfigError(f"dataset {name!r} needs no download: it is embedded in regbench")
     root = Path(root).expanduser().resolve()
@@ -197,15 +210,61 @@ def download(name: str, root: str | Path) -> Path:
     except OSError as e:
         raise DataError(f"dataset.root={str(root)!r} cannot be created ({e.strerror}); "
                         "set dataset.root or $REGBENCH_DATA to a writable folder") from e
+    for path, md5 in _archives(name, root):
+        if path.exists() and not check_integrity(str(path), md5):
+            raise DataError(f"{path}: checksum mismatch, the file is truncated or corrupted; "
+                            f"delete it and run `regbench datasets download {name}` again")
     cls = _torchvision_class(name)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for train in (True, False):
                 cls(str(root), train=train, download=True)
-    except Exception as e:  # offline, refused, truncated: the message says what to do
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except Exception as e:  # offline, refused, unwritable: the message says what to do
+        reason = str(e).splitlines()[0].rstrip(":") if str(e) else type(e).__name__
         raise DataError(_missing_message(name, root, f"the download failed ({reason})")) from e
     return dataset_dir(name, root)
+
+
+def _idx_problem(path: Path) -> str | None:
+    """Why an IDX file (MNIST format) is unreadable, or None if its size matches its header."""
+    raw = path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        return "not an uint8 IDX file"
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        return "truncated header"
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    return None if len(raw) == expected else f"{len(raw)} bytes where its header promises {expected}"
+
+
+def _pickle_problem(path: Path) -> str | None:
+    """Why a CIFAR-10 pickled batch is unreadable, or None if it looks right."""
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+    except Exception as e:
+        return f"not a readable pickle ({type(e).__name__})"
+    if path.name == "batches.meta":
+        return None if isinstance(entry, dict) and "label_names" in entry else "no label_names"
+    ok = isinstance(entry, dict) and "data" in entry and "labels" in entry
+    if not ok or np.asarray(entry["data"]).shape[-1] != 3 * 32 * 32:
+        return "not a CIFAR-10 batch of 3x32x32 images"
+    return None
+
+
+def _diagnose(name: str, root: Path) -> str:
+    """Name the first bad file of a dataset and why, for the error message."""
+    folder = dataset_dir(name, root)
+    check = _pickle_problem if name == "cifar10" else _idx_problem
+    for fn in DATASET_INFO[name].files:
+        try:
+            problem = check(folder / fn)
+        except OSError as e:
+            problem = f"unreadable ({e.strerror})"
+        if problem:
+            return f"{folder / fn}: {problem}"
+    return str(folder)
 
 
 def _missing_message(name: str, root: Path, why: str) -> str:
@@ -227,9 +286,9 @@ def _read_torchvision(name: str, root: Path, allow_download: bool) -> tuple[np.n
         try:
             ds = cls(str(root), train=train, download=False)
         except Exception as e:
-            raise DataError(f"dataset {name}: cannot read the files in {dataset_dir(name, root)} "
-                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                            "they are truncated or corrupted: delete them and download again") from e
+            raise DataError(f"dataset {name}: cannot read {_diagnose(name, root)}; the file is "
+                            "truncated or corrupted: delete it and download again "
+                            f"(`regbench datasets download {name}`)") from e
         x = np.asarray(ds.data, dtype=np.uint8)
         x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # -> [N, C, H, W]
         y = np.asarray(ds.targets, dtype=np.int64)

@@ -150,14 +150,29 @@ def stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, so an epoch's files are never half written."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):  # no POSIX signal masks on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
     """Train one configuration into run_dir and write metrics.csv, summary.json, checkpoints."""
     t_start = time.perf_counter()
     device = resolve_device(cfg.trainer.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    if not resume:
-        runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     data = datamod.load(cfg.dataset, device)
+    if not resume:  # written once the data is there, so a data error leaves no run behind
+        runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     model = models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
                          data.image_size).to(device)
     groups = regularizers.param_groups(model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
@@ -195,12 +210,13 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResul
                 val_loss, val_acc = evaluate(model, data.val, data, cfg.trainer.eval_batch_size)
                 row = metrics.make_row(epoch, train_loss, train_acc, val_loss, val_acc, running, pen,
                                        optim.current_lr(optimizer), time.perf_counter() - t0)
-                log_csv.append(row)
-                stop = stopper.step(row[es_cfg.monitor], epoch, model if keep_best else None)
-                extra["train_time_s"] += train_time
-                extra["train_images"] += len(data.train)
-                if cfg.trainer.checkpoint:
-                    save_checkpoint(run_dir, epoch, trainer, stopper, extra, t_start)
+                with signals_deferred():  # the row and its checkpoint land together
+                    log_csv.append(row)
+                    stop = stopper.step(row[es_cfg.monitor], epoch, model if keep_best else None)
+                    extra["train_time_s"] += train_time
+                    extra["train_images"] += len(data.train)
+                    if cfg.trainer.checkpoint:
+                        save_checkpoint(run_dir, epoch, trainer, stopper, extra, t_start)
                 progress.end_epoch(row)
                 if es_cfg.enabled and stop:
                     status = "early_stopped"

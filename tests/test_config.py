@@ -42,15 +42,27 @@ BAD = [
     ("reg.dropout.kind=gaussian", "reg.dropout.kind"), ("reg.dropout.position=middle", "position"),
     ("trainer.device=tpu", "trainer.device"), ("reg.max_norm=0", "reg.max_norm"),
     ("reg.label_smoothing=1.0", "reg.label_smoothing"), ("model.channels=[]", "model.channels"),
+    ("model.channels=[8,0]", "model.channels"), ("model.hidden=0", "model.hidden"),
+    ("model.name=resnet", "model.name"), ("dataset.val_fraction=0", "dataset.val_fraction"),
+    ("dataset.train_size=5", "dataset.train_size"), ("optim.momentum=1.0", "optim.momentum"),
+    ("optim.betas=[0.9,1.5]", "optim.betas"), ("optim.step_size=0", "optim.step_size"),
+    ("optim.gamma=0", "optim.gamma"), ("trainer.eval_batch_size=0", "trainer.eval_batch_size"),
+    ("trainer.train_eval_size=0", "trainer.train_eval_size"),
+    ("reg.early_stopping.min_delta=-1", "min_delta"), ("reg.dropout.fc=-0.5", "reg.dropout.fc"),
+    ("reg.dropout.fc=1", "reg.dropout.fc"), ("experiment=default", None),
 ]
 
 
 @pytest.mark.parametrize("override,key", BAD)
-def test_bad_values_name_the_key_and_what_is_allowed(override: str, key: str) -> None:
+def test_bad_values_name_the_key_and_what_is_allowed(override: str, key: str | None) -> None:
+    if key is None:  # a good value, to show the check is not a blanket refusal
+        compose([override])
+        return
     with pytest.raises(ConfigError) as info:
         compose([override])
     message = str(info.value)
-    assert key in message and "\n" not in message
+    assert key in message and override.split("=", 1)[1].strip("[]").split(",")[-1] in message
+    assert "\n" not in message
     assert "allowed" in message or "known values" in message
 
 
