@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from regbench.errors import ConfigError
 
@@ -225,9 +225,3 @@ def learning_rate(cfg: OptimConfig) -> float:
     """The configured learning rate, or the optimizer's usual default when null."""
     return cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.name]
 
-
-__all__ = [
-    "CONF_DIR", "MISSING", "RegbenchConfig", "DatasetConfig", "ModelConfig", "RegConfig",
-    "DropoutConfig", "EarlyStoppingConfig", "OptimConfig", "TrainerConfig", "OutputConfig",
-    "to_schema", "validate", "suggest_key", "learning_rate",
-]
