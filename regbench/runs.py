@@ -92,3 +92,15 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def mark_failed(run_dir: Path, error: str) -> None:
+    """Record status 'failed' and the one-line error in the run's summary.json."""
+    path = run_dir / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        summary = {}
+    summary.update(status="failed", error=error)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(path, summary)
