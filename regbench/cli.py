@@ -361,8 +361,7 @@ def _finish(sweep_dir: Path, plan: Any, baseline: str | None) -> int:
     if failed:
         out.print(f"{len(failed)} of {len(plan.jobs)} jobs did not finish (not in the table):")
         for n in failed:
-            s = runs.read_summary(dirs[n]) if status[n] != "missing" else {}
-            why = s.get("error") or s.get("verdict") or "no summary.json: never started or killed"
+            why = runs.why_unfinished(runs.read_summary(dirs[n]) if status[n] != "missing" else {})
             out.print(f"  {plan.label(n) or 'job ' + str(n)}: {status[n]}: {why} ({dirs[n]})",
                       soft_wrap=True)
         out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)

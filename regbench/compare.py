@@ -105,7 +105,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         cfg = read_config(d) if status in DONE or (d / runs.CONFIG_FILE).exists() else {}
         rec: dict[str, Any] = {
             "path": str(d), "status": status, "seed": cfg.get("seed", summary.get("seed")),
-            "error": summary.get("error") or summary.get("verdict"),
+            "error": None if status in DONE else runs.why_unfinished(summary),
             "config": {k: v for k, v in cfg.items() if k not in IGNORED_KEYS},
         }
         for column, (key, inner) in RUN_METRICS.items():
@@ -374,5 +374,5 @@ def failed_text(comp: Comparison) -> str:
     if comp.failed.empty:
         return ""
     lines = [f"Not averaged in ({len(comp.failed)} run(s) failed, diverged or unfinished):"]
-    lines += [f"  {r.path}: {r.status}: {r.error or 'no error recorded'}" for r in comp.failed.itertuples()]
+    lines += [f"  {r.path}: {r.status}: {r.error}" for r in comp.failed.itertuples()]
     return "\n".join(lines) + "\n"

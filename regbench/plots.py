@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed, works on servers and in CI
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from regbench import runs  # noqa: E402
@@ -69,6 +70,7 @@ def plot_curves(comp: Comparison, rows: pd.DataFrame, out: Path) -> Path:
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize="small",
                title="configuration")
@@ -100,6 +102,7 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
     words = PARAM_WORDS.get(key, key)
     left.set_ylabel("validation accuracy (%)")
     right.set_ylabel("train − validation accuracy (points)")
+    right.axhline(0, color="grey", linewidth=0.8)  # above 0: the model fits its training set better
     xs = [x for x in t["x"] if x > 0]
     for ax in (left, right):
         ax.set_xlabel(words)
@@ -111,8 +114,8 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
                 ax.set_xscale("log")
     if others:
         left.legend(fontsize="small")
-    fig.suptitle(f"Validation accuracy and overfitting gap against {words} "
-                 "(mean over seeds at the best epoch, error bars = ± 1 std)", fontsize="medium")
+    fig.suptitle(f"Validation accuracy and overfitting gap against {words}\n"
+                 "(mean over seeds at each run's best epoch, error bars = ± 1 std)", fontsize="medium")
     fig.tight_layout()
     return save(fig, out / f"vs_{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.png")
 

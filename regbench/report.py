@@ -115,7 +115,7 @@ def job_line(run_dir: Path, action: str) -> str:
     """One line on a finished sweep job: its axis values, status, val accuracy and gap."""
     import json
 
-    from regbench import sweep
+    from regbench import runs, sweep
 
     name = f"job {run_dir.name}"
     try:
@@ -131,10 +131,8 @@ def job_line(run_dir: Path, action: str) -> str:
     status, best = s.get("status", "?"), s.get("best")
     if action == "skip":
         return f"{name}: already {status}, kept"
-    if status == "failed":
-        return f"{name}: failed: {s.get('error')}"
-    if not best:
-        return f"{name}: {status} ({s.get('verdict', 'no epoch finished')})"
+    if status not in ("completed", "early_stopped") or not best:
+        return f"{name}: {status}: {runs.why_unfinished(s)}"
     return (f"{name}: {status}, val acc {_pct(best['val_acc'])} at best epoch {best['epoch']}, "
             f"gap {100 * best['gap_acc']:+.2f} pts, {s.get('wall_time_s', 0):.1f} s")
 

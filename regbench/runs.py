@@ -104,3 +104,12 @@ def mark_failed(run_dir: Path, error: str) -> None:
     summary.update(status="failed", error=error)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(path, summary)
+
+
+def why_unfinished(summary: dict[str, Any]) -> str:
+    """The one-line reason a run did not finish, from its summary.json."""
+    if summary.get("error"):
+        return str(summary["error"])
+    if summary.get("status") == "diverged":
+        return f"the loss became NaN or infinite in epoch {summary.get('epochs_run', 0) + 1}"
+    return str(summary.get("verdict") or "no summary.json: never started, or killed")
