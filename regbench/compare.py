@@ -303,9 +303,9 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n") -> str:
     if math.isnan(mean):
         return "no seed in common"
     if math.isnan(low):
-        return f"{100 * mean:+.2f}{sep}(1 seed:{sep}no interval)"
+        return f"{100 * mean:+.2f}{sep}no interval{sep}(1 seed)"
     text = f"{100 * mean:+.2f}{sep}[{100 * low:+.2f},{sep}{100 * high:+.2f}]"
-    return text + (f"{sep}within{sep}noise" if row[f"{metric}_within_noise"] else "")
+    return text + (f"{sep}within noise" if row[f"{metric}_within_noise"] else "")
 
 
 def display_rows(comp: Comparison, sep: str = "\n") -> tuple[list[str], list[list[str]]]:
@@ -353,7 +353,7 @@ def rich_table(comp: Comparison) -> Any:
 
     header, rows = display_rows(comp)
     table = Table(title="Comparison", title_justify="left", box=box.SIMPLE_HEAVY,
-                  caption=Text(caption(comp)), caption_justify="left")
+                  collapse_padding=True, caption=Text(caption(comp)), caption_justify="left")
     for i, name in enumerate(header):
         table.add_column(name, justify="right" if i else "left", overflow="fold")
     for cells, best in zip(rows, comp.table["best"], strict=True):
