@@ -274,8 +274,8 @@ def sweep_cmd(ctx: typer.Context,
         code = 0 if not todo else _launch(resume_dir, flags, hydra_args + ["hydra.output_subdir=null"])
         raise typer.Exit(_finish(resume_dir, plan, baseline) or code)
     task_overrides, flags = split_args(args)
-    if any(f in NO_JOB_FLAGS for f in flags):
-        raise typer.Exit(call_hydra(["--multirun", *flags, *rewrite_experiment(task_overrides)]))
+    if any(f in NO_JOB_FLAGS for f in flags):  # Hydra takes these instead of --multirun
+        raise typer.Exit(call_hydra([*flags, *rewrite_experiment(task_overrides)]))
     plan, first = _plan(task_overrides, flags)
     from regbench import runs
 
@@ -524,13 +524,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("regbench: interrupted")
         code = 130
-    except Exception as e:  # click usage errors are ClickException
-        import click
+    except Exception as e:  # usage errors are TyperException (Typer bundles its own click)
+        from typer.exceptions import TyperException
 
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, typer.Abort):
             code = 130
-        elif isinstance(e, click.ClickException):
-            e.show()
+        elif isinstance(e, TyperException):
+            show = getattr(e, "show", None)
+            show() if show else err.print(f"regbench: error: {e.format_message()}")
             code = e.exit_code
         else:
             if debug:
