@@ -98,7 +98,7 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> JobOutcome:
         outcome = execute(cfg, run_dir, resume=action == "resume", show=False, keep_failed=True)
     report.print_job_line(run_dir, action)
     if outcome.status == "interrupted":
-        raise KeyboardInterrupt  # Ctrl-C stops the whole sweep, not just this job
+        raise KeyboardInterrupt  # Ctrl-C or SIGTERM stops the whole sweep, not just this job
     return outcome
 
 

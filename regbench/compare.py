@@ -241,15 +241,20 @@ def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]]) -> tup
     return None, f"{why}; pick a baseline with --baseline KEY=VALUE"
 
 
+def config_key(config: dict[str, Any]) -> str:
+    """A configuration as one hashable string: runs with equal keys form a group."""
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def compare(run_dirs: list[Path], baseline: str | None = None) -> Comparison:
     """Group the runs by configuration and compare each group with the baseline."""
     df = load_runs(run_dirs)
     failed = df.loc[~df["status"].isin(DONE), ["path", "status", "error"]].reset_index(drop=True)
     done = df[df["status"].isin(DONE)].copy()
-    keyed = {json.dumps(c, sort_keys=True, default=str): c for c in done["config"]}
+    keyed = {config_key(c): c for c in done["config"]}
     axes = differing_keys(list(keyed.values()))
     names = {key: label(c, axes) for key, c in keyed.items()}
-    done["label"] = [names[json.dumps(c, sort_keys=True, default=str)] for c in done["config"]]
+    done["label"] = [names[config_key(c)] for c in done["config"]]
     configs = {names[key]: c for key, c in keyed.items()}
     base, note = choose_baseline(baseline, configs)
     table = aggregate(done, base)
@@ -270,14 +275,15 @@ def aggregate(done: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     if baseline is not None:
         base_runs = done[done["label"] == baseline]
         for metric in DIFFERENCES:
-            diffs = {name: paired_difference(g, base_runs, metric) for name, g in grouped}
-            stats_df = pd.DataFrame.from_dict(diffs, orient="index",
-                                              columns=[f"d_{metric}", f"d_{metric}_low",
-                                                       f"d_{metric}_high", "pairs"])
-            table = table.join(stats_df.drop(columns="pairs") if "pairs" in table else stats_df)
+            names = [f"d_{metric}", f"d_{metric}_low", f"d_{metric}_high", "pairs"]
+            diffs = pd.DataFrame.from_dict(
+                {name: paired_difference(g, base_runs, metric) for name, g in grouped},
+                orient="index", columns=names)
+            table = table.join(diffs[names[:3]])
+            table["pairs"] = diffs["pairs"]
             table[f"{metric}_within_noise"] = [  # None: no interval (fewer than two pairs)
                 None if math.isnan(lo) else bool(lo <= 0 <= hi)
-                for lo, hi in zip(table[f"d_{metric}_low"], table[f"d_{metric}_high"], strict=True)]
+                for lo, hi in zip(diffs[names[1]], diffs[names[2]], strict=True)]
     table = table.sort_values("val_acc_mean", ascending=False, kind="stable")
     table["best"] = [i == 0 for i in range(len(table))]
     table["baseline"] = table.index == baseline
