@@ -111,7 +111,7 @@ def explain(e: Exception, overrides: list[str]) -> str:
     cause = e.__cause__ or e
     text = str(e)
     if isinstance(e, MissingConfigException) or "Could not find" in text:
-        m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+        m = re.search(r"Could not find '([^']+)/([^/']+)'", text)
         if m:
             group, option = m.groups()
             opts = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)

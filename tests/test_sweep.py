@@ -101,3 +101,6 @@ def test_preset_studies_expand_to_their_grids() -> None:
     jobs, hydra = sweep.expand(["experiment=bn_dropout_order", "hydra/launcher=joblib"])
     assert len(jobs) == 6 and hydra == ["hydra/launcher=joblib"]
     assert len(sweep.expand(["experiment=cifar10_dropout"])[0]) == 18
+    jobs, _ = sweep.expand(["reg=glob(l*)", "seed=range(0,2)"])
+    assert [j[0] for j in jobs[::2]] == ["reg=l1", "reg=l2", "reg=label_smoothing"]
+    assert [j[1] for j in jobs[:2]] == ["seed=0", "seed=1"]
