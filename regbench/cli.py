@@ -264,7 +264,7 @@ def sweep_cmd(ctx: typer.Context,
 
       regbench sweep --resume results/dropout_grid/sweeps/20261122-101500-a1b2c3
     """
-    from regbench import sweep
+    from regbench import runs, sweep
 
     args = list(overrides or []) + list(ctx.args)
     if resume_dir is not None:
@@ -277,8 +277,6 @@ def sweep_cmd(ctx: typer.Context,
     if any(f in NO_JOB_FLAGS for f in flags):  # Hydra takes these instead of --multirun
         raise typer.Exit(call_hydra([*flags, *rewrite_experiment(task_overrides)]))
     plan, first = _plan(task_overrides, flags)
-    from regbench import runs
-
     sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
     sweep.write_plan(sweep_dir, plan)
     print(f"sweep: {len(plan.jobs)} jobs over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}",
@@ -404,6 +402,10 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(FORMATS)}")
     comp = compare.compare(_runs(paths), baseline)
+    if comp.table.empty:
+        err.print(compare.failed_text(comp), end="", soft_wrap=True)
+        raise RunDirError("no finished run to compare: every run listed above failed, diverged "
+                          "or is unfinished")
     if fmt == "table":
         out = Console(highlight=False)
         out.print(compare.rich_table(comp))
