@@ -79,40 +79,62 @@ def plot_curves(comp: Comparison, rows: pd.DataFrame, out: Path) -> Path:
     return save(fig, out / "curves.png")
 
 
-def numeric_axes(comp: Comparison) -> list[str]:
-    """Swept keys whose values are numbers (not true/false), e.g. reg.dropout.fc."""
+def swept_parameters(comp: Comparison) -> list[str]:
+    """Numeric keys (not true/false) that take two or more values while the others stay put.
+
+    In a comparison of presets each key changes together with others (dropout's conv and
+    FC rates); a plot against one of them alone would mislead, so it is left out.
+    """
     def numeric(v: Any) -> bool:
         return isinstance(v, int | float) and not isinstance(v, bool)
 
-    return [k for k in comp.axes if all(numeric(c.get(k)) for c in comp.configs.values())]
+    out = []
+    for key in comp.axes:
+        if not all(numeric(c.get(key)) for c in comp.configs.values()):
+            continue
+        rest: dict[str, set[Any]] = {}
+        for c in comp.configs.values():
+            rest.setdefault(" ".join(fmt(c.get(k)) for k in comp.axes if k != key), set()).add(c[key])
+        if any(len(xs) > 1 for xs in rest.values()):
+            out.append(key)
+    return out
 
 
 def plot_against(comp: Comparison, key: str, out: Path) -> Path:
-    """Validation accuracy and accuracy gap against one swept parameter, error bars over seeds."""
+    """Validation accuracy and accuracy gap against one swept parameter, error bars over seeds.
+
+    One line per combination of the other keys, drawn only where the parameter takes two or
+    more values with those keys held fixed.
+    """
     t = comp.table.copy()
     others = [k for k in comp.axes if k != key]
     t["x"] = [comp.configs[name][key] for name in t["config"]]
-    t["series"] = [" ".join(f"{k}={fmt(comp.configs[name].get(k))}" for k in others)
-                   for name in t["config"]]
+    t["rest"] = [tuple(fmt(comp.configs[name].get(k)) for k in others) for name in t["config"]]
+    t = t[t.groupby("rest")["x"].transform("nunique") > 1]
+    shown = [i for i, _ in enumerate(others) if t["rest"].str[i].nunique() > 1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for i, (series, g) in enumerate(t.sort_values("x").groupby("series", sort=False)):
-        style = {"color": f"C{i % 10}", "marker": "o", "capsize": 4, "label": series or None}
+    for i, (rest, g) in enumerate(t.sort_values("x").groupby("rest", sort=False)):
+        name = " ".join(f"{others[j]}={rest[j]}" for j in shown)
+        style = {"color": f"C{i % 10}", "marker": "o", "capsize": 4, "label": name or None}
         left.errorbar(g["x"], 100 * g["val_acc_mean"], yerr=100 * g["val_acc_std"].fillna(0), **style)
         right.errorbar(g["x"], 100 * g["gap_acc_mean"], yerr=100 * g["gap_acc_std"].fillna(0), **style)
     words = PARAM_WORDS.get(key, key)
     left.set_ylabel("validation accuracy (%)")
     right.set_ylabel("train − validation accuracy (points)")
     right.axhline(0, color="grey", linewidth=0.8)  # above 0: the model fits its training set better
-    xs = [x for x in t["x"] if x > 0]
+    values = sorted(set(t["x"]))
+    positive = [x for x in values if x > 0]
     for ax in (left, right):
         ax.set_xlabel(words)
         ax.grid(alpha=0.3)
-        if xs and max(xs) / min(xs) >= 100:  # penalties and learning rates span decades
-            if len(xs) < len(t):  # a zero among them: linear near 0, logarithmic beyond
-                ax.set_xscale("symlog", linthresh=min(xs))
+        if positive and max(positive) / min(positive) >= 100:  # penalties, rates span decades
+            if len(positive) < len(values):  # a zero among them: linear near 0, log beyond
+                ax.set_xscale("symlog", linthresh=min(positive))
             else:
                 ax.set_xscale("log")
-    if others:
+        if len(values) <= 10:  # tick exactly the values that were run
+            ax.set_xticks(values, [fmt(v) for v in values])
+    if shown:
         left.legend(fontsize="small")
     fig.suptitle(f"Validation accuracy and overfitting gap against {words}\n"
                  "(mean over seeds at each run's best epoch, error bars = ± 1 std)", fontsize="medium")
@@ -132,5 +154,5 @@ def make_plots(comp: Comparison, out: Path) -> list[Path]:
         return []
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_curves(comp, curves_frame(comp), out)]
-    paths += [plot_against(comp, key, out) for key in numeric_axes(comp)]
+    paths += [plot_against(comp, key, out) for key in swept_parameters(comp)]
     return paths
