@@ -431,8 +431,9 @@ def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment
     """Draw the curves and the gap against each swept parameter, as PNG files.
 
     curves.png: train and validation accuracy and loss per epoch, one colour per
-    configuration (mean over seeds, band = ± 1 std); vs_<key>.png for every swept numeric
-    key: validation accuracy and the accuracy gap against it (error bars over seeds).
+    configuration (mean over seeds, band = ± 1 std); vs_<key>.png for every numeric key
+    varied with the others fixed: validation accuracy and the accuracy gap against it
+    (error bars = ± 1 std over seeds).
 
     Example: regbench plot results/dropout_grid/sweeps/20261122-101500-a1b2c3
     """
