@@ -143,6 +143,7 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
 
 
 def save(fig: Any, path: Path) -> Path:
+    """Write the figure as a PNG and free its memory."""
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
