@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from regbench import __version__
-from regbench.errors import ConfigError, RegbenchError
+from regbench.errors import ConfigError, RegbenchError, RunDirError
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 # Hydra flags that take the next word as their value.
@@ -111,7 +111,7 @@ def explain(e: Exception, overrides: list[str]) -> str:
     cause = e.__cause__ or e
     text = str(e)
     if isinstance(e, MissingConfigException) or "Could not find" in text:
-        m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+        m = re.search(r"Could not find '([^']+)/([^/']+)'", text)
         if m:
             group, option = m.groups()
             opts = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
@@ -168,8 +168,11 @@ def compose(overrides: list[str]) -> Any:
     return cfg, schema
 
 
-def call_hydra(args: list[str]) -> int:
-    """Run the @hydra.main entry with this argument vector; return the exit code."""
+def call_hydra(args: list[str], report: bool = True) -> int:
+    """Run the @hydra.main entry with this argument vector; return the exit code.
+
+    With ``report`` the errors of the jobs run in this process are printed, one line each.
+    """
     from regbench import app as hydra_app
 
     hydra_app.LAST.clear()
@@ -181,7 +184,7 @@ def call_hydra(args: list[str]) -> int:
         return int(e.code or 0) if not isinstance(e.code, str) else 1
     finally:
         sys.argv = saved
-    for outcome in hydra_app.LAST:
+    for outcome in hydra_app.LAST if report else []:
         if outcome.message and outcome.exit_code == 2:
             err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
         elif outcome.message:
@@ -238,6 +241,219 @@ def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides
     print(OmegaConf.to_yaml(OmegaConf.structured(schema)), end="")
 
 
+SWEEP_HELP = "Hydra overrides; comma lists, range() and glob() are sweep axes."
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+@app.command("sweep", context_settings=PASSTHROUGH)
+def sweep_cmd(ctx: typer.Context,
+              overrides: list[str] = typer.Argument(None, help=SWEEP_HELP, show_default=False),
+              resume_dir: Path = typer.Option(None, "--resume", metavar="SWEEP_DIR",
+                                              help="Run only the jobs of this sweep that are missing "
+                                                   "or did not finish; finished ones are kept."),
+              baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
+                                                      "'reg.dropout.fc=0.0' (default: no regularization)."),
+              ) -> None:
+    """Train a grid of configurations (a Hydra multirun) and compare them.
+
+    Every comma list, range() or glob() in OVERRIDES is an axis, config groups included;
+    jobs go to results/<experiment>/sweeps/<sweep-id>/<job>/. A failed or diverged job
+    does not stop the others; the exit code is 1 if any did not finish.
+    hydra/launcher=joblib runs jobs in parallel, hydra/launcher=submitit_slurm on SLURM.
+
+    Examples:
+
+      regbench sweep reg=dropout reg.dropout.fc=0.0,0.1,0.2,0.3,0.5 seed=0,1,2
+
+      regbench sweep reg=none,dropout,l2,weight_decay,batchnorm,early_stopping,all seed=0,1,2
+
+      regbench sweep experiment=dropout_grid hydra/launcher=joblib
+
+      regbench sweep --resume results/dropout_grid/sweeps/20261122-101500-a1b2c3
+    """
+    from regbench import runs, sweep
+
+    args = list(overrides or []) + list(ctx.args)
+    if resume_dir is not None:
+        plan, flags, hydra_args, todo = _resume_plan(resume_dir, args)
+        print(f"sweep {resume_dir}: {len(plan.jobs) - len(todo)} of {len(plan.jobs)} jobs finished; "
+              f"running {len(todo)}", flush=True)
+        code = 0 if not todo else _launch(resume_dir, flags, hydra_args + ["hydra.output_subdir=null"])
+        raise typer.Exit(_finish(resume_dir, plan, baseline) or code)
+    task_overrides, flags = split_args(args)
+    if any(f in NO_JOB_FLAGS for f in flags):  # Hydra takes these instead of --multirun
+        raise typer.Exit(call_hydra([*flags, *rewrite_experiment(task_overrides)]))
+    plan, first = _plan(task_overrides, flags)
+    sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
+    sweep.write_plan(sweep_dir, plan)
+    print(f"sweep: {len(plan.jobs)} jobs over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}",
+          flush=True)
+    code = _launch(sweep_dir, flags, _sweep_overrides(task_overrides))
+    raise typer.Exit(_finish(sweep_dir, plan, baseline) or code)
+
+
+def _sweep_overrides(args: list[str]) -> list[str]:
+    """The overrides as typed, rewritten for Hydra, with progress bars off by default."""
+    from regbench.sweep import key_of
+
+    overrides = rewrite_experiment(args)
+    if not any(key_of(o) == "trainer.progress" for o in overrides):
+        overrides.append("trainer.progress=false")  # one line per job instead of bars
+    return overrides
+
+
+def _plan(args: list[str], flags: list[str]) -> tuple[Any, Any]:
+    """Expand the sweep and check every job; ConfigError (exit 2) before anything runs."""
+    from regbench import sweep
+
+    overrides = _sweep_overrides(args)
+    try:
+        return sweep.plan(args, flags, overrides, check=lambda o: compose(o)[1])
+    except RegbenchError:
+        raise
+    except Exception as e:
+        raise ConfigError(explain(e, overrides)) from e
+
+
+def _resume_plan(sweep_dir: Path, args: list[str]) -> tuple[Any, list[str], list[str], list[int]]:
+    """(recorded plan, flags, overrides for Hydra, pending job numbers) of a sweep to resume."""
+    from regbench import sweep
+
+    plan = sweep.read_plan(sweep_dir)
+    extra, flags = split_args(args)
+    task = [o for o in extra if not sweep.key_of(o).startswith("hydra")]
+    if task:
+        raise ConfigError(f"{task[0]}: --resume runs the recorded jobs unchanged; only Hydra "
+                          "settings such as hydra/launcher=joblib may be added")
+    checked, _ = _plan(plan.args + extra, plan.flags + flags)
+    if checked.jobs != plan.jobs:
+        raise ConfigError(f"{sweep_dir}: its jobs expand differently now (were the presets "
+                          "changed?); start a new sweep instead")
+    return plan, plan.flags + flags, _sweep_overrides(plan.args + extra), sweep.pending(sweep_dir, plan)
+
+
+def _launch(sweep_dir: Path, flags: list[str], overrides: list[str]) -> int:
+    """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
+    try:
+        return call_hydra(["--multirun", *flags, *overrides, f"hydra.sweep.dir='{sweep_dir}'"],
+                          report=False)
+    except KeyboardInterrupt:
+        err.print(f"regbench: sweep interrupted; continue it with: regbench sweep --resume {sweep_dir}",
+                  soft_wrap=True)
+        raise typer.Exit(130) from None
+
+
+def _finish(sweep_dir: Path, plan: Any, baseline: str | None) -> int:
+    """Print the comparison and the unfinished jobs, write summary.csv and plots; exit code."""
+    from regbench import compare, plots, runs, sweep
+
+    out = Console(highlight=False)
+    dirs = [sweep.job_dir(sweep_dir, n) for n in range(len(plan.jobs))]
+    status = [sweep.job_status(d) for d in dirs]
+    done = [d for d, st in zip(dirs, status, strict=True) if st in compare.DONE]
+    if done:
+        try:
+            comp = compare.compare(done, baseline)
+        except ConfigError as e:
+            err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
+            comp = compare.compare(done)
+        out.print(compare.rich_table(comp))
+        comp.table.to_csv(sweep_dir / "summary.csv", index=False)
+        figures = plots.make_plots(comp, sweep_dir)
+        out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
+                  + ", ".join(p.name for p in figures), soft_wrap=True)
+    failed = [n for n, st in enumerate(status) if st not in compare.DONE]
+    if failed:
+        out.print(f"{len(failed)} of {len(plan.jobs)} jobs did not finish (not in the table):")
+        for n in failed:
+            why = runs.why_unfinished(runs.read_summary(dirs[n]) if status[n] != "missing" else {})
+            out.print(f"  {plan.label(n) or 'job ' + str(n)}: {status[n]}: {why} ({dirs[n]})",
+                      soft_wrap=True)
+        out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
+    return 1 if failed else 0
+
+
+def _runs(paths: list[Path] | None) -> list[Path]:
+    from regbench import compare
+
+    return compare.find_runs(paths or [Path("results")])
+
+
+@app.command()
+def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment folders "
+                                                           "(default: results).", show_default=False),
+              baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
+                                                      "'reg=none' or 'reg.dropout.fc=0.0' "
+                                                      "(default: the one without regularization)."),
+              fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
+              ) -> None:
+    """Compare runs: one row per configuration, seeds pooled, differences against a baseline.
+
+    Runs are grouped by their resolved configuration with the seed left out. Each row shows
+    mean ± sample std over seeds at the best epoch, and the difference in val accuracy and
+    in the accuracy gap against the baseline, paired by seed, with a 95% t-interval
+    ("within noise" when it contains 0). Failed or diverged runs are listed apart.
+
+    Examples:
+
+      regbench summarize results/dropout_grid
+
+      regbench summarize results/default/sweeps/20261122-101500-a1b2c3 --baseline reg.dropout.fc=0.0
+
+      regbench summarize results --format csv > summary.csv
+    """
+    import json
+
+    from regbench import compare
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(FORMATS)}")
+    comp = compare.compare(_runs(paths), baseline)
+    if comp.table.empty:
+        err.print(compare.failed_text(comp), end="", soft_wrap=True)
+        raise RunDirError("no finished run to compare: every run listed above failed, diverged "
+                          "or is unfinished")
+    if fmt == "table":
+        out = Console(highlight=False)
+        out.print(compare.rich_table(comp))
+        out.print(compare.failed_text(comp), end="", soft_wrap=True)
+    elif fmt == "markdown":
+        print(compare.markdown(comp), end="")
+    else:
+        if fmt == "csv":
+            print(comp.table.to_csv(index=False), end="")
+        else:
+            print(json.dumps({"baseline": comp.baseline, "note": comp.note,
+                              "configurations": json.loads(comp.table.to_json(orient="records")),
+                              "not_averaged": comp.failed.to_dict(orient="records")}, indent=2))
+        if not comp.failed.empty:
+            err.print(compare.failed_text(comp), end="", soft_wrap=True)
+
+
+@app.command()
+def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment folders "
+                                                      "(default: results).", show_default=False),
+         out: Path = typer.Option(None, help="Folder for the PNGs (default: the first PATH)."),
+         ) -> None:
+    """Draw the curves and the gap against each swept parameter, as PNG files.
+
+    curves.png: train and validation accuracy and loss per epoch, one colour per
+    configuration (mean over seeds, band = ± 1 std); vs_<key>.png for every numeric key
+    varied with the others fixed: validation accuracy and the accuracy gap against it
+    (error bars = ± 1 std over seeds).
+
+    Example: regbench plot results/dropout_grid/sweeps/20261122-101500-a1b2c3
+    """
+    from regbench import compare, plots
+
+    comp = compare.compare(_runs(paths))
+    if comp.table.empty:
+        raise RunDirError("no finished run among them: nothing to plot; "
+                          "`regbench summarize` lists the runs and their status")
+    for path in plots.make_plots(comp, out or (paths[0] if paths else Path("results"))):
+        print(path)
+
+
 @app.command()
 def resume(run_dir: Path = typer.Argument(..., help="A run directory under results/.")) -> None:
     """Continue an interrupted run from its last finished epoch.
@@ -248,7 +464,6 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
 
     from regbench import app as hydra_app
     from regbench import runs
-    from regbench.errors import RunDirError
 
     if not (run_dir / runs.CONFIG_FILE).is_file():
         raise RunDirError(f"{run_dir}: no {runs.CONFIG_FILE}; not a regbench run directory")
@@ -319,13 +534,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("regbench: interrupted")
         code = 130
-    except Exception as e:  # click usage errors are ClickException
-        import click
+    except Exception as e:  # usage errors are TyperException (Typer bundles its own click)
+        from typer.exceptions import TyperException
 
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, typer.Abort):
             code = 130
-        elif isinstance(e, click.ClickException):
-            e.show()
+        elif isinstance(e, TyperException):
+            show = getattr(e, "show", None)
+            show() if show else err.print(f"regbench: error: {e.format_message()}")
             code = e.exit_code
         else:
             if debug:

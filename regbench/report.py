@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -12,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from regbench.errors import RegbenchError
 from regbench.metrics import Row
 
 # Seconds between reads of the running loss: each read waits for the device to catch up.
@@ -107,3 +109,34 @@ def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = No
               f"{summary['wall_time_s']:.1f} s"
               + (f" ({speed:,.0f} train images/s on {summary['device']})" if speed else ""))
     out.print(f"files: {run_dir}/metrics.csv, summary.json, config.yaml", soft_wrap=True)
+
+
+def job_line(run_dir: Path, action: str) -> str:
+    """One line on a finished sweep job: its axis values, status, val accuracy and gap."""
+    import json
+
+    from regbench import runs, sweep
+
+    name = f"job {run_dir.name}"
+    try:
+        plan = sweep.read_plan(run_dir.parent)
+        num = int(run_dir.name)
+        name = f"[{num + 1}/{len(plan.jobs)}] {plan.label(num) or 'job ' + run_dir.name}"
+    except (RegbenchError, ValueError, IndexError):
+        pass  # a folder layout of the user's own: the folder name is enough
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return f"{name}: no summary.json ({run_dir})"
+    status, best = s.get("status", "?"), s.get("best")
+    if action == "skip":
+        return f"{name}: already {status}, kept"
+    if status not in ("completed", "early_stopped") or not best:
+        return f"{name}: {status}: {runs.why_unfinished(s)}"
+    return (f"{name}: {status}, val acc {_pct(best['val_acc'])} at best epoch {best['epoch']}, "
+            f"gap {100 * best['gap_acc']:+.2f} pts, {s.get('wall_time_s', 0):.1f} s")
+
+
+def print_job_line(run_dir: Path, action: str) -> None:
+    """Print a sweep job's one line (jobs in parallel workers each print their own)."""
+    Console(highlight=False).print(job_line(run_dir, action), soft_wrap=True)

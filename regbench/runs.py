@@ -92,3 +92,24 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def mark_failed(run_dir: Path, error: str) -> None:
+    """Record status 'failed' and the one-line error in the run's summary.json."""
+    path = run_dir / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        summary = {}
+    summary.update(status="failed", error=error)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(path, summary)
+
+
+def why_unfinished(summary: dict[str, Any]) -> str:
+    """The one-line reason a run did not finish, from its summary.json."""
+    if summary.get("error"):
+        return str(summary["error"])
+    if summary.get("status") == "diverged":
+        return f"the loss became NaN or infinite in epoch {summary.get('epochs_run', 0) + 1}"
+    return str(summary.get("verdict") or "no summary.json: never started, or killed")

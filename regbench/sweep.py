@@ -1,0 +1,156 @@
+"""Sweeps: expand a Hydra multirun into its jobs, record them, and find what is left to run.
+
+A sweep folder holds ``sweep.json`` (the overrides as typed and every job's overrides, in
+Hydra's job order) and one run folder per job, named by the job's number. The jobs are
+expanded here exactly as Hydra's basic sweeper expands them, so that every job can be
+checked before any is launched, and a resumed sweep can tell which folders are finished.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regbench import runs
+from regbench.errors import ConfigError, RunDirError
+
+SWEEP_FILE = "sweep.json"
+DONE = ("completed", "early_stopped")
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+@dataclass
+class SweepPlan:
+    """What a sweep will run: the overrides as typed and each job's task overrides."""
+
+    args: list[str]  # the command line's overrides, as the user typed them
+    flags: list[str] = field(default_factory=list)  # Hydra flags other than --multirun
+    jobs: list[list[str]] = field(default_factory=list)
+    axes: list[str] = field(default_factory=list)  # keys that take more than one value
+
+    def label(self, num: int) -> str:
+        """The job's values on the sweep axes, e.g. 'reg.dropout.fc=0.3 seed=1'."""
+        return " ".join(o for o in self.jobs[num] if key_of(o) in self.axes)
+
+
+def key_of(override: str) -> str:
+    """'reg.dropout.fc' for 'reg.dropout.fc=0.3' (and for '+key=..', '~key')."""
+    return re.split(r"=", override, maxsplit=1)[0].lstrip("+~")
+
+
+def expand(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
+    """(each job's task overrides, Hydra's own overrides), as Hydra's basic sweeper expands them.
+
+    ``hydra.sweeper.params`` set by an experiment preset come first, then the command line,
+    which wins on a shared key; ``range()``, ``glob()`` and comma lists all become axes.
+    """
+    from hydra import initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    from regbench.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        cfg = loader.load_configuration("config", overrides, run_mode=RunMode.MULTIRUN)
+        target = cfg.hydra.sweeper.get("_target_")
+        if target != BASIC_SWEEPER:
+            raise ConfigError(f"hydra/sweeper: {target!r} is not supported; regbench sweep "
+                              "expands grids with Hydra's basic sweeper (comma lists, range, glob)")
+        parser = OverridesParser.create(config_loader=loader)
+        parsed = parser.parse_overrides(overrides)
+        hydra_overrides = [o.input_line or "" for o in parsed if o.is_hydra_override()]
+        task = [o.input_line or "" for o in parsed if not o.is_hydra_override()]
+        params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
+        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)
+    return [list(j) for j in jobs], hydra_overrides
+
+
+def sweep_axes(jobs: list[list[str]]) -> list[str]:
+    """Keys whose value differs between jobs, in the order they appear."""
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for o in job:
+            values.setdefault(key_of(o), set()).add(o)
+    return [k for k, v in values.items() if len(v) > 1]
+
+
+def plan(args: list[str], flags: list[str], overrides: list[str],
+         check: Callable[[list[str]], Any]) -> tuple[SweepPlan, Any]:
+    """Expand the sweep and check every job's configuration; returns (plan, first job's config).
+
+    ``args`` are the overrides as typed (kept for resume), ``overrides`` the same after the
+    CLI's rewriting; ``check`` composes and validates one job, raising ConfigError.
+    """
+    for o in overrides:
+        if key_of(o).startswith("hydra.sweep"):
+            raise ConfigError(f"{o}: regbench sweep chooses the folder itself "
+                              "(results/<experiment>/sweeps/<sweep-id>/<job>); set output.root "
+                              "or experiment instead")
+    jobs, hydra_overrides = expand(overrides)
+    sweep_plan = SweepPlan(args=args, flags=flags, jobs=jobs, axes=sweep_axes(jobs))
+    first = None
+    for num, job in enumerate(jobs):
+        try:
+            schema = check(job + hydra_overrides)
+        except ConfigError as e:
+            raise ConfigError(f"job {num} ({sweep_plan.label(num) or 'no axis'}): {e}") from e
+        first = first if first is not None else schema
+    return sweep_plan, first
+
+
+def write_plan(sweep_dir: Path, sweep_plan: SweepPlan) -> None:
+    """Record the sweep in sweep.json, for resume and for each job's progress line."""
+    runs.write_json(sweep_dir / SWEEP_FILE, asdict(sweep_plan))
+
+
+def read_plan(sweep_dir: Path) -> SweepPlan:
+    """The sweep recorded in sweep_dir, or a RunDirError naming the folder."""
+    path = sweep_dir / SWEEP_FILE
+    try:
+        return SweepPlan(**json.loads(path.read_text()))
+    except FileNotFoundError as e:
+        raise RunDirError(f"{sweep_dir}: no {SWEEP_FILE}; not a folder made by regbench sweep") from e
+    except (OSError, TypeError, json.JSONDecodeError) as e:
+        raise RunDirError(f"{path}: unreadable ({e})") from e
+
+
+def job_dir(sweep_dir: Path, num: int) -> Path:
+    """Where Hydra puts job `num` (hydra.sweep.subdir is the job number)."""
+    return sweep_dir / str(num)
+
+
+def job_status(run_dir: Path) -> str:
+    """'missing', or the status recorded in the job's summary.json."""
+    try:
+        return str(json.loads((run_dir / runs.SUMMARY_FILE).read_text()).get("status", "missing"))
+    except (OSError, json.JSONDecodeError):
+        return "missing"
+
+
+def job_action(run_dir: Path) -> str:
+    """'skip' a finished job, 'resume' an interrupted one, start the rest 'fresh'."""
+    status = job_status(run_dir)
+    if status in DONE:
+        return "skip"
+    if status in ("interrupted", "running") and (run_dir / runs.CONFIG_FILE).exists():
+        return "resume"  # continues from its checkpoint, or from epoch 1 without one
+    return "fresh"
+
+
+def clear_job(run_dir: Path) -> None:
+    """Remove what an earlier failed attempt left, so the job starts from nothing."""
+    for name in (runs.METRICS_FILE, runs.SUMMARY_FILE, runs.CHECKPOINT_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def pending(sweep_dir: Path, sweep_plan: SweepPlan) -> list[int]:
+    """Numbers of the jobs that are missing or did not finish."""
+    return [n for n in range(len(sweep_plan.jobs))
+            if job_action(job_dir(sweep_dir, n)) != "skip"]

@@ -1,0 +1,143 @@
+"""summarize and plot on hand-written run folders whose numbers are known."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from typer.testing import CliRunner
+
+from regbench import compare, metrics
+from regbench.cli import app
+from regbench.config import RegbenchConfig
+from regbench.errors import ConfigError, RunDirError
+
+# Student t quantiles for a two-sided 95% interval, from a printed t-table.
+T975 = {1: 12.7062, 2: 4.3027}
+
+
+def write_run(folder: Path, seed: int, val_acc: float, train_acc: float, status: str = "completed",
+              **config: object) -> Path:
+    """A run folder as regbench writes it: config.yaml, a 2-epoch metrics.csv, summary.json."""
+    folder.mkdir(parents=True)
+    cfg = OmegaConf.structured(RegbenchConfig)
+    for key, value in {"seed": seed, "trainer.epochs": 2, **config}.items():
+        OmegaConf.update(cfg, key, value)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    rows = [metrics.make_row(1, 1.0, train_acc - 0.1, 1.1, val_acc - 0.1, 1.2, 0.0, 0.05, 1.0),
+            metrics.make_row(2, 0.2, train_acc, 0.5, val_acc, 0.4, 0.0, 0.05, 1.0)]
+    log = metrics.MetricsLog(folder / "metrics.csv")
+    for row in rows if status != "diverged" else []:
+        log.append(row)
+    done = status != "diverged"
+    summary = {"status": status, "epochs_run": 2 if done else 0, "best_epoch": 2 if done else None,
+               "best": metrics.row_dict(rows[1]) if done else None, "test_acc": val_acc - 0.01,
+               "wall_time_s": 10.0 + seed, "seed": seed, "error": None}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    """Four configurations: none (3 seeds), FC dropout (3 + 1 diverged), l2 (2), weight decay (1)."""
+    root = tmp_path / "results" / "study"
+    for seed, (val, train) in enumerate([(0.90, 1.0), (0.92, 1.0), (0.94, 1.0)]):
+        write_run(root / f"none{seed}", seed, val, train)
+    for seed, (val, train) in enumerate([(0.93, 0.97), (0.96, 0.98), (0.96, 0.99)]):
+        write_run(root / f"dropout{seed}", seed, val, train, **{"reg.dropout.fc": 0.5})
+    write_run(root / "dropout3", 3, 0.5, 0.5, status="diverged", **{"reg.dropout.fc": 0.5})
+    for seed, val in enumerate([0.91, 0.95]):
+        write_run(root / f"l2_{seed}", seed, val, 1.0, **{"reg.l2": 5e-4})
+    write_run(root / "wd0", 0, 0.94, 1.0, **{"reg.weight_decay": 5e-4})
+    return root
+
+
+def by_config(comp: compare.Comparison) -> dict[str, dict[str, object]]:
+    return {r["config"]: r for r in comp.table.to_dict(orient="records")}
+
+
+def t_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% interval of paired differences, by the textbook formula."""
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = T975[n - 1] * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def test_groups_means_stds_and_paired_intervals_are_exact(study: Path) -> None:
+    comp = compare.compare(compare.find_runs([study]))
+    rows = by_config(comp)
+    assert list(comp.table["config"]) == ["reg.dropout.fc=0.5", "reg=weight_decay", "reg=l2", "reg=none"]
+    assert comp.baseline == "reg=none" and comp.table["best"].tolist() == [True, False, False, False]
+    drop, none, l2, wd = (rows[k] for k in ("reg.dropout.fc=0.5", "reg=none", "reg=l2", "reg=weight_decay"))
+    assert (drop["seeds"], none["seeds"], l2["seeds"], wd["seeds"]) == (3, 3, 2, 1)
+    assert none["val_acc_mean"] == pytest.approx(0.92) and none["val_acc_std"] == pytest.approx(0.02)
+    assert drop["val_acc_mean"] == pytest.approx(0.95)
+    assert drop["val_acc_std"] == pytest.approx(math.sqrt((0.02**2 + 0.01**2 + 0.01**2) / 2))
+    assert drop["gap_acc_mean"] == pytest.approx(0.03) and drop["gap_acc_std"] == pytest.approx(0.01)
+    assert drop["wall_time_s_mean"] == pytest.approx(11.0) and drop["test_acc_mean"] == pytest.approx(0.94)
+
+    mean, low, high = t_interval([0.03, 0.04, 0.02])  # dropout − none, seed by seed
+    assert (drop["d_val_acc"], drop["d_val_acc_low"], drop["d_val_acc_high"]) == pytest.approx(
+        (mean, low, high), abs=1e-5)
+    assert low == pytest.approx(0.005159, abs=1e-5) and drop["val_acc_within_noise"] is False
+    mean, low, high = t_interval([0.04 - 0.10, 0.02 - 0.08, 0.03 - 0.06])  # gaps
+    assert (drop["d_gap_acc"], drop["d_gap_acc_low"], drop["d_gap_acc_high"]) == pytest.approx(
+        (mean, low, high), abs=1e-5)
+    mean, low, high = t_interval([0.01, 0.03])  # l2 has seeds 0 and 1 only
+    assert (l2["d_val_acc"], l2["d_val_acc_low"], l2["d_val_acc_high"]) == pytest.approx(
+        (mean, low, high), abs=1e-4)
+    assert l2["val_acc_within_noise"] is True
+    assert wd["d_val_acc"] == pytest.approx(0.04) and math.isnan(wd["d_val_acc_low"])
+    assert wd["val_acc_within_noise"] is None
+
+    assert comp.failed["status"].tolist() == ["diverged"]
+    assert comp.failed["path"].iloc[0].endswith("dropout3")
+
+
+def test_baseline_by_key_and_value_and_refusals(study: Path) -> None:
+    run_dirs = compare.find_runs([study])
+    assert compare.compare(run_dirs, "reg.l2=0.0005").baseline == "reg=l2"
+    assert compare.compare(run_dirs, "reg=l2").baseline == "reg=l2"
+    assert compare.compare(run_dirs, "reg.dropout.fc=0.5").baseline == "reg.dropout.fc=0.5"
+    with pytest.raises(ConfigError, match="matches no configuration; the configurations are"):
+        compare.compare(run_dirs, "reg=all")
+    with pytest.raises(ConfigError, match="matches 3 configurations"):
+        compare.compare(run_dirs, "reg.dropout.fc=0.0")
+    with pytest.raises(RunDirError, match="no such folder"):
+        compare.find_runs([study / "nowhere"])
+
+
+def test_summarize_command_prints_the_table_and_formats(study: Path) -> None:
+    runner = CliRunner()
+    table = runner.invoke(app, ["summarize", str(study)], env={"COLUMNS": "160", "NO_COLOR": "1"})
+    assert table.exit_code == 0, table.output
+    assert "within noise" in table.output and "no interval" in table.output
+    assert "ddof=1" in table.output and "diverged" in table.output
+    out = runner.invoke(app, ["summarize", str(study), "--format", "csv", "--baseline", "reg=none"])
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [r["config"] for r in rows][0] == "reg.dropout.fc=0.5"
+    assert float(rows[0]["val_acc_mean"]) == pytest.approx(0.95)
+    md = runner.invoke(app, ["summarize", str(study), "--format", "markdown"]).stdout
+    assert md.startswith("| configuration | seeds |") and "| reg=none |" in md
+    data = json.loads(runner.invoke(app, ["summarize", str(study), "--format", "json"]).stdout)
+    assert data["baseline"] == "reg=none" and len(data["configurations"]) == 4
+
+
+def test_plot_writes_curves_and_the_swept_parameter(tmp_path: Path) -> None:
+    root = tmp_path / "grid"
+    for fc in (0.0, 0.3, 0.6):
+        for seed in (0, 1):
+            write_run(root / f"fc{fc}_{seed}", seed, 0.9 + fc / 10 + seed / 100, 1.0,
+                      **{"reg.dropout.fc": fc})
+    result = CliRunner().invoke(app, ["plot", str(root), "--out", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    paths = [Path(p) for p in result.stdout.split()]
+    assert [p.name for p in paths] == ["curves.png", "vs_reg.dropout.fc.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in paths)
