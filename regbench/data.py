@@ -171,7 +171,8 @@ def is_present(name: str, root: str | Path) -> bool:
     return all((folder / f).is_file() for f in info.files)
 
 
-def _torchvision_class(name: str) -> type:
+def torchvision_class(name: str) -> type:
+    """torchvision's class for a dataset (CIFAR-10 read without its checksums)."""
     from torchvision import datasets
 
     if name == "cifar10":
@@ -197,7 +198,7 @@ def download(name: str, root: str | Path) -> Path:
     except OSError as e:
         raise DataError(f"dataset.root={str(root)!r} cannot be created ({e.strerror}); "
                         "set dataset.root or $REGBENCH_DATA to a writable folder") from e
-    cls = _torchvision_class(name)
+    cls = torchvision_class(name)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for train in (True, False):
@@ -221,7 +222,7 @@ def _read_torchvision(name: str, root: Path, allow_download: bool) -> tuple[np.n
         if not allow_download:
             raise DataError(_missing_message(name, root, "dataset.download is false"))
         download(name, root)
-    cls = _torchvision_class(name)
+    cls = torchvision_class(name)
     out: list[np.ndarray] = []
     for train in (True, False):
         try:
