@@ -162,9 +162,12 @@ class Loops:
             "train_eval": reference.tutorial_loader(self.ref_train, reference.TEST_BATCH_SIZE, device,
                                                     shuffle=False),
             "val": reference.tutorial_loader(self.ref_val, reference.TEST_BATCH_SIZE, device, shuffle=False),
-            "warmup": reference.tutorial_loader(Subset(self.ref_train, range(WARMUP_BATCHES * bs)), bs,
+            "warmup": reference.tutorial_loader(Subset(self.ref_train, range(self.warmup_images())), bs,
                                                 device, shuffle=True),
         }
+
+    def warmup_images(self) -> int:
+        return min(WARMUP_BATCHES * self.cfg.trainer.batch_size, len(self.data.train))
 
     def reset(self, fmt: torch.memory_format) -> None:
         self.model.to(memory_format=fmt)
@@ -209,7 +212,7 @@ class Loops:
 
     def warm_up(self) -> None:
         """A few untimed batches through each loop."""
-        n = WARMUP_BATCHES * self.cfg.trainer.batch_size
+        n = self.warmup_images()
         small = datamod.Split(self.data.train.x[:n], self.data.train.y[:n])
         self.regbench(1, replace(self.data, train=small, val=small))
         self.reference(1, "warmup")
