@@ -8,6 +8,7 @@ timed on the same device in the training dtype.
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import statistics
@@ -28,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from regbench import data as datamod
 from regbench import models, optim, reference, regularizers
-from regbench.config import CONF_DIR, DatasetConfig, ModelConfig, RegbenchConfig, learning_rate
+from regbench.config import CONF_DIR, DEVICES, DatasetConfig, ModelConfig, RegbenchConfig, learning_rate
 from regbench.device import (autocast, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
@@ -69,6 +70,11 @@ class Timing:
                 "full_images_per_s": images / full}
 
 
+def paired_ratio(num: list[float], den: list[float]) -> float:
+    """Median over repetitions of num/den: each pair ran back to back, so load drifts cancel."""
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
 def sync(device: torch.device) -> None:
     """Wait for queued device work, so that a clock read covers it (seconds)."""
     if device.type == "cuda":
@@ -105,11 +111,12 @@ def real_data(name: str, root: str, n_train: int | None, device: torch.device) -
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """Dense matmul FLOP/s: the best of several timed n x n products in the training dtype."""
-    n = 4096 if device.type == "cuda" else 1536
+    # large enough to reach the BLAS's full speed: ~1 TFLOP on a GPU, ~34 GFLOP on a CPU
+    n = 8192 if device.type == "cuda" else 2560
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
-    for _ in range(10 if device.type == "cuda" else 4):
+    for _ in range(10 if device.type == "cuda" else 3):
         sync(device)
         t0 = time.perf_counter()
         a @ b
@@ -218,8 +225,8 @@ class Loops:
         self.reference(1, "warmup")
 
 
-def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int, reps: int,
-                peak: float) -> dict[str, Any]:
+def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int, reps: int
+                ) -> dict[str, Any]:
     """Every figure for one network: both loops' medians, ratios, FLOP/s, device memory."""
     spec = BENCH_MODELS[key]
     cfg = replace(RegbenchConfig(), model=model_config(spec.preset))
@@ -246,19 +253,17 @@ def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int,
         del loops  # stops the reference's loader workers
     n = len(data.train)
     r, b = ref.figures(n), rb.figures(n)
-    achieved = flops * b["train_images_per_s"]
     return {
         "model": spec.preset, "input": list(data.train.x.shape[1:]), "train_images": n,
         "val_images": len(data.val), "batch_size": bs, "eval_batch_size": cfg.trainer.eval_batch_size,
         "n_params": models.count_params(model),
         "regbench": b, "reference": r,
-        "ratio_train": r["train_epoch_s"] / b["train_epoch_s"],
-        "ratio_full": r["full_epoch_s"] / b["full_epoch_s"],
-        "full_vs_reference_train": b["full_epoch_s"] / r["train_epoch_s"],
+        "ratio_train": paired_ratio(ref.train_s, rb.train_s),
+        "ratio_full": paired_ratio(ref.full_s, rb.full_s),
+        "full_vs_reference_train": paired_ratio(rb.full_s, ref.train_s),
         "train_flops_per_image": flops,
-        "train_flops_per_s": achieved,
-        "flops_fraction_of_peak": achieved / peak,
-        "reference_flops_fraction_of_peak": flops * r["train_images_per_s"] / peak,
+        "train_flops_per_s": flops * b["train_images_per_s"],
+        "reference_train_flops_per_s": flops * r["train_images_per_s"],
         "ten_epoch_s": 10 * b["full_epoch_s"],
         "peak_device_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "repetitions": {"regbench": rb.__dict__, "reference": ref.__dict__},
@@ -269,6 +274,14 @@ def peak_rss_mb() -> float:
     """The process's peak resident memory so far, in MiB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def load_average() -> float | None:
+    """The host's 1-minute load average (runnable processes), where the platform has one."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def machine(device: torch.device) -> str:
@@ -286,8 +299,14 @@ def machine(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
-def check(model: str, dataset: str, images: int | None, epochs: int, reps: int) -> list[str]:
+def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
+          device_name: str = "auto", threads: int | None = None) -> list[str]:
     """The networks to measure; ConfigError naming the first bad option."""
+    kind = device_name.split(":")[0]
+    if kind not in DEVICES or kind == "cuda" and not torch.cuda.is_available() \
+            or kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device_name!r} is not allowed here: use auto or cpu"
+                          + (", cuda" if torch.cuda.is_available() else ""))
     keys = list(BENCH_MODELS) if model == "both" else [model]
     if model not in (*BENCH_MODELS, "both"):
         raise ConfigError(f"--model {model!r} is not allowed: use mnist, cifar or both")
@@ -300,16 +319,20 @@ def check(model: str, dataset: str, images: int | None, epochs: int, reps: int) 
         keys = fits
     if images is not None and images < 256:
         raise ConfigError(f"--images {images} is not allowed: use at least 256 (two batches of 128)")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads {threads} is not allowed: use an integer >= 1")
     if epochs < 1 or reps < 1:
         raise ConfigError(f"--epochs {epochs} / --reps {reps}: both must be at least 1")
     return keys
 
 
 def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1, reps: int = 3,
-              dataset: str = "synthetic", root: str = "data", device_name: str = "auto"
-              ) -> dict[str, Any]:
+              dataset: str = "synthetic", root: str = "data", device_name: str = "auto",
+              threads: int | None = None) -> dict[str, Any]:
     """Measure regbench against the tutorial loop for the chosen networks; a JSON-ready dict."""
-    keys = check(model, dataset, images, epochs, reps)
+    keys = check(model, dataset, images, epochs, reps, device_name, threads)
+    if threads is not None:  # both loops: a CPU shared with other jobs is faster with fewer
+        torch.set_num_threads(threads)
     device = resolve_device(device_name)
     configure(device, deterministic=False)
     dtype = train_dtype(device)
@@ -318,6 +341,7 @@ def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1
         "device": str(device), "machine": machine(device), "torch": torch.__version__,
         "train_dtype": str(dtype).removeprefix("torch."), "dataset": dataset, "epochs": epochs,
         "reps": reps, "matmul_peak_flops_per_s": peak, "models": {}, "note": None,
+        "load_average": [load_average()],  # other processes share the device: read timings with it
     }
     if images is None and dataset == "synthetic" and device.type == "cpu":
         out["note"] = ("CPU default: " + ", ".join(f"{s.cpu_images:,} {k}" for k, s in BENCH_MODELS.items())
@@ -331,8 +355,14 @@ def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1
             d = synthetic_data(spec.shape, n, device)
         else:
             d = real_data(dataset, root, images, device)
-        out["models"][key] = bench_model(key, d, device, epochs, reps, peak)
+        out["models"][key] = bench_model(key, d, device, epochs, reps)
+    # measured again at the end: a busy machine can slow one measurement down
+    peak = out["matmul_peak_flops_per_s"] = max(peak, matmul_peak(device, dtype))
+    for m in out["models"].values():
+        m["flops_fraction_of_peak"] = m["train_flops_per_s"] / peak
+        m["reference_flops_fraction_of_peak"] = m["reference_train_flops_per_s"] / peak
     out["peak_rss_mb"] = peak_rss_mb()
+    out["load_average"].append(load_average())
     return out
 
 
@@ -348,17 +378,19 @@ def table(result: dict[str, Any]) -> Any:
     for key, m in result["models"].items():
         for loop in ("reference", "regbench"):
             f = m[loop]
-            frac = m["flops_fraction_of_peak" if loop == "regbench" else "reference_flops_fraction_of_peak"]
+            rate = m["train_flops_per_s" if loop == "regbench" else "reference_train_flops_per_s"]
             ratio = f"{m['ratio_train']:.2f} {m['ratio_full']:.2f}" if loop == "regbench" else ""
             t.add_row(key if loop == "reference" else f"{m['train_images']:,} img", loop,
                       f"{f['train_images_per_s']:,.0f}", f"{f['train_epoch_s']:.2f}",
                       f"{f['full_epoch_s']:.2f}", ratio,
-                      f"{frac * result['matmul_peak_flops_per_s'] / 1e9:,.1f}", f"{100 * frac:.1f}%")
+                      f"{rate / 1e9:,.1f}", f"{100 * rate / result['matmul_peak_flops_per_s']:.1f}%")
+    load = "/".join("-" if v is None else f"{v:.1f}" for v in result["load_average"])
     lines = ["img/s: training images/s of the train pass; train s, full s: seconds per epoch, "
              "train pass alone and with the eval-mode passes over train and val; ref/rb: "
-             "reference seconds / regbench seconds (train, full); peak: share of the matmul peak",
+             "reference seconds / regbench seconds (train, full; median of per-repetition ratios); peak: share of the matmul peak",
              f"matmul peak ({result['train_dtype']}): {result['matmul_peak_flops_per_s'] / 1e9:,.1f} "
-             f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB"]
+             f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB; "
+             f"host load average at start/end {load} (other processes slow the timings down)"]
     for key, m in result["models"].items():
         dev = f", peak device memory {m['peak_device_mb']:,.0f} MiB" if m["peak_device_mb"] else ""
         lines.append(f"{key} ({m['model']}): regbench's full epoch = {m['full_vs_reference_train']:.2f}x "

@@ -310,6 +310,7 @@ def bench(
                                 "or a real dataset: mnist, fashion_mnist, mnist5k, cifar10."),
     root: str = typer.Option(None, help="Data folder for a real dataset (default: $REGBENCH_DATA or ./data)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    threads: int = typer.Option(None, help="CPU threads for both loops (default: PyTorch's, one per core)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Measure regbench's training loop against the standard PyTorch tutorial loop.
@@ -325,9 +326,10 @@ def bench(
 
     from regbench.bench import check, run_bench, table
 
-    check(model, dataset, images, epochs, reps)  # bad options fail before torch starts working
+    check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
     result = run_bench(model, images=images, epochs=epochs, reps=reps, dataset=dataset,
-                       root=root or os.environ.get("REGBENCH_DATA", "data"), device_name=device)
+                       root=root or os.environ.get("REGBENCH_DATA", "data"), device_name=device,
+                       threads=threads)
     if as_json:
         print(json.dumps(result))
     else:

@@ -49,7 +49,8 @@ def configure(device: torch.device, deterministic: bool) -> None:
 def autocast(device: torch.device) -> Any:
     """bf16 autocast where BF16_AUTOCAST says so (batch norm stays in float32); else a no-op."""
     enabled = device.type in BF16_AUTOCAST
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    # a disabled CPU autocast is a no-op on every platform, whatever the device
+    return torch.autocast(device.type if enabled else "cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
 def train_dtype(device: torch.device) -> torch.dtype:

@@ -39,6 +39,8 @@ def test_bad_options_name_the_option() -> None:
         bench.check("both", "synthetic", 10, 1, 3)
     with pytest.raises(ConfigError, match="--reps 0"):
         bench.check("both", "synthetic", None, 1, 0)
+    with pytest.raises(ConfigError, match="--device 'tpu'"):
+        bench.check("both", "synthetic", None, 1, 3, "tpu")
     assert bench.check("both", "cifar10", None, 1, 3) == ["cifar"]
 
 
