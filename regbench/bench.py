@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from torch.utils.flop_counter import FlopCounterMode
 
 from regbench import data as datamod
@@ -83,7 +83,8 @@ def sync(device: torch.device) -> None:
 
 def model_config(preset: str) -> ModelConfig:
     """The model preset from conf/model/, as regbench run would use it."""
-    merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(CONF_DIR / "model" / f"{preset}.yaml"))
+    preset_yaml = OmegaConf.load(CONF_DIR / "model" / f"{preset}.yaml")
+    merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), preset_yaml)
     out = OmegaConf.to_object(merged)
     assert isinstance(out, ModelConfig)
     return out
@@ -202,7 +203,8 @@ class Loops:
         groups = regularizers.param_groups(self.model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
         optimizer = optim.build_optimizer(cfg.optim, groups)
         steps = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
-        trainer = Trainer(cfg, self.model, data, optimizer, optim.Schedule(cfg.optim, optimizer, epochs, steps),
+        schedule = optim.Schedule(cfg.optim, optimizer, epochs, steps)
+        trainer = Trainer(cfg, self.model, data, optimizer, schedule,
                           torch.Generator(device=self.device).manual_seed(SEED),
                           regularizers.split_params(self.model, cfg.reg.decay_bias_and_norm)[0])
         progress = Progress(epochs, steps, enabled=False)
@@ -387,7 +389,8 @@ def table(result: dict[str, Any]) -> Any:
     load = "/".join("-" if v is None else f"{v:.1f}" for v in result["load_average"])
     lines = ["img/s: training images/s of the train pass; train s, full s: seconds per epoch, "
              "train pass alone and with the eval-mode passes over train and val; ref/rb: "
-             "reference seconds / regbench seconds (train, full; median of per-repetition ratios); peak: share of the matmul peak",
+             "reference seconds / regbench seconds (train, full; median of per-repetition ratios); "
+             "peak: share of the matmul peak",
              f"matmul peak ({result['train_dtype']}): {result['matmul_peak_flops_per_s'] / 1e9:,.1f} "
              f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB; "
              f"host load average at start/end {load} (other processes slow the timings down)"]

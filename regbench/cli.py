@@ -301,16 +301,19 @@ def datasets_download(name: str = typer.Argument(..., help="mnist, fashion_mnist
 
 @app.command()
 def bench(
-    model: str = typer.Option("both", help="Network to measure: mnist (model=cnn), cifar (model=cnn_cifar) or both."),
+    model: str = typer.Option("both", help="Network to measure: mnist (model=cnn), "
+                              "cifar (model=cnn_cifar) or both."),
     images: int = typer.Option(None, help="Training images per epoch (default: the full training set "
                                "on a GPU, fewer on the CPU; the output says how many)."),
     epochs: int = typer.Option(1, help="Epochs per repetition."),
     reps: int = typer.Option(3, help="Repetitions of each loop, alternating; medians are reported."),
     dataset: str = typer.Option("synthetic", help="synthetic (random images of the real shape, offline) "
                                 "or a real dataset: mnist, fashion_mnist, mnist5k, cifar10."),
-    root: str = typer.Option(None, help="Data folder for a real dataset (default: $REGBENCH_DATA or ./data)."),
+    root: str = typer.Option(None, help="Data folder for a real dataset "
+                             "(default: $REGBENCH_DATA or ./data)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    threads: int = typer.Option(None, help="CPU threads for both loops (default: PyTorch's, one per core)."),
+    threads: int = typer.Option(None, help="CPU threads for both loops "
+                                "(default: PyTorch's, one per core)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Measure regbench's training loop against the standard PyTorch tutorial loop.

@@ -58,4 +58,5 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
                     "train_flops_per_s", "flops_fraction_of_peak"):
             assert m[key] > 0, key
         assert m["train_images"] == 256 and m["peak_device_mb"] is None
-    assert result["models"]["cifar"]["train_flops_per_image"] > 5 * result["models"]["mnist"]["train_flops_per_image"]
+    flops = {k: m["train_flops_per_image"] for k, m in result["models"].items()}
+    assert flops["cifar"] > 5 * flops["mnist"]  # ~240 vs ~25 MFLOP per training image

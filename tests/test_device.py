@@ -21,7 +21,8 @@ def small_model(batchnorm: bool = True) -> torch.nn.Module:
     return models.build(ModelConfig(channels=[8, 16], hidden=32), DropoutConfig(), batchnorm, 3, (16, 16))
 
 
-def loss_and_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def loss_and_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     model.zero_grad(set_to_none=True)
     with device.autocast(CPU):
         out = model(device.prepare_batch(x))
