@@ -172,7 +172,11 @@ def is_present(name: str, root: str | Path) -> bool:
 
 
 def torchvision_class(name: str) -> type:
-    """torchvision's class for a dataset (CIFAR-10 read without its checksums)."""
+    """torchvision's dataset class for a dataset name (CIFAR-10's reads files without checksums)."""
+    return _torchvision_class(name)
+
+
+def _torchvision_class(name: str) -> type:
     from torchvision import datasets
 
     if name == "cifar10":
@@ -198,7 +202,7 @@ def download(name: str, root: str | Path) -> Path:
     except OSError as e:
         raise DataError(f"dataset.root={str(root)!r} cannot be created ({e.strerror}); "
                         "set dataset.root or $REGBENCH_DATA to a writable folder") from e
-    cls = torchvision_class(name)
+    cls = _torchvision_class(name)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for train in (True, False):
@@ -222,7 +226,7 @@ def _read_torchvision(name: str, root: Path, allow_download: bool) -> tuple[np.n
         if not allow_download:
             raise DataError(_missing_message(name, root, "dataset.download is false"))
         download(name, root)
-    cls = torchvision_class(name)
+    cls = _torchvision_class(name)
     out: list[np.ndarray] = []
     for train in (True, False):
         try:

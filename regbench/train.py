@@ -141,13 +141,13 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResul
     t_start = time.perf_counter()
     device = resolve_device(cfg.trainer.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    configure(device, cfg.trainer.deterministic)
     if not resume:
         runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     data = datamod.load(cfg.dataset, device)
-    model = prepare_model(models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm,
-                                       data.in_channels, data.image_size), device,
-                          compile=cfg.trainer.compile)
+    model = models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
+                         data.image_size).to(device)
+    configure(device, cfg.trainer.deterministic)
+    model = prepare_model(model, device, compile=cfg.trainer.compile)
     groups = regularizers.param_groups(model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
     steps_per_epoch = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
     optimizer = optim.build_optimizer(cfg.optim, groups)
