@@ -298,7 +298,8 @@ def machine(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
