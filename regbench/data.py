@@ -173,6 +173,11 @@ def is_present(name: str, root: str | Path) -> bool:
     return all((folder / f).is_file() for f in info.files)
 
 
+def torchvision_class(name: str) -> type:
+    """torchvision's dataset class for a dataset name (CIFAR-10's reads files without checksums)."""
+    return _torchvision_class(name)
+
+
 def _torchvision_class(name: str) -> type:
     from torchvision import datasets
 

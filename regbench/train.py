@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from regbench import data as datamod
 from regbench import metrics, models, optim, regularizers, runs
 from regbench.config import RegbenchConfig
+from regbench.device import autocast, configure, prepare_batch, prepare_model, resolve_device
 from regbench.errors import RunDirError
 from regbench.report import Progress
 
@@ -50,17 +51,6 @@ class RunResult:
         return EXIT_CODES[self.status]
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
 def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
@@ -77,16 +67,11 @@ def evaluate(model: nn.Module, split: datamod.Split, data: datamod.Data, batch_s
     correct = torch.zeros((), device=split.x.device, dtype=torch.long)
     for x, y in datamod.batches(split, batch_size, mean=data.mean, std=data.std):
         with autocast(x.device):
-            logits = model(x)
+            logits = model(prepare_batch(x))
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     n = max(len(split), 1)
     return loss_sum.item() / n, correct.item() / n
-
-
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA (batch norm stays in float32 there); a no-op elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 @dataclass
@@ -113,7 +98,8 @@ class Trainer:
                                     std=self.data.std, shuffle=True, augment=self.data.augment,
                                     generator=self.generator):
             with autocast(device):
-                loss = F.cross_entropy(self.model(x).float(), y, label_smoothing=reg.label_smoothing)
+                loss = F.cross_entropy(self.model(prepare_batch(x)).float(), y,
+                                       label_smoothing=reg.label_smoothing)
             pen = regularizers.penalty(self.decayed, reg.l2, reg.l1)
             total = loss if pen is None else loss + pen
             self.optimizer.zero_grad(set_to_none=True)
@@ -175,6 +161,8 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResul
         runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     model = models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
                          data.image_size).to(device)
+    configure(device, cfg.trainer.deterministic)
+    model = prepare_model(model, device, compile=cfg.trainer.compile)
     groups = regularizers.param_groups(model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
     steps_per_epoch = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
     optimizer = optim.build_optimizer(cfg.optim, groups)

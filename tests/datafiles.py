@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
 
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX file (the MNIST format): magic, big-endian dims, uint8 data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+from regbench.reference import write_cifar10_batches, write_idx
 
 
 def write_mnist(root: Path, n_train: int = 200, n_test: int = 50, folder: str = "MNIST",
@@ -36,16 +29,9 @@ def write_cifar10(root: Path, per_batch: int = 40, n_test: int = 30, seed: int =
                   ) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10 pickled batches under root/cifar-10-batches-py; returns batch 1."""
     rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    first = None
+    batches = []
     for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
-        x = rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
-        y = [int(v) for v in np.arange(n) % 10]
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": x, "labels": y, "batch_label": name}, f)
-        first = first or (x, np.array(y))
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
-    assert first is not None
-    return first
+        batches.append((name, rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8),
+                        np.arange(n) % 10))
+    write_cifar10_batches(root / "cifar-10-batches-py", batches)
+    return batches[0][1], batches[0][2]

@@ -1,0 +1,406 @@
+"""`regbench bench`: regbench's training loop against the standard tutorial loop, measured.
+
+Both loops train the same model object (weights reset between them) with the same batch
+size and optimizer, in the same process, alternating, for several repetitions; medians are
+reported. FLOPs are counted by ``torch.utils.flop_counter`` and compared with a large matmul
+timed on the same device in the training dtype.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import nn
+from torch.utils.data import Subset
+from torch.utils.flop_counter import FlopCounterMode
+
+from regbench import data as datamod
+from regbench import models, optim, reference, regularizers
+from regbench.config import CONF_DIR, DEVICES, DatasetConfig, ModelConfig, RegbenchConfig, learning_rate
+from regbench.device import (autocast, configure, memory_format, prepare_batch, prepare_model,
+                             resolve_device, train_dtype)
+from regbench.errors import ConfigError
+from regbench.report import Progress
+from regbench.train import Trainer, evaluate
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A benchmarked network: its preset in conf/model/, input shape and real dataset."""
+
+    preset: str
+    shape: tuple[int, int, int]  # channels, height, width
+    datasets: tuple[str, ...]  # real datasets of that shape
+    full_images: int  # training images in a full-size epoch (the real training set)
+    cpu_images: int  # default on the CPU, where a full-size epoch takes minutes
+
+
+BENCH_MODELS: dict[str, BenchModel] = {
+    "mnist": BenchModel("cnn", (1, 28, 28), ("mnist", "fashion_mnist", "mnist5k"), 60_000, 6_000),
+    "cifar": BenchModel("cnn_cifar", (3, 32, 32), ("cifar10",), 50_000, 1_500),
+}
+SEED = 0
+WARMUP_BATCHES = 4  # untimed batches per loop first: allocator, cuDNN autotuning, worker start
+
+
+@dataclass
+class Timing:
+    """Per-epoch seconds of one loop, one value per repetition."""
+
+    train_s: list[float]
+    full_s: list[float]
+
+    def figures(self, images: int) -> dict[str, float]:
+        """Medians: train-pass and full-epoch seconds and training images/s."""
+        train, full = statistics.median(self.train_s), statistics.median(self.full_s)
+        return {"train_epoch_s": train, "full_epoch_s": full, "train_images_per_s": images / train,
+                "full_images_per_s": images / full}
+
+
+def paired_ratio(num: list[float], den: list[float]) -> float:
+    """Median over repetitions of num/den: each pair ran back to back, so load drifts cancel."""
+    return statistics.median(a / b for a, b in zip(num, den))
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued device work, so that a clock read covers it (seconds)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_config(preset: str) -> ModelConfig:
+    """The model preset from conf/model/, as regbench run would use it."""
+    preset_yaml = OmegaConf.load(CONF_DIR / "model" / f"{preset}.yaml")
+    merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), preset_yaml)
+    out = OmegaConf.to_object(merged)
+    assert isinstance(out, ModelConfig)
+    return out
+
+
+def synthetic_data(shape: tuple[int, int, int], n_train: int, device: torch.device) -> datamod.Data:
+    """Random uint8 images and labels of the real shape: n_train to train, a tenth as many to validate."""
+    g = torch.Generator().manual_seed(SEED)
+    n_val = max(n_train // 10, 1)
+    x = torch.randint(0, 256, (n_train + n_val, *shape), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, datamod.NUM_CLASSES, (n_train + n_val,), generator=g)
+    train, val = datamod.Split(x[:n_train], y[:n_train]), datamod.Split(x[n_train:], y[n_train:])
+    mean, std = datamod.channel_stats(train.x)
+    return datamod.Data("synthetic", train, val, val, mean, std, "none").to(device)
+
+
+def real_data(name: str, root: str, n_train: int | None, device: torch.device) -> datamod.Data:
+    """A real dataset through regbench's loader, cut to n_train training images (seeded)."""
+    d = datamod.load(DatasetConfig(name=name, root=root, download=False), device)
+    if n_train is None:
+        return d
+    return replace(d, train=datamod.fixed_subset(d.train, n_train, SEED),
+                   val=datamod.fixed_subset(d.val, max(n_train // 10, 1), SEED))
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """Dense matmul FLOP/s: the best of several timed n x n products in the training dtype."""
+    # large enough to reach the BLAS's full speed: ~1 TFLOP on a GPU, ~34 GFLOP on a CPU
+    n = 8192 if device.type == "cuda" else 2560
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(10 if device.type == "cuda" else 3):
+        sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def flops_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """FLOPs of one training step (forward + backward) per image, as torch counts them."""
+    model.train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with autocast(device):
+            loss = F.cross_entropy(model(prepare_batch(x)).float(), y)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(y)
+
+
+def time_loop(epoch: Callable[[], None], evals: Callable[[], None], epochs: int,
+              device: torch.device) -> tuple[float, float]:
+    """(train-pass seconds, full-epoch seconds) per epoch, averaged over `epochs` epochs."""
+    train_s = eval_s = 0.0
+    for _ in range(epochs):
+        sync(device)
+        t0 = time.perf_counter()
+        epoch()
+        sync(device)
+        t1 = time.perf_counter()
+        evals()
+        sync(device)
+        train_s += t1 - t0
+        eval_s += time.perf_counter() - t1
+    return train_s / epochs, (train_s + eval_s) / epochs
+
+
+class Loops:
+    """The two loops on one model: each call resets the weights and the optimizer first."""
+
+    def __init__(self, model: nn.Module, initial: dict[str, torch.Tensor], data: datamod.Data,
+                 cfg: RegbenchConfig, files: Path, dataset_name: str, device: torch.device) -> None:
+        self.model, self.initial, self.data, self.cfg, self.device = model, initial, data, cfg, device
+        mean, std = data.mean.tolist(), data.std.tolist()
+        self.ref_train = reference.tutorial_dataset(dataset_name, files, True, mean, std)
+        self.ref_val = reference.tutorial_dataset(dataset_name, files, False, mean, std)
+        bs = cfg.trainer.batch_size
+        self.loaders = {
+            "train": reference.tutorial_loader(self.ref_train, bs, device, shuffle=True),
+            "train_eval": reference.tutorial_loader(self.ref_train, reference.TEST_BATCH_SIZE, device,
+                                                    shuffle=False),
+            "val": reference.tutorial_loader(self.ref_val, reference.TEST_BATCH_SIZE, device, shuffle=False),
+            "warmup": reference.tutorial_loader(Subset(self.ref_train, range(self.warmup_images())), bs,
+                                                device, shuffle=True),
+        }
+
+    def warmup_images(self) -> int:
+        return min(WARMUP_BATCHES * self.cfg.trainer.batch_size, len(self.data.train))
+
+    def reset(self, fmt: torch.memory_format) -> None:
+        self.model.to(memory_format=fmt)
+        self.model.load_state_dict(self.initial)
+
+    def reference(self, epochs: int, loader: str = "train") -> tuple[float, float]:
+        """The tutorial loop: contiguous model and inputs, float32, as the example writes it."""
+        self.reset(torch.contiguous_format)
+        o = self.cfg.optim
+        opt = torch.optim.SGD(self.model.parameters(), lr=learning_rate(o), momentum=o.momentum)
+        train_loader = self.loaders[loader]
+
+        def evals() -> None:
+            reference.test_epoch(self.model, self.device, self.loaders["train_eval"])
+            reference.test_epoch(self.model, self.device, self.loaders["val"])
+
+        return time_loop(lambda: reference.train_epoch(self.model, self.device, train_loader, opt),
+                         evals, epochs, self.device)
+
+    def regbench(self, epochs: int, data: datamod.Data | None = None) -> tuple[float, float]:
+        """regbench's own Trainer.train_epoch and evaluate, on the data held on the device."""
+        self.reset(memory_format(self.device))
+        data = data or self.data
+        cfg = self.cfg
+        groups = regularizers.param_groups(self.model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
+        optimizer = optim.build_optimizer(cfg.optim, groups)
+        steps = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
+        schedule = optim.Schedule(cfg.optim, optimizer, epochs, steps)
+        trainer = Trainer(cfg, self.model, data, optimizer, schedule,
+                          torch.Generator(device=self.device).manual_seed(SEED),
+                          regularizers.split_params(self.model, cfg.reg.decay_bias_and_norm)[0])
+        progress = Progress(epochs, steps, enabled=False)
+
+        def epoch() -> None:
+            progress.start_epoch(1)
+            trainer.train_epoch(progress)
+
+        def evals() -> None:
+            evaluate(self.model, data.train, data, cfg.trainer.eval_batch_size)
+            evaluate(self.model, data.val, data, cfg.trainer.eval_batch_size)
+
+        return time_loop(epoch, evals, epochs, self.device)
+
+    def warm_up(self) -> None:
+        """A few untimed batches through each loop."""
+        n = self.warmup_images()
+        small = datamod.Split(self.data.train.x[:n], self.data.train.y[:n])
+        self.regbench(1, replace(self.data, train=small, val=small))
+        self.reference(1, "warmup")
+
+
+def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int, reps: int
+                ) -> dict[str, Any]:
+    """Every figure for one network: both loops' medians, ratios, FLOP/s, device memory."""
+    spec = BENCH_MODELS[key]
+    cfg = replace(RegbenchConfig(), model=model_config(spec.preset))
+    torch.manual_seed(SEED)
+    model = prepare_model(models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
+                                       data.image_size), device)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    bs = cfg.trainer.batch_size
+    flops = flops_per_image(model, datamod.normalize(data.train.x[:bs], data.mean, data.std),
+                            data.train.y[:bs], device)
+    with tempfile.TemporaryDirectory(prefix="regbench-bench-") as tmp:
+        name = reference.write_torchvision_files(Path(tmp), data.train, data.val)
+        loops = Loops(model, initial, data, cfg, Path(tmp), name, device)
+        loops.warm_up()
+        ref, rb = Timing([], []), Timing([], [])
+        for rep in range(reps):  # alternate which loop goes first
+            order = [(ref, loops.reference), (rb, loops.regbench)]
+            for timing, loop in order if rep % 2 == 0 else order[::-1]:
+                train_s, full_s = loop(epochs)
+                timing.train_s.append(train_s)
+                timing.full_s.append(full_s)
+        del loops  # stops the reference's loader workers
+    n = len(data.train)
+    r, b = ref.figures(n), rb.figures(n)
+    return {
+        "model": spec.preset, "input": list(data.train.x.shape[1:]), "train_images": n,
+        "val_images": len(data.val), "batch_size": bs, "eval_batch_size": cfg.trainer.eval_batch_size,
+        "n_params": models.count_params(model),
+        "regbench": b, "reference": r,
+        "ratio_train": paired_ratio(ref.train_s, rb.train_s),
+        "ratio_full": paired_ratio(ref.full_s, rb.full_s),
+        "full_vs_reference_train": paired_ratio(rb.full_s, ref.train_s),
+        "train_flops_per_image": flops,
+        "train_flops_per_s": flops * b["train_images_per_s"],
+        "reference_train_flops_per_s": flops * r["train_images_per_s"],
+        "ten_epoch_s": 10 * b["full_epoch_s"],
+        "peak_device_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "repetitions": {"regbench": rb.__dict__, "reference": ref.__dict__},
+    }
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def load_average() -> float | None:
+    """The host's 1-minute load average (runnable processes), where the platform has one."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine(device: torch.device) -> str:
+    """The device in words: GPU name, or CPU model and thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
+
+
+def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
+          device_name: str = "auto", threads: int | None = None) -> list[str]:
+    """The networks to measure; ConfigError naming the first bad option."""
+    kind = device_name.split(":")[0]
+    if kind not in DEVICES or kind == "cuda" and not torch.cuda.is_available() \
+            or kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device_name!r} is not allowed here: use auto or cpu"
+                          + (", cuda" if torch.cuda.is_available() else ""))
+    keys = list(BENCH_MODELS) if model == "both" else [model]
+    if model not in (*BENCH_MODELS, "both"):
+        raise ConfigError(f"--model {model!r} is not allowed: use mnist, cifar or both")
+    if dataset != "synthetic":
+        fits = [k for k in keys if dataset in BENCH_MODELS[k].datasets]
+        if dataset not in datamod.DATASET_INFO or dataset == "synthetic" or not fits:
+            allowed = ", ".join(d for k in keys for d in BENCH_MODELS[k].datasets)
+            raise ConfigError(f"--dataset {dataset!r} is not allowed with --model {model}: "
+                              f"use synthetic or {allowed}")
+        keys = fits
+    if images is not None and images < 256:
+        raise ConfigError(f"--images {images} is not allowed: use at least 256 (two batches of 128)")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads {threads} is not allowed: use an integer >= 1")
+    if epochs < 1 or reps < 1:
+        raise ConfigError(f"--epochs {epochs} / --reps {reps}: both must be at least 1")
+    return keys
+
+
+def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1, reps: int = 3,
+              dataset: str = "synthetic", root: str = "data", device_name: str = "auto",
+              threads: int | None = None) -> dict[str, Any]:
+    """Measure regbench against the tutorial loop for the chosen networks; a JSON-ready dict."""
+    keys = check(model, dataset, images, epochs, reps, device_name, threads)
+    if threads is not None:  # both loops: a CPU shared with other jobs is faster with fewer
+        torch.set_num_threads(threads)
+    device = resolve_device(device_name)
+    configure(device, deterministic=False)
+    dtype = train_dtype(device)
+    peak = matmul_peak(device, dtype)
+    out: dict[str, Any] = {
+        "device": str(device), "machine": machine(device), "torch": torch.__version__,
+        "train_dtype": str(dtype).removeprefix("torch."), "dataset": dataset, "epochs": epochs,
+        "reps": reps, "matmul_peak_flops_per_s": peak, "models": {}, "note": None,
+        "load_average": [load_average()],  # other processes share the device: read timings with it
+    }
+    if images is None and dataset == "synthetic" and device.type == "cpu":
+        out["note"] = ("CPU default: " + ", ".join(f"{s.cpu_images:,} {k}" for k, s in BENCH_MODELS.items())
+                       + " training images per epoch instead of the full "
+                       + ", ".join(f"{s.full_images:,}" for s in BENCH_MODELS.values())
+                       + " (set --images for full-size epochs)")
+    for key in keys:
+        spec = BENCH_MODELS[key]
+        n = images or (spec.full_images if device.type != "cpu" else spec.cpu_images)
+        if dataset == "synthetic":
+            d = synthetic_data(spec.shape, n, device)
+        else:
+            d = real_data(dataset, root, images, device)
+        out["models"][key] = bench_model(key, d, device, epochs, reps)
+    # measured again at the end: a busy machine can slow one measurement down
+    peak = out["matmul_peak_flops_per_s"] = max(peak, matmul_peak(device, dtype))
+    for m in out["models"].values():
+        m["flops_fraction_of_peak"] = m["train_flops_per_s"] / peak
+        m["reference_flops_fraction_of_peak"] = m["reference_train_flops_per_s"] / peak
+    out["peak_rss_mb"] = peak_rss_mb()
+    out["load_average"].append(load_average())
+    return out
+
+
+def table(result: dict[str, Any]) -> Any:
+    """The figures as a rich table: per network, the reference loop then regbench's."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=f"regbench bench on {result['device']} ({result['machine']}), "
+                    f"median of {result['reps']} reps", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("network", "loop", "img/s", "train s", "full s", "ref/rb", "GFLOP/s", "peak"):
+        t.add_column(col, justify="left" if col in ("network", "loop") else "right")
+    for key, m in result["models"].items():
+        for loop in ("reference", "regbench"):
+            f = m[loop]
+            rate = m["train_flops_per_s" if loop == "regbench" else "reference_train_flops_per_s"]
+            ratio = f"{m['ratio_train']:.2f} {m['ratio_full']:.2f}" if loop == "regbench" else ""
+            t.add_row(key if loop == "reference" else f"{m['train_images']:,} img", loop,
+                      f"{f['train_images_per_s']:,.0f}", f"{f['train_epoch_s']:.2f}",
+                      f"{f['full_epoch_s']:.2f}", ratio,
+                      f"{rate / 1e9:,.1f}", f"{100 * rate / result['matmul_peak_flops_per_s']:.1f}%")
+    load = "/".join("-" if v is None else f"{v:.1f}" for v in result["load_average"])
+    lines = ["img/s: training images/s of the train pass; train s, full s: seconds per epoch, "
+             "train pass alone and with the eval-mode passes over train and val; ref/rb: "
+             "reference seconds / regbench seconds (train, full; median of per-repetition ratios); "
+             "peak: share of the matmul peak",
+             f"matmul peak ({result['train_dtype']}): {result['matmul_peak_flops_per_s'] / 1e9:,.1f} "
+             f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB; "
+             f"host load average at start/end {load} (other processes slow the timings down)"]
+    for key, m in result["models"].items():
+        dev = f", peak device memory {m['peak_device_mb']:,.0f} MiB" if m["peak_device_mb"] else ""
+        lines.append(f"{key} ({m['model']}): regbench's full epoch = {m['full_vs_reference_train']:.2f}x "
+                     f"the reference's train-only epoch{dev}")
+    if result["note"]:
+        lines.append(result["note"])
+    t.caption = "\n".join(lines)
+    t.caption_justify = "left"
+    return t
