@@ -1,34 +1,26 @@
 """The command line: a thin Typer layer over regbench's library.
 
-Overrides are passed to Hydra unchanged. Before Hydra runs, they are composed once with
-Hydra's compose API and checked, so that a mistyped key or a bad value ends in one line
-and exit code 2 before any folder is made or any data is read.
+Every command parses its arguments and calls the library; overrides go to Hydra unchanged
+(``regbench.overrides``), after one check that turns a bad value into one line and exit 2.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
 
 from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
+from regbench.overrides import (NO_JOB_FLAGS, call_hydra, compose, err, one_line,
+                                rewrite_experiment, split_args)
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-# Hydra flags that take the next word as their value.
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
-                    "-cn", "--config-dir", "-cd", "--experimental-rerun"}
-# Hydra flags after which Hydra prints something and runs no job.
-NO_JOB_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion",
-                "-sc", "--experimental-rerun"}
-INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 app = typer.Typer(
     name="regbench", add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
@@ -38,7 +30,6 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="List datasets and where their files are expected; download one.",
                            invoke_without_command=True, no_args_is_help=False)
 app.add_typer(datasets_app, name="datasets")
-err = Console(stderr=True, highlight=False)
 
 
 def _version(value: bool) -> None:
@@ -55,142 +46,6 @@ def _root(
 ) -> None:
     if debug:
         os.environ["REGBENCH_DEBUG"] = "1"
-
-
-# ------------------------------------------------------------------ overrides and checking
-
-
-def split_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """(overrides, Hydra flags with their values) from a raw argument list."""
-    overrides: list[str] = []
-    flags: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        nxt = args[i + 1] if i + 1 < len(args) else None
-        if a.startswith("-"):
-            flags.append(a)
-            optional = a in ("--info", "-i")  # its topic is optional
-            if nxt is not None and (a in FLAGS_WITH_VALUE or optional and nxt in INFO_TOPICS):
-                flags.append(nxt)
-                i += 1
-        else:
-            overrides.append(a)
-        i += 1
-    return overrides, flags
-
-
-def experiment_presets() -> list[str]:
-    from regbench.config import CONF_DIR
-
-    return sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-
-
-def rewrite_experiment(overrides: list[str]) -> list[str]:
-    """`experiment=NAME` without a preset files runs under results/NAME/ with no preset."""
-    out = []
-    for o in overrides:
-        m = re.fullmatch(r"experiment=([^,]*)", o)
-        if m and m.group(1) not in experiment_presets():
-            os.environ["REGBENCH_EXPERIMENT"] = m.group(1)
-            o = "experiment=default"
-        out.append(o)
-    return out
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) if str(e) else type(e).__name__
-
-
-def explain(e: Exception, overrides: list[str]) -> str:
-    """Turn a Hydra / OmegaConf composition error into one line that says what is allowed."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
-    from regbench.config import suggest_key
-
-    cause = e.__cause__ or e
-    text = str(e)
-    if isinstance(e, MissingConfigException) or "Could not find" in text:
-        m = re.search(r"Could not find '([^']+)/([^/']+)'", text)
-        if m:
-            group, option = m.groups()
-            opts = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
-            return f"{group}={option}: no such preset; available: {', '.join(opts)}"
-    if "Could not override" in text or "Key '" in str(cause) and "not in" in str(cause):
-        m = re.search(r"full_key: (\S+)", str(cause)) or re.search(r"override '([^']+)'", text)
-        key = m.group(1) if m else "?"
-        return (f"unknown key {key!r}{suggest_key(key)}; `regbench config` lists every key "
-                "(to add a new one use +key=value)")
-    if "Ambiguous value" in text or "--multirun" in text:
-        m = re.search(r"argument '([^']+)'", text)
-        return (f"{m.group(1) if m else 'a comma list'}: a sweep needs `regbench sweep`; "
-                "`regbench run` takes one value per key")
-    if type(cause).__name__ == "ValidationError":
-        m = re.search(r"full_key: (\S+)", str(cause))
-        key = m.group(1) if m else "a value"
-        first = str(cause).splitlines()[0]
-        value = re.search(r"Value '(.*?)'", first)
-        kind = re.search(r"converted to (\w+)|not a valid (\w+)", first)
-        if value and kind:
-            expected = {"Integer": "an integer", "Float": "a number", "bool": "true or false"}
-            wanted = kind.group(1) or kind.group(2)
-            return f"{key}={value.group(1)!r} is not allowed: expected {expected.get(wanted, wanted)}"
-        return f"{key}: {first}"
-    if isinstance(e, OverrideParseException):
-        bad = next((o for o in overrides if "=" not in o), None)
-        if bad is not None:
-            return f"{bad!r} is not an override; write key=value, e.g. reg.dropout.fc=0.3"
-        return f"cannot parse the overrides: {_one_line(e)}"
-    return _one_line(e)
-
-
-def compose(overrides: list[str]) -> Any:
-    """Compose and check the configuration (Hydra's own node included); ConfigError if bad."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from regbench import app as hydra_app  # registers the resolvers
-    from regbench.config import CONF_DIR, to_schema, validate
-
-    del hydra_app
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
-    except Exception as e:
-        raise ConfigError(explain(e, overrides)) from e
-    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    try:
-        schema = to_schema(task)
-    except Exception as e:
-        raise ConfigError(explain(e, overrides)) from e
-    validate(schema)
-    return cfg, schema
-
-
-def call_hydra(args: list[str], report: bool = True) -> int:
-    """Run the @hydra.main entry with this argument vector; return the exit code.
-
-    With ``report`` the errors of the jobs run in this process are printed, one line each.
-    """
-    from regbench import app as hydra_app
-
-    hydra_app.LAST.clear()
-    saved = sys.argv
-    sys.argv = ["regbench", *args]
-    try:
-        hydra_app.hydra_main()
-    except SystemExit as e:
-        return int(e.code or 0) if not isinstance(e.code, str) else 1
-    finally:
-        sys.argv = saved
-    for outcome in hydra_app.LAST if report else []:
-        if outcome.message and outcome.exit_code == 2:
-            err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
-        elif outcome.message:
-            err.print(f"regbench: run {outcome.status}: {outcome.message} ({outcome.run_dir})",
-                      soft_wrap=True)
-    return max((o.exit_code for o in hydra_app.LAST), default=0)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -275,102 +130,25 @@ def sweep_cmd(ctx: typer.Context,
 
     args = list(overrides or []) + list(ctx.args)
     if resume_dir is not None:
-        plan, flags, hydra_args, todo = _resume_plan(resume_dir, args)
+        plan, flags, hydra_args, todo = sweep.resume_plan(resume_dir, args)
         print(f"sweep {resume_dir}: {len(plan.jobs) - len(todo)} of {len(plan.jobs)} jobs finished; "
               f"running {len(todo)}", flush=True)
-        code = 0 if not todo else _launch(resume_dir, flags, hydra_args + ["hydra.output_subdir=null"])
-        raise typer.Exit(_finish(resume_dir, plan, baseline) or code)
+        code = 0 if not todo else sweep.launch(resume_dir, flags, hydra_args + ["hydra.output_subdir=null"])
+        if code == sweep.INTERRUPTED:
+            raise typer.Exit(code)
+        raise typer.Exit(sweep.finish(resume_dir, plan, baseline) or code)
     task_overrides, flags = split_args(args)
     if any(f in NO_JOB_FLAGS for f in flags):  # Hydra takes these instead of --multirun
         raise typer.Exit(call_hydra([*flags, *rewrite_experiment(task_overrides)]))
-    plan, first = _plan(task_overrides, flags)
+    plan, first = sweep.check(task_overrides, flags)
     sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
     sweep.write_plan(sweep_dir, plan)
     print(f"sweep: {len(plan.jobs)} jobs over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}",
           flush=True)
-    code = _launch(sweep_dir, flags, _sweep_overrides(task_overrides))
-    raise typer.Exit(_finish(sweep_dir, plan, baseline) or code)
-
-
-def _sweep_overrides(args: list[str]) -> list[str]:
-    """The overrides as typed, rewritten for Hydra, with progress bars off by default."""
-    from regbench.sweep import key_of
-
-    overrides = rewrite_experiment(args)
-    if not any(key_of(o) == "trainer.progress" for o in overrides):
-        overrides.append("trainer.progress=false")  # one line per job instead of bars
-    return overrides
-
-
-def _plan(args: list[str], flags: list[str]) -> tuple[Any, Any]:
-    """Expand the sweep and check every job; ConfigError (exit 2) before anything runs."""
-    from regbench import sweep
-
-    overrides = _sweep_overrides(args)
-    try:
-        return sweep.plan(args, flags, overrides, check=lambda o: compose(o)[1])
-    except RegbenchError:
-        raise
-    except Exception as e:
-        raise ConfigError(explain(e, overrides)) from e
-
-
-def _resume_plan(sweep_dir: Path, args: list[str]) -> tuple[Any, list[str], list[str], list[int]]:
-    """(recorded plan, flags, overrides for Hydra, pending job numbers) of a sweep to resume."""
-    from regbench import sweep
-
-    plan = sweep.read_plan(sweep_dir)
-    extra, flags = split_args(args)
-    task = [o for o in extra if not sweep.key_of(o).startswith("hydra")]
-    if task:
-        raise ConfigError(f"{task[0]}: --resume runs the recorded jobs unchanged; only Hydra "
-                          "settings such as hydra/launcher=joblib may be added")
-    checked, _ = _plan(plan.args + extra, plan.flags + flags)
-    if checked.jobs != plan.jobs:
-        raise ConfigError(f"{sweep_dir}: its jobs expand differently now (were the presets "
-                          "changed?); start a new sweep instead")
-    return plan, plan.flags + flags, _sweep_overrides(plan.args + extra), sweep.pending(sweep_dir, plan)
-
-
-def _launch(sweep_dir: Path, flags: list[str], overrides: list[str]) -> int:
-    """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
-    try:
-        return call_hydra(["--multirun", *flags, *overrides, f"hydra.sweep.dir='{sweep_dir}'"],
-                          report=False)
-    except KeyboardInterrupt:
-        err.print(f"regbench: sweep interrupted; continue it with: regbench sweep --resume {sweep_dir}",
-                  soft_wrap=True)
-        raise typer.Exit(130) from None
-
-
-def _finish(sweep_dir: Path, plan: Any, baseline: str | None) -> int:
-    """Print the comparison and the unfinished jobs, write summary.csv and plots; exit code."""
-    from regbench import compare, plots, runs, sweep
-
-    out = Console(highlight=False)
-    dirs = [sweep.job_dir(sweep_dir, n) for n in range(len(plan.jobs))]
-    status = [sweep.job_status(d) for d in dirs]
-    done = [d for d, st in zip(dirs, status, strict=True) if st in compare.DONE]
-    if done:
-        try:
-            comp = compare.compare(done, baseline)
-        except ConfigError as e:
-            err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
-            comp = compare.compare(done)
-        out.print(compare.rich_table(comp))
-        comp.table.to_csv(sweep_dir / "summary.csv", index=False)
-        figures = plots.make_plots(comp, sweep_dir)
-        out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
-                  + ", ".join(p.name for p in figures), soft_wrap=True)
-    failed = [n for n, st in enumerate(status) if st not in compare.DONE]
-    if failed:
-        out.print(f"{len(failed)} of {len(plan.jobs)} jobs did not finish (not in the table):")
-        for n in failed:
-            why = runs.why_unfinished(runs.read_summary(dirs[n]) if status[n] != "missing" else {})
-            out.print(f"  {plan.label(n) or 'job ' + str(n)}: {status[n]}: {why} ({dirs[n]})",
-                      soft_wrap=True)
-        out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
-    return 1 if failed else 0
+    code = sweep.launch(sweep_dir, flags, sweep.job_overrides(task_overrides))
+    if code == sweep.INTERRUPTED:
+        raise typer.Exit(code)
+    raise typer.Exit(sweep.finish(sweep_dir, plan, baseline) or code)
 
 
 def _runs(paths: list[Path] | None) -> list[Path]:
@@ -474,7 +252,7 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
     try:
         cfg = OmegaConf.load(run_dir / runs.CONFIG_FILE)
     except Exception as e:
-        raise RunDirError(f"{run_dir / runs.CONFIG_FILE}: unreadable ({_one_line(e)})") from e
+        raise RunDirError(f"{run_dir / runs.CONFIG_FILE}: unreadable ({one_line(e)})") from e
     outcome = hydra_app.execute(cfg, run_dir, resume=True)
     if outcome.message:
         err.print(f"regbench: error: {outcome.message}", soft_wrap=True)

@@ -175,10 +175,6 @@ def is_present(name: str, root: str | Path) -> bool:
 
 def torchvision_class(name: str) -> type:
     """torchvision's dataset class for a dataset name (CIFAR-10's reads files without checksums)."""
-    return _torchvision_class(name)
-
-
-def _torchvision_class(name: str) -> type:
     from torchvision import datasets
 
     if name == "cifar10":
@@ -196,7 +192,7 @@ def _torchvision_class(name: str) -> type:
 
 def _archives(name: str, root: Path) -> list[tuple[Path, str]]:
     """The original downloads (path, md5) that torchvision unpacks, for checksum checks."""
-    cls = _torchvision_class(name)
+    cls = torchvision_class(name)
     if name == "cifar10":
         return [(root / cls.filename, cls.tgz_md5)]
     folder = root / DATASET_INFO[name].folder
@@ -219,7 +215,7 @@ def download(name: str, root: str | Path) -> Path:
         if path.exists() and not check_integrity(str(path), md5):
             raise DataError(f"{path}: checksum mismatch, the file is truncated or corrupted; "
                             f"delete it and run `regbench datasets download {name}` again")
-    cls = _torchvision_class(name)
+    cls = torchvision_class(name)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for train in (True, False):
@@ -285,7 +281,7 @@ def _read_torchvision(name: str, root: Path, allow_download: bool) -> tuple[np.n
         if not allow_download:
             raise DataError(_missing_message(name, root, "dataset.download is false"))
         download(name, root)
-    cls = _torchvision_class(name)
+    cls = torchvision_class(name)
     out: list[np.ndarray] = []
     for train in (True, False):
         try:

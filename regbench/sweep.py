@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from regbench import runs
-from regbench.errors import ConfigError, RunDirError
+from regbench.errors import ConfigError, RegbenchError, RunDirError
+from regbench.overrides import call_hydra, compose, err, explain, rewrite_experiment, split_args
 
 SWEEP_FILE = "sweep.json"
 DONE = ("completed", "early_stopped")
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+INTERRUPTED = 130  # exit code of a sweep stopped by Ctrl-C
 
 
 @dataclass
@@ -154,3 +156,81 @@ def pending(sweep_dir: Path, sweep_plan: SweepPlan) -> list[int]:
     """Numbers of the jobs that are missing or did not finish."""
     return [n for n in range(len(sweep_plan.jobs))
             if job_action(job_dir(sweep_dir, n)) != "skip"]
+
+
+def job_overrides(args: list[str]) -> list[str]:
+    """The overrides as typed, rewritten for Hydra, with progress bars off by default."""
+    overrides = rewrite_experiment(args)
+    if not any(key_of(o) == "trainer.progress" for o in overrides):
+        overrides.append("trainer.progress=false")  # one line per job instead of bars
+    return overrides
+
+
+def check(args: list[str], flags: list[str]) -> tuple[SweepPlan, Any]:
+    """Expand the sweep and check every job; ConfigError (exit 2) before anything runs."""
+    overrides = job_overrides(args)
+    try:
+        return plan(args, flags, overrides, check=lambda o: compose(o)[1])
+    except RegbenchError:
+        raise
+    except Exception as e:
+        raise ConfigError(explain(e, overrides)) from e
+
+
+def resume_plan(sweep_dir: Path, args: list[str]) -> tuple[SweepPlan, list[str], list[str], list[int]]:
+    """(recorded plan, flags, overrides for Hydra, pending job numbers) of a sweep to resume."""
+    recorded = read_plan(sweep_dir)
+    extra, flags = split_args(args)
+    task = [o for o in extra if not key_of(o).startswith("hydra")]
+    if task:
+        raise ConfigError(f"{task[0]}: --resume runs the recorded jobs unchanged; only Hydra "
+                          "settings such as hydra/launcher=joblib may be added")
+    checked, _ = check(recorded.args + extra, recorded.flags + flags)
+    if checked.jobs != recorded.jobs:
+        raise ConfigError(f"{sweep_dir}: its jobs expand differently now (were the presets "
+                          "changed?); start a new sweep instead")
+    return (recorded, recorded.flags + flags, job_overrides(recorded.args + extra),
+            pending(sweep_dir, recorded))
+
+
+def launch(sweep_dir: Path, flags: list[str], overrides: list[str]) -> int:
+    """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
+    try:
+        return call_hydra(["--multirun", *flags, *overrides, f"hydra.sweep.dir='{sweep_dir}'"],
+                          report=False)
+    except KeyboardInterrupt:
+        err.print(f"regbench: sweep interrupted; continue it with: regbench sweep --resume {sweep_dir}",
+                  soft_wrap=True)
+        return INTERRUPTED
+
+
+def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
+    """Print the comparison and the unfinished jobs, write summary.csv and plots; exit code."""
+    from rich.console import Console
+
+    from regbench import compare, plots
+
+    out = Console(highlight=False)
+    dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
+    status = [job_status(d) for d in dirs]
+    done = [d for d, st in zip(dirs, status, strict=True) if st in compare.DONE]
+    if done:
+        try:
+            comp = compare.compare(done, baseline)
+        except ConfigError as e:
+            err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
+            comp = compare.compare(done)
+        out.print(compare.rich_table(comp))
+        comp.table.to_csv(sweep_dir / "summary.csv", index=False)
+        figures = plots.make_plots(comp, sweep_dir)
+        out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
+                  + ", ".join(p.name for p in figures), soft_wrap=True)
+    failed = [n for n, st in enumerate(status) if st not in compare.DONE]
+    if failed:
+        out.print(f"{len(failed)} of {len(sweep_plan.jobs)} jobs did not finish (not in the table):")
+        for n in failed:
+            why = runs.why_unfinished(runs.read_summary(dirs[n]) if status[n] != "missing" else {})
+            out.print(f"  {sweep_plan.label(n) or 'job ' + str(n)}: {status[n]}: {why} ({dirs[n]})",
+                      soft_wrap=True)
+        out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
+    return 1 if failed else 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from regbench.cli import compose
+from regbench.overrides import compose
 from regbench.config import RegbenchConfig
 
 TINY = ["dataset=synthetic", "model.channels=[8,16]", "model.hidden=32", "trainer.epochs=2",

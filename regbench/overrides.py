@@ -1,0 +1,163 @@
+"""Hydra overrides: told apart from Hydra's flags, checked, and handed to the Hydra entry.
+
+Before Hydra runs, the overrides are composed once with Hydra's compose API and checked,
+so that a mistyped key or a bad value ends in one line and exit code 2 before any folder
+is made or any data is read. Then the argument vector goes to ``regbench.app.hydra_main``
+unchanged, so that everything Hydra does on a command line works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from regbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regbench.config import RegbenchConfig
+
+# Hydra flags that take the next word as their value.
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
+                    "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+# Hydra flags after which Hydra prints something and runs no job.
+NO_JOB_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion",
+                "-sc", "--experimental-rerun"}
+INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+err = Console(stderr=True, highlight=False)
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(overrides, Hydra flags with their values) from a raw argument list."""
+    overrides: list[str] = []
+    flags: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if a.startswith("-"):
+            flags.append(a)
+            optional = a in ("--info", "-i")  # its topic is optional
+            if nxt is not None and (a in FLAGS_WITH_VALUE or optional and nxt in INFO_TOPICS):
+                flags.append(nxt)
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return overrides, flags
+
+
+def experiment_presets() -> list[str]:
+    from regbench.config import CONF_DIR
+
+    return sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def rewrite_experiment(overrides: list[str]) -> list[str]:
+    """`experiment=NAME` without a preset files runs under results/NAME/ with no preset."""
+    out = []
+    for o in overrides:
+        m = re.fullmatch(r"experiment=([^,]*)", o)
+        if m and m.group(1) not in experiment_presets():
+            os.environ["REGBENCH_EXPERIMENT"] = m.group(1)
+            o = "experiment=default"
+        out.append(o)
+    return out
+
+
+def one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) if str(e) else type(e).__name__
+
+
+def explain(e: Exception, overrides: list[str]) -> str:
+    """Turn a Hydra / OmegaConf composition error into one line that says what is allowed."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    from regbench.config import suggest_key
+
+    cause = e.__cause__ or e
+    text = str(e)
+    if isinstance(e, MissingConfigException) or "Could not find" in text:
+        m = re.search(r"Could not find '([^']+)/([^/']+)'", text)
+        if m:
+            group, option = m.groups()
+            opts = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], re.M)
+            return f"{group}={option}: no such preset; available: {', '.join(opts)}"
+    if "Could not override" in text or "Key '" in str(cause) and "not in" in str(cause):
+        m = re.search(r"full_key: (\S+)", str(cause)) or re.search(r"override '([^']+)'", text)
+        key = m.group(1) if m else "?"
+        return (f"unknown key {key!r}{suggest_key(key)}; `regbench config` lists every key "
+                "(to add a new one use +key=value)")
+    if "Ambiguous value" in text or "--multirun" in text:
+        m = re.search(r"argument '([^']+)'", text)
+        return (f"{m.group(1) if m else 'a comma list'}: a sweep needs `regbench sweep`; "
+                "`regbench run` takes one value per key")
+    if type(cause).__name__ == "ValidationError":
+        m = re.search(r"full_key: (\S+)", str(cause))
+        key = m.group(1) if m else "a value"
+        first = str(cause).splitlines()[0]
+        value = re.search(r"Value '(.*?)'", first)
+        kind = re.search(r"converted to (\w+)|not a valid (\w+)", first)
+        if value and kind:
+            expected = {"Integer": "an integer", "Float": "a number", "bool": "true or false"}
+            wanted = kind.group(1) or kind.group(2)
+            return f"{key}={value.group(1)!r} is not allowed: expected {expected.get(wanted, wanted)}"
+        return f"{key}: {first}"
+    if isinstance(e, OverrideParseException):
+        bad = next((o for o in overrides if "=" not in o), None)
+        if bad is not None:
+            return f"{bad!r} is not an override; write key=value, e.g. reg.dropout.fc=0.3"
+        return f"cannot parse the overrides: {one_line(e)}"
+    return one_line(e)
+
+
+def compose(overrides: list[str]) -> tuple[Any, RegbenchConfig]:
+    """Compose and check the configuration (Hydra's own node included); ConfigError if bad."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import regbench.app  # noqa: F401  (registers the run-id resolver the config uses)
+    from regbench.config import CONF_DIR, to_schema, validate
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    except Exception as e:
+        raise ConfigError(explain(e, overrides)) from e
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    try:
+        schema = to_schema(task)
+    except Exception as e:
+        raise ConfigError(explain(e, overrides)) from e
+    validate(schema)
+    return cfg, schema
+
+
+def call_hydra(args: list[str], report: bool = True) -> int:
+    """Run the @hydra.main entry with this argument vector; return the exit code.
+
+    With ``report`` the errors of the jobs run in this process are printed, one line each.
+    """
+    from regbench import app as hydra_app
+
+    hydra_app.LAST.clear()
+    saved = sys.argv
+    sys.argv = ["regbench", *args]
+    try:
+        hydra_app.hydra_main()
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else 1
+    finally:
+        sys.argv = saved
+    for outcome in hydra_app.LAST if report else []:
+        if outcome.message and outcome.exit_code == 2:
+            err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
+        elif outcome.message:
+            err.print(f"regbench: run {outcome.status}: {outcome.message} ({outcome.run_dir})",
+                      soft_wrap=True)
+    return max((o.exit_code for o in hydra_app.LAST), default=0)
