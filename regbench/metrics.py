@@ -101,12 +101,12 @@ def onset_epoch(rows: Sequence[Row]) -> int | None:
 
 def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> str:
     """One plain-words sentence on what the curves show."""
+    n = int(rows[-1]["epoch"]) if rows else 0
+    if status == "diverged":
+        return f"training diverged in epoch {n + 1}: the loss became NaN or infinite"
     if not rows:
         return f"no epoch finished (status: {status})"
     last = rows[-1]
-    n = int(last["epoch"])
-    if status == "diverged":
-        return f"training diverged in epoch {n + 1}: the loss became NaN or infinite"
     prefix = ""
     if status == "early_stopped":
         prefix = f"early stopping ended the run at epoch {n}"

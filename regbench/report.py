@@ -102,13 +102,16 @@ def gap_table(summary: dict[str, Any]) -> Table:
 def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = None) -> None:
     """The gap table, the verdict line and where the files are."""
     out = out or Console()
-    out.print(gap_table(summary))
+    if summary["epochs_run"]:
+        out.print(gap_table(summary))
     out.print(f"[bold]verdict:[/bold] {summary['verdict']}")
     speed = summary.get("train_images_per_s")
     out.print(f"status {summary['status']}, {summary['epochs_run']} epochs in "
               f"{summary['wall_time_s']:.1f} s"
               + (f" ({speed:,.0f} train images/s on {summary['device']})" if speed else ""))
     out.print(f"files: {run_dir}/metrics.csv, summary.json, config.yaml", soft_wrap=True)
+    if summary["status"] == "interrupted":
+        out.print(f"continue it with: regbench resume {run_dir}", soft_wrap=True)
 
 
 def job_line(run_dir: Path, action: str) -> str:
