@@ -192,7 +192,9 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
         raise RunDirError("no finished run to compare: every run listed above failed, diverged "
                           "or is unfinished")
     if fmt == "table":
-        out = Console(highlight=False)
+        from regbench.report import table_console
+
+        out = table_console()
         out.print(compare.rich_table(comp))
         out.print(compare.failed_text(comp), end="", soft_wrap=True)
     elif fmt == "markdown":

@@ -236,6 +236,12 @@ def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]]) -> tup
     plain = [name for name, c in configs.items() if reg_preset(c) == "none"]
     if len(plain) == 1:
         return plain[0], ""
+    axes = differing_keys(list(configs.values()))
+    values = {name: c[axes[0]] for name, c in configs.items()} if len(axes) == 1 else {}
+    if not plain and values and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                    for v in values.values()):
+        # one numeric knob swept (a drop rate, an L2 strength): its weakest setting is the baseline
+        return min(values, key=lambda name: values[name]), ""
     why = "no configuration without regularization" if not plain else \
         "several configurations without regularization"
     return None, f"{why}; pick a baseline with --baseline KEY=VALUE"
@@ -360,8 +366,10 @@ def rich_table(comp: Comparison) -> Any:
     header, rows = display_rows(comp)
     table = Table(title="Comparison", title_justify="left", box=box.SIMPLE_HEAVY,
                   collapse_padding=True, caption=Text(caption(comp)), caption_justify="left")
-    for i, name in enumerate(header):
-        table.add_column(name, justify="right" if i else "left", overflow="fold")
+    longest = max((len(cells[0].split("\n")[0]) for cells in rows), default=0)
+    table.add_column(header[0], justify="left", overflow="fold", min_width=min(longest, 40))
+    for name in header[1:]:
+        table.add_column(name, justify="right", overflow="fold")
     for cells, best in zip(rows, comp.table["best"], strict=True):
         table.add_row(*map(Text, cells), style="bold" if best else None)
     return table

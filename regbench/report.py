@@ -143,3 +143,10 @@ def job_line(run_dir: Path, action: str) -> str:
 def print_job_line(run_dir: Path, action: str) -> None:
     """Print a sweep job's one line (jobs in parallel workers each print their own)."""
     Console(highlight=False).print(job_line(run_dir, action), soft_wrap=True)
+
+
+def table_console() -> Console:
+    """stdout for wide tables: the terminal's width, or 160 columns when piped to a file."""
+    import sys
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)

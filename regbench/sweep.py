@@ -206,11 +206,9 @@ def launch(sweep_dir: Path, flags: list[str], overrides: list[str]) -> int:
 
 def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
     """Print the comparison and the unfinished jobs, write summary.csv and plots; exit code."""
-    from rich.console import Console
+    from regbench import compare, plots, report
 
-    from regbench import compare, plots
-
-    out = Console(highlight=False)
+    out = report.table_console()
     dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
     status = [job_status(d) for d in dirs]
     done = [d for d, st in zip(dirs, status, strict=True) if st in compare.DONE]
