@@ -141,3 +141,16 @@ def test_plot_writes_curves_and_the_swept_parameter(tmp_path: Path) -> None:
     paths = [Path(p) for p in result.stdout.split()]
     assert [p.name for p in paths] == ["curves.png", "vs_reg.dropout.fc.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in paths)
+
+
+def test_one_swept_rate_without_an_unregularized_run_uses_its_lowest_value_as_baseline(
+        tmp_path: Path) -> None:
+    for rate in (0.5, 0.0, 0.3):
+        for seed in (0, 1):
+            write_run(tmp_path / f"fc{rate}_{seed}", seed, 0.9 + rate / 10, 1.0,
+                      **{"reg.dropout.conv": 0.25, "reg.dropout.fc": rate})
+    comp = compare.compare(compare.find_runs([tmp_path]))
+    assert comp.baseline == "reg.dropout.fc=0.0"
+    # two numeric keys varying at once: no rule picks one, the user must say
+    write_run(tmp_path / "l2", 0, 0.9, 1.0, **{"reg.dropout.conv": 0.25, "reg.l2": 1e-3})
+    assert compare.compare(compare.find_runs([tmp_path])).baseline is None
