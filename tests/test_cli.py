@@ -33,10 +33,10 @@ def test_smoke_run_writes_curves_and_prints_the_gap_table(tmp_path: Path) -> Non
 def test_parallel_runs_get_distinct_directories(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "regbench", *SMOKE, "trainer.epochs=1"]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for _ in range(3)]
-    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+             for _ in range(4)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0, 0]
     dirs = list((tmp_path / "results" / "smoke").iterdir())
-    assert len(dirs) == 3
+    assert len(dirs) == 4
     assert all(json.loads((d / "summary.json").read_text())["status"] == "completed" for d in dirs)
 
 
