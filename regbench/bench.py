@@ -28,13 +28,13 @@ from torch.utils.data import Subset
 from torch.utils.flop_counter import FlopCounterMode
 
 from regbench import data as datamod
-from regbench import models, optim, reference, regularizers
+from regbench import models, reference
 from regbench.config import CONF_DIR, DEVICES, DatasetConfig, ModelConfig, RegbenchConfig, learning_rate
 from regbench.device import (autocast, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
 from regbench.report import Progress
-from regbench.train import Trainer, evaluate
+from regbench.train import build_trainer, evaluate
 
 
 @dataclass(frozen=True)
@@ -199,15 +199,9 @@ class Loops:
         """regbench's own Trainer.train_epoch and evaluate, on the data held on the device."""
         self.reset(memory_format(self.device))
         data = data or self.data
-        cfg = self.cfg
-        groups = regularizers.param_groups(self.model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
-        optimizer = optim.build_optimizer(cfg.optim, groups)
-        steps = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
-        schedule = optim.Schedule(cfg.optim, optimizer, epochs, steps)
-        trainer = Trainer(cfg, self.model, data, optimizer, schedule,
-                          torch.Generator(device=self.device).manual_seed(SEED),
-                          regularizers.split_params(self.model, cfg.reg.decay_bias_and_norm)[0])
-        progress = Progress(epochs, steps, enabled=False)
+        cfg = replace(self.cfg, seed=SEED)
+        trainer = build_trainer(cfg, self.model, data, epochs)
+        progress = Progress(epochs, trainer.steps_per_epoch, enabled=False)
 
         def epoch() -> None:
             progress.start_epoch(1)

@@ -23,7 +23,6 @@ from scipy import stats
 from regbench import runs
 from regbench.errors import ConfigError, RunDirError
 
-DONE = ("completed", "early_stopped")
 CONFIDENCE = 0.95
 # Keys that never change a run's numbers (where files go, what the terminal shows) or that
 # are pooled over (the seed); they are left out when grouping runs by configuration.
@@ -102,16 +101,16 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     for d in run_dirs:
         summary = runs.read_summary(d)
         status = str(summary.get("status", "unknown"))
-        cfg = read_config(d) if status in DONE or (d / runs.CONFIG_FILE).exists() else {}
+        cfg = read_config(d) if status in runs.FINISHED or (d / runs.CONFIG_FILE).exists() else {}
         rec: dict[str, Any] = {
             "path": str(d), "status": status, "seed": cfg.get("seed", summary.get("seed")),
-            "error": None if status in DONE else runs.why_unfinished(summary),
+            "error": None if status in runs.FINISHED else runs.why_unfinished(summary),
             "config": {k: v for k, v in cfg.items() if k not in IGNORED_KEYS},
         }
         for column, (key, inner) in RUN_METRICS.items():
             value = summary.get(key)
             rec[column] = (value or {}).get(inner) if inner else value
-        if status in DONE and rec["val_acc"] is None:
+        if status in runs.FINISHED and rec["val_acc"] is None:
             raise RunDirError(f"{d / runs.SUMMARY_FILE}: status {status} but no 'best' row")
         records.append(rec)
     return pd.DataFrame.from_records(records)
@@ -255,8 +254,8 @@ def config_key(config: dict[str, Any]) -> str:
 def compare(run_dirs: list[Path], baseline: str | None = None) -> Comparison:
     """Group the runs by configuration and compare each group with the baseline."""
     df = load_runs(run_dirs)
-    failed = df.loc[~df["status"].isin(DONE), ["path", "status", "error"]].reset_index(drop=True)
-    done = df[df["status"].isin(DONE)].copy()
+    failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error"]].reset_index(drop=True)
+    done = df[df["status"].isin(runs.FINISHED)].copy()
     keyed = {config_key(c): c for c in done["config"]}
     axes = differing_keys(list(keyed.values()))
     names = {key: label(c, axes) for key, c in keyed.items()}

@@ -116,8 +116,6 @@ def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = No
 
 def job_line(run_dir: Path, action: str) -> str:
     """One line on a finished sweep job: its axis values, status, val accuracy and gap."""
-    import json
-
     from regbench import runs, sweep
 
     name = f"job {run_dir.name}"
@@ -127,14 +125,13 @@ def job_line(run_dir: Path, action: str) -> str:
         name = f"[{num + 1}/{len(plan.jobs)}] {plan.label(num) or 'job ' + run_dir.name}"
     except (RegbenchError, ValueError, IndexError):
         pass  # a folder layout of the user's own: the folder name is enough
-    try:
-        s = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    s = runs.load_summary(run_dir)
+    if s is None:
         return f"{name}: no summary.json ({run_dir})"
     status, best = s.get("status", "?"), s.get("best")
     if action == "skip":
         return f"{name}: already {status}, kept"
-    if status not in ("completed", "early_stopped") or not best:
+    if status not in runs.FINISHED or not best:
         return f"{name}: {status}: {runs.why_unfinished(s)}"
     return (f"{name}: {status}, val acc {_pct(best['val_acc'])} at best epoch {best['epoch']}, "
             f"gap {100 * best['gap_acc']:+.2f} pts, {s.get('wall_time_s', 0):.1f} s")

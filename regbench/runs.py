@@ -18,6 +18,8 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "run.log"
+# Statuses of a run that ended as planned: its metrics count in comparisons.
+FINISHED = ("completed", "early_stopped")
 
 
 def new_run_id() -> str:
@@ -70,6 +72,14 @@ def write_json(path: Path, obj: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def load_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A run's summary.json, or None when it is missing or unreadable."""
+    try:
+        return json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def read_summary(run_dir: Path) -> dict[str, Any]:
     """A run's summary.json, or a RunDirError naming the folder."""
     path = run_dir / SUMMARY_FILE
@@ -96,14 +106,10 @@ def versions() -> dict[str, str]:
 
 def mark_failed(run_dir: Path, error: str) -> None:
     """Record status 'failed' and the one-line error in the run's summary.json."""
-    path = run_dir / SUMMARY_FILE
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        summary = {}
+    summary = load_summary(run_dir) or {}
     summary.update(status="failed", error=error)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(path, summary)
+    write_json(run_dir / SUMMARY_FILE, summary)
 
 
 def why_unfinished(summary: dict[str, Any]) -> str:

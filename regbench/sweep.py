@@ -20,7 +20,6 @@ from regbench.errors import ConfigError, RegbenchError, RunDirError
 from regbench.overrides import call_hydra, compose, err, explain, rewrite_experiment, split_args
 
 SWEEP_FILE = "sweep.json"
-DONE = ("completed", "early_stopped")
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 INTERRUPTED = 130  # exit code of a sweep stopped by Ctrl-C
 
@@ -130,16 +129,14 @@ def job_dir(sweep_dir: Path, num: int) -> Path:
 
 def job_status(run_dir: Path) -> str:
     """'missing', or the status recorded in the job's summary.json."""
-    try:
-        return str(json.loads((run_dir / runs.SUMMARY_FILE).read_text()).get("status", "missing"))
-    except (OSError, json.JSONDecodeError):
-        return "missing"
+    summary = runs.load_summary(run_dir)
+    return "missing" if summary is None else str(summary.get("status", "missing"))
 
 
 def job_action(run_dir: Path) -> str:
     """'skip' a finished job, 'resume' an interrupted one, start the rest 'fresh'."""
     status = job_status(run_dir)
-    if status in DONE:
+    if status in runs.FINISHED:
         return "skip"
     if status in ("interrupted", "running") and (run_dir / runs.CONFIG_FILE).exists():
         return "resume"  # continues from its checkpoint, or from epoch 1 without one
@@ -211,7 +208,7 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
     out = report.table_console()
     dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
     status = [job_status(d) for d in dirs]
-    done = [d for d, st in zip(dirs, status, strict=True) if st in compare.DONE]
+    done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
     if done:
         try:
             comp = compare.compare(done, baseline)
@@ -223,7 +220,7 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
         figures = plots.make_plots(comp, sweep_dir)
         out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
                   + ", ".join(p.name for p in figures), soft_wrap=True)
-    failed = [n for n, st in enumerate(status) if st not in compare.DONE]
+    failed = [n for n, st in enumerate(status) if st not in runs.FINISHED]
     if failed:
         out.print(f"{len(failed)} of {len(sweep_plan.jobs)} jobs did not finish (not in the table):")
         for n in failed:

@@ -86,6 +86,10 @@ class Trainer:
     generator: torch.Generator
     decayed: list[Tensor]
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return datamod.num_batches(len(self.data.train), self.cfg.trainer.batch_size)
+
     def train_epoch(self, progress: Progress) -> tuple[float, float, bool]:
         """One pass over the training split; returns (running loss, mean penalty, finite)."""
         cfg, reg = self.cfg, self.cfg.reg
@@ -116,6 +120,18 @@ class Trainer:
         self.scheduler.epoch_step()
         running = loss_sum.item() / max(steps, 1)
         return running, pen_sum.item() / max(steps, 1), math.isfinite(running)
+
+
+def build_trainer(cfg: RegbenchConfig, model: nn.Module, data: datamod.Data,
+                  epochs: int | None = None) -> Trainer:
+    """Optimizer (decay groups from cfg.reg), schedule and seeded batch-order generator."""
+    groups = regularizers.param_groups(model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
+    optimizer = optim.build_optimizer(cfg.optim, groups)
+    steps = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
+    schedule = optim.Schedule(cfg.optim, optimizer, epochs or cfg.trainer.epochs, steps)
+    generator = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
+    decayed = regularizers.split_params(model, cfg.reg.decay_bias_and_norm)[0]
+    return Trainer(cfg, model, data, optimizer, schedule, generator, decayed)
 
 
 @contextmanager
@@ -160,22 +176,17 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResul
     if not resume:  # written once the data is there, so a data error leaves no run behind
         runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     model = models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
-                         data.image_size).to(device)
+                         data.image_size)
     configure(device, cfg.trainer.deterministic)
     model = prepare_model(model, device, compile=cfg.trainer.compile)
-    groups = regularizers.param_groups(model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
-    steps_per_epoch = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
-    optimizer = optim.build_optimizer(cfg.optim, groups)
-    trainer = Trainer(cfg, model, data, optimizer,
-                      optim.Schedule(cfg.optim, optimizer, cfg.trainer.epochs, steps_per_epoch),
-                      torch.Generator(device=device).manual_seed(cfg.seed),
-                      regularizers.split_params(model, cfg.reg.decay_bias_and_norm)[0])
+    trainer = build_trainer(cfg, model, data)
+    optimizer = trainer.optimizer
     es_cfg = cfg.reg.early_stopping
     stopper = regularizers.EarlyStopping(es_cfg.monitor, es_cfg.patience, es_cfg.min_delta)
     keep_best = es_cfg.enabled and es_cfg.restore_best
     train_eval = datamod.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
     log.info("model: %s", model)
-    log.info("parameter groups: %s", regularizers.describe_groups(groups))
+    log.info("parameter groups: %s", regularizers.describe_groups(optimizer.param_groups))
 
     start, extra = 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
     if resume:
@@ -183,7 +194,7 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResul
     log_csv = metrics.MetricsLog(run_dir / runs.METRICS_FILE, keep_epochs=start - 1)
     status, error, signame = "completed", None, None
     write_summary(run_dir, cfg, log_csv.rows, "running", stopper, model, device, extra)
-    progress = Progress(cfg.trainer.epochs, steps_per_epoch, enabled=cfg.trainer.progress)
+    progress = Progress(cfg.trainer.epochs, trainer.steps_per_epoch, enabled=cfg.trainer.progress)
     try:
         with stop_on_signals(), progress:
             for epoch in range(start, cfg.trainer.epochs + 1):
@@ -215,10 +226,11 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResul
     except Exception as e:  # keep what was computed, then let the caller report it
         status, error = "failed", f"{type(e).__name__}: {e}"
         log.exception("run failed")
-    if keep_best and status in ("completed", "early_stopped"):
+    finished = status in runs.FINISHED
+    if keep_best and finished:
         stopper.restore(model)
     test = (None, None)
-    if status in ("completed", "early_stopped"):
+    if finished:
         test = evaluate(model, data.test, data, cfg.trainer.eval_batch_size)
     extra["wall_time_s"] += time.perf_counter() - t_start
     summary = write_summary(run_dir, cfg, log_csv.rows, status, stopper, model, device, extra,
