@@ -247,7 +247,7 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
 
     if not (run_dir / runs.CONFIG_FILE).is_file():
         raise RunDirError(f"{run_dir}: no {runs.CONFIG_FILE}; not a regbench run directory")
-    summary = runs.read_summary(run_dir) if (run_dir / runs.SUMMARY_FILE).exists() else {}
+    summary = runs.load_summary(run_dir) or {}
     if summary.get("status") in runs.FINISHED:
         err.print(f"regbench: {run_dir} already finished ({summary['status']}); nothing to resume")
         raise typer.Exit(0)
