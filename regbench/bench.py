@@ -22,18 +22,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-from regbench import data as datamod
-from regbench import models, reference
-from regbench.config import CONF_DIR, DEVICES, DatasetConfig, ModelConfig, RegbenchConfig, learning_rate
+from regbench import batching as datamod
+from regbench import datasets, models, reference
+from regbench.callbacks import Callback
+from regbench.config import DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset
 from regbench.device import (autocast, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
-from regbench.report import Progress
+from regbench.optim import learning_rate
 from regbench.train import build_trainer, evaluate
 
 
@@ -83,11 +83,7 @@ def sync(device: torch.device) -> None:
 
 def model_config(preset: str) -> ModelConfig:
     """The model preset from conf/model/, as regbench run would use it."""
-    preset_yaml = OmegaConf.load(CONF_DIR / "model" / f"{preset}.yaml")
-    merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), preset_yaml)
-    out = OmegaConf.to_object(merged)
-    assert isinstance(out, ModelConfig)
-    return out
+    return load_preset("model", preset, CNNConfig)
 
 
 def synthetic_data(shape: tuple[int, int, int], n_train: int, device: torch.device) -> datamod.Data:
@@ -95,7 +91,7 @@ def synthetic_data(shape: tuple[int, int, int], n_train: int, device: torch.devi
     g = torch.Generator().manual_seed(SEED)
     n_val = max(n_train // 10, 1)
     x = torch.randint(0, 256, (n_train + n_val, *shape), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, datamod.NUM_CLASSES, (n_train + n_val,), generator=g)
+    y = torch.randint(0, datasets.NUM_CLASSES, (n_train + n_val,), generator=g)
     train, val = datamod.Split(x[:n_train], y[:n_train]), datamod.Split(x[n_train:], y[n_train:])
     mean, std = datamod.channel_stats(train.x)
     return datamod.Data("synthetic", train, val, val, mean, std, "none").to(device)
@@ -201,11 +197,10 @@ class Loops:
         data = data or self.data
         cfg = replace(self.cfg, seed=SEED)
         trainer = build_trainer(cfg, self.model, data, epochs)
-        progress = Progress(epochs, trainer.steps_per_epoch, enabled=False)
+        quiet = Callback()
 
         def epoch() -> None:
-            progress.start_epoch(1)
-            trainer.train_epoch(progress)
+            trainer.train_epoch(quiet)
 
         def evals() -> None:
             evaluate(self.model, data.train, data, cfg.trainer.eval_batch_size)
@@ -227,7 +222,7 @@ def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int,
     spec = BENCH_MODELS[key]
     cfg = replace(RegbenchConfig(), model=model_config(spec.preset))
     torch.manual_seed(SEED)
-    model = prepare_model(models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
+    model = prepare_model(models.build(cfg.model, cfg.reg, data.in_channels,
                                        data.image_size), device)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if device.type == "cuda":
@@ -309,7 +304,7 @@ def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
         raise ConfigError(f"--model {model!r} is not allowed: use mnist, cifar or both")
     if dataset != "synthetic":
         fits = [k for k in keys if dataset in BENCH_MODELS[k].datasets]
-        if dataset not in datamod.DATASET_INFO or dataset == "synthetic" or not fits:
+        if dataset not in datasets.DATASET_INFO or dataset == "synthetic" or not fits:
             allowed = ", ".join(d for k in keys for d in BENCH_MODELS[k].datasets)
             raise ConfigError(f"--dataset {dataset!r} is not allowed with --model {model}: "
                               f"use synthetic or {allowed}")
@@ -361,40 +356,3 @@ def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1
     out["peak_rss_mb"] = peak_rss_mb()
     out["load_average"].append(load_average())
     return out
-
-
-def table(result: dict[str, Any]) -> Any:
-    """The figures as a rich table: per network, the reference loop then regbench's."""
-    from rich import box
-    from rich.table import Table
-
-    t = Table(title=f"regbench bench on {result['device']} ({result['machine']}), "
-                    f"median of {result['reps']} reps", box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("network", "loop", "img/s", "train s", "full s", "ref/rb", "GFLOP/s", "peak"):
-        t.add_column(col, justify="left" if col in ("network", "loop") else "right")
-    for key, m in result["models"].items():
-        for loop in ("reference", "regbench"):
-            f = m[loop]
-            rate = m["train_flops_per_s" if loop == "regbench" else "reference_train_flops_per_s"]
-            ratio = f"{m['ratio_train']:.2f} {m['ratio_full']:.2f}" if loop == "regbench" else ""
-            t.add_row(key if loop == "reference" else f"{m['train_images']:,} img", loop,
-                      f"{f['train_images_per_s']:,.0f}", f"{f['train_epoch_s']:.2f}",
-                      f"{f['full_epoch_s']:.2f}", ratio,
-                      f"{rate / 1e9:,.1f}", f"{100 * rate / result['matmul_peak_flops_per_s']:.1f}%")
-    load = "/".join("-" if v is None else f"{v:.1f}" for v in result["load_average"])
-    lines = ["img/s: training images/s of the train pass; train s, full s: seconds per epoch, "
-             "train pass alone and with the eval-mode passes over train and val; ref/rb: "
-             "reference seconds / regbench seconds (train, full; median of per-repetition ratios); "
-             "peak: share of the matmul peak",
-             f"matmul peak ({result['train_dtype']}): {result['matmul_peak_flops_per_s'] / 1e9:,.1f} "
-             f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB; "
-             f"host load average at start/end {load} (other processes slow the timings down)"]
-    for key, m in result["models"].items():
-        dev = f", peak device memory {m['peak_device_mb']:,.0f} MiB" if m["peak_device_mb"] else ""
-        lines.append(f"{key} ({m['model']}): regbench's full epoch = {m['full_vs_reference_train']:.2f}x "
-                     f"the reference's train-only epoch{dev}")
-    if result["note"]:
-        lines.append(result["note"])
-    t.caption = "\n".join(lines)
-    t.caption_justify = "left"
-    return t

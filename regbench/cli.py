@@ -1,7 +1,8 @@
 """The command line: a thin Typer layer over regbench's library.
 
 Every command parses its arguments and calls the library; overrides go to Hydra unchanged
-(``regbench.overrides``), after one check that turns a bad value into one line and exit 2.
+(``regbench.jobs``), after one check (``regbench.composition``) that turns a bad value
+into one line and exit 2. What is shown on the terminal is ``regbench.terminal``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from rich.console import Console
 
 from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.overrides import (NO_JOB_FLAGS, call_hydra, compose, err, one_line,
-                                rewrite_experiment, split_args)
+from regbench.composition import NO_JOB_FLAGS, compose, one_line, rewrite_experiment, split_args
+from regbench.terminal import err
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -68,12 +69,14 @@ def run(ctx: typer.Context,
 
       regbench run dataset.train_size=1000 reg.l2=5e-4 trainer.epochs=20
     """
+    from regbench import runs
+    from regbench.jobs import call_hydra
+
     args = list(overrides or []) + list(ctx.args)
     task_overrides, flags = split_args(args)
     task_overrides = rewrite_experiment(task_overrides)
     if any(f in NO_JOB_FLAGS for f in flags):
         raise typer.Exit(call_hydra(flags + task_overrides))
-    from regbench import runs
 
     _, schema = compose(task_overrides)
     run_dir = runs.make_run_dir(schema.output.root, schema.experiment)
@@ -127,13 +130,15 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep --resume results/dropout_grid/sweeps/20261122-101500-a1b2c3
     """
     from regbench import runs, sweep
+    from regbench.jobs import call_hydra
 
     args = list(overrides or []) + list(ctx.args)
     if resume_dir is not None:
         plan, flags, hydra_args, todo = sweep.resume_plan(resume_dir, args)
         print(f"sweep {resume_dir}: {len(plan.jobs) - len(todo)} of {len(plan.jobs)} jobs finished; "
               f"running {len(todo)}", flush=True)
-        code = 0 if not todo else sweep.launch(resume_dir, flags, hydra_args + ["hydra.output_subdir=null"])
+        code = 0 if not todo else sweep.launch(resume_dir, plan, flags,
+                                                   hydra_args + ["hydra.output_subdir=null"])
         if code == sweep.INTERRUPTED:
             raise typer.Exit(code)
         raise typer.Exit(sweep.finish(resume_dir, plan, baseline) or code)
@@ -145,16 +150,16 @@ def sweep_cmd(ctx: typer.Context,
     sweep.write_plan(sweep_dir, plan)
     print(f"sweep: {len(plan.jobs)} jobs over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}",
           flush=True)
-    code = sweep.launch(sweep_dir, flags, sweep.job_overrides(task_overrides))
+    code = sweep.launch(sweep_dir, plan, flags, sweep.job_overrides(task_overrides))
     if code == sweep.INTERRUPTED:
         raise typer.Exit(code)
     raise typer.Exit(sweep.finish(sweep_dir, plan, baseline) or code)
 
 
 def _runs(paths: list[Path] | None) -> list[Path]:
-    from regbench import compare
+    from regbench import runs
 
-    return compare.find_runs(paths or [Path("results")])
+    return runs.find_runs(paths or [Path("results")])
 
 
 @app.command()
@@ -182,23 +187,19 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     """
     import json
 
-    from regbench import compare
+    from regbench import compare, tables, terminal
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(FORMATS)}")
     comp = compare.compare(_runs(paths), baseline)
     if comp.table.empty:
-        err.print(compare.failed_text(comp), end="", soft_wrap=True)
+        err.print(tables.failed_text(comp), end="", soft_wrap=True)
         raise RunDirError("no finished run to compare: every run listed above failed, diverged "
                           "or is unfinished")
     if fmt == "table":
-        from regbench.report import table_console
-
-        out = table_console()
-        out.print(compare.rich_table(comp))
-        out.print(compare.failed_text(comp), end="", soft_wrap=True)
+        terminal.print_comparison(comp)
     elif fmt == "markdown":
-        print(compare.markdown(comp), end="")
+        print(tables.markdown(comp), end="")
     else:
         if fmt == "csv":
             print(comp.table.to_csv(index=False), end="")
@@ -207,7 +208,7 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
                               "configurations": json.loads(comp.table.to_json(orient="records")),
                               "not_averaged": comp.failed.to_dict(orient="records")}, indent=2))
         if not comp.failed.empty:
-            err.print(compare.failed_text(comp), end="", soft_wrap=True)
+            err.print(tables.failed_text(comp), end="", soft_wrap=True)
 
 
 @app.command()
@@ -242,8 +243,7 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
     """
     from omegaconf import OmegaConf
 
-    from regbench import app as hydra_app
-    from regbench import runs
+    from regbench import jobs, runs
 
     if not (run_dir / runs.CONFIG_FILE).is_file():
         raise RunDirError(f"{run_dir}: no {runs.CONFIG_FILE}; not a regbench run directory")
@@ -255,7 +255,7 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
         cfg = OmegaConf.load(run_dir / runs.CONFIG_FILE)
     except Exception as e:
         raise RunDirError(f"{run_dir / runs.CONFIG_FILE}: unreadable ({one_line(e)})") from e
-    outcome = hydra_app.execute(cfg, run_dir, resume=True)
+    outcome = jobs.execute(cfg, run_dir, resume=True)
     if outcome.message:
         err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
@@ -271,18 +271,13 @@ def datasets_list(ctx: typer.Context,
     """
     if ctx.invoked_subcommand is not None:
         return
-    from rich.table import Table
-
-    from regbench.data import DATASET_INFO, dataset_dir, is_present
+    from regbench.datasets import DATASET_INFO, dataset_dir, is_present
+    from regbench.terminal import datasets_table
 
     root = root or os.environ.get("REGBENCH_DATA", "data")
-    table = Table(title=f"datasets (root: {Path(root).resolve()})", title_justify="left")
-    for col in ("name", "present", "files expected in", "source"):
-        table.add_column(col)
-    for name, info in DATASET_INFO.items():
-        where = "(embedded)" if not info.files else str(dataset_dir(name, root))
-        table.add_row(name, "yes" if is_present(name, root) else "no", where, info.source)
-    Console().print(table)
+    rows = [(name, is_present(name, root), "(embedded)" if not info.files else str(dataset_dir(name, root)),
+             info.source) for name, info in DATASET_INFO.items()]
+    Console().print(datasets_table(root, rows))
 
 
 @datasets_app.command("download")
@@ -293,7 +288,7 @@ def datasets_download(name: str = typer.Argument(..., help="mnist, fashion_mnist
 
     Example: regbench datasets download cifar10
     """
-    from regbench.data import DATASET_INFO, download
+    from regbench.datasets import DATASET_INFO, download
 
     if name not in DATASET_INFO:
         raise ConfigError(f"dataset {name!r} is unknown; known: {', '.join(DATASET_INFO)}")
@@ -329,7 +324,8 @@ def bench(
     """
     import json
 
-    from regbench.bench import check, run_bench, table
+    from regbench.bench import check, run_bench
+    from regbench.terminal import bench_table
 
     check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
     result = run_bench(model, images=images, epochs=epochs, reps=reps, dataset=dataset,
@@ -338,7 +334,7 @@ def bench(
     if as_json:
         print(json.dumps(result))
     else:
-        Console().print(table(result))
+        Console().print(bench_table(result))
 
 
 def main() -> None:

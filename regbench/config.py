@@ -1,17 +1,20 @@
 """The configuration schema: typed dataclasses registered in Hydra's ConfigStore.
 
 The dataclasses hold the defaults and the types; the YAML files in ``conf/`` are presets
-that Hydra merges into this schema (and so type-checks). ``validate`` checks the values
-that a type cannot express (ranges, known names) before any work starts.
+that Hydra merges into this schema (and so type-checks). ``regbench.validation`` checks the
+values that a type cannot express (ranges, known names) before any work starts.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import secrets
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -20,17 +23,14 @@ from regbench.errors import ConfigError
 
 CONF_DIR = Path(__file__).parent / "conf"
 
-DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "synthetic")
-MODELS = ("cnn",)
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("none", "step", "cosine", "onecycle")
+# The vocabulary of the schema's string keys. Names of datasets, models and optimizers are
+# not here: each comes from its registry (regbench.datasets, MODEL_CONFIGS, regbench.optim).
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MONITORS = ("val_loss", "val_acc")
 DROPOUT_KINDS = ("standard", "spatial")
 DROPOUT_POSITIONS = ("after_bn", "before_bn")
-# Learning rates used when optim.lr is null: the usual starting points for a small CNN.
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,9 +46,31 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
+    """What every model's configuration has: its name. Each model subclasses it."""
+
+    name: str = "cnn"
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first value this model cannot be built with."""
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    """The CNN of regbench.models: conv blocks of these widths, then one hidden FC layer."""
+
     name: str = "cnn"
     channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 128
+
+    def check(self) -> None:
+        check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
+              "model.channels", list(self.channels), "a non-empty list of integers >= 1")
+        check(self.hidden >= 1, "model.hidden", self.hidden, "an integer >= 1")
+
+
+# The model registry's names: each model's configuration type. regbench.models maps each
+# type to the module that builds it; a preset in conf/model/ starts from `<name>_schema`.
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"cnn": CNNConfig}
 
 
 @dataclass
@@ -120,7 +142,7 @@ class RegbenchConfig:
     experiment: str = "${oc.env:REGBENCH_EXPERIMENT,default}"
     seed: int = 0
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=CNNConfig)
     reg: RegConfig = field(default_factory=RegConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -128,18 +150,44 @@ class RegbenchConfig:
 
 
 def register() -> None:
-    """Register the schema so that conf/config.yaml can name it in its defaults list."""
-    ConfigStore.instance().store(name="regbench_schema", node=RegbenchConfig)
+    """Register the schemas that conf/ names in its defaults lists, and the run-id resolver."""
+    store = ConfigStore.instance()
+    store.store(name="regbench_schema", node=RegbenchConfig)
+    for name, schema in MODEL_CONFIGS.items():
+        store.store(group="model", name=f"{name}_schema", node=schema)
+    OmegaConf.register_new_resolver("regbench_run_id", new_run_id, use_cache=True, replace=True)
+
+
+def new_run_id() -> str:
+    """A sortable id, unique across runs started in the same second or in parallel."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
 register()
 
 
 def to_schema(cfg: DictConfig | dict[str, Any]) -> RegbenchConfig:
-    """Turn a composed (or loaded) config into the typed dataclass tree."""
-    merged = OmegaConf.merge(OmegaConf.structured(RegbenchConfig), cfg)
-    obj = OmegaConf.to_object(merged)
+    """Turn a composed (or loaded) config into the typed dataclass tree.
+
+    The model section is typed by its name (MODEL_CONFIGS), so a config.yaml read back from
+    a run folder gets the same model type that composition gave it.
+    """
+    base = OmegaConf.structured(RegbenchConfig)
+    name = OmegaConf.select(OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg, "model.name",
+                            default="cnn")
+    if name in MODEL_CONFIGS:
+        base.model = OmegaConf.structured(MODEL_CONFIGS[name])
+    obj = OmegaConf.to_object(OmegaConf.merge(base, cfg))
     assert isinstance(obj, RegbenchConfig)
+    return obj
+
+
+def load_preset(group: str, name: str, schema: type[T]) -> T:
+    """A preset of conf/<group>/ merged onto its part of the schema, as a dataclass."""
+    preset = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+    preset.pop("defaults", None)  # the schema it names is the one given here
+    obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), preset))
+    assert isinstance(obj, schema)
     return obj
 
 
@@ -166,62 +214,14 @@ def suggest_key(key: str) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+def check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise ConfigError('KEY=VALUE is not allowed: ALLOWED') unless ok."""
     if not ok:
         raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
 
 
-def _one_of(key: str, value: Any, names: tuple[str, ...]) -> None:
-    _check(value in names, key, value, "known values are " + ", ".join(names))
-
-
-def validate(cfg: RegbenchConfig) -> None:
-    """Check every value a type cannot express; raise ConfigError naming the first bad one."""
-    _check(bool(NAME_RE.match(cfg.experiment)) and ".." not in cfg.experiment, "experiment",
-           cfg.experiment, "a name of letters, digits, '_', '-' and '.', with no path separators")
-    d = cfg.dataset
-    _one_of("dataset.name", d.name, DATASETS)
-    _check(0.0 < d.val_fraction < 1.0, "dataset.val_fraction", d.val_fraction, "a fraction in (0, 1)")
-    _check(d.train_size is None or d.train_size >= 10, "dataset.train_size", d.train_size,
-           "null or an integer >= 10 (at least one image per class)")
-    _one_of("model.name", cfg.model.name, MODELS)
-    _check(len(cfg.model.channels) >= 1 and all(c >= 1 for c in cfg.model.channels),
-           "model.channels", list(cfg.model.channels), "a non-empty list of integers >= 1")
-    _check(cfg.model.hidden >= 1, "model.hidden", cfg.model.hidden, "an integer >= 1")
-    r = cfg.reg
-    for part in ("input", "conv", "fc"):
-        p = getattr(r.dropout, part)
-        _check(0.0 <= p < 1.0, f"reg.dropout.{part}", p, "a drop probability in [0, 1)")
-    _one_of("reg.dropout.kind", r.dropout.kind, DROPOUT_KINDS)
-    _one_of("reg.dropout.position", r.dropout.position, DROPOUT_POSITIONS)
-    for key in ("l1", "l2", "weight_decay", "label_smoothing"):
-        _check(getattr(r, key) >= 0.0, f"reg.{key}", getattr(r, key), "a number >= 0")
-    _check(r.label_smoothing < 1.0, "reg.label_smoothing", r.label_smoothing, "a number in [0, 1)")
-    _check(r.max_norm is None or r.max_norm > 0, "reg.max_norm", r.max_norm, "null or a number > 0")
-    es = r.early_stopping
-    _one_of("reg.early_stopping.monitor", es.monitor, MONITORS)
-    _check(es.patience >= 1, "reg.early_stopping.patience", es.patience, "an integer >= 1")
-    _check(es.min_delta >= 0, "reg.early_stopping.min_delta", es.min_delta, "a number >= 0")
-    o = cfg.optim
-    _one_of("optim.name", o.name, OPTIMIZERS)
-    _one_of("optim.schedule", o.schedule, SCHEDULES)
-    _check(o.lr is None or o.lr > 0, "optim.lr", o.lr, "null or a number > 0")
-    _check(0.0 <= o.momentum < 1.0, "optim.momentum", o.momentum, "a number in [0, 1)")
-    _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", list(o.betas),
-           "two numbers in [0, 1)")
-    _check(o.step_size >= 1, "optim.step_size", o.step_size, "an integer >= 1")
-    _check(0 < o.gamma <= 1, "optim.gamma", o.gamma, "a number in (0, 1]")
-    t = cfg.trainer
-    _check(t.epochs >= 1, "trainer.epochs", t.epochs, "an integer >= 1")
-    _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "an integer >= 1")
-    _check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "an integer >= 1")
-    _check(t.train_eval_size is None or t.train_eval_size >= 1, "trainer.train_eval_size",
-           t.train_eval_size, "null or an integer >= 1")
-    _one_of("trainer.device", t.device.split(":")[0], DEVICES)
-    _check(bool(cfg.output.root), "output.root", cfg.output.root, "a directory path")
-
-
-def learning_rate(cfg: OptimConfig) -> float:
-    """The configured learning rate, or the optimizer's usual default when null."""
-    return cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.name]
+def one_of(key: str, value: Any, names: Iterable[str]) -> None:
+    """Raise ConfigError unless value is one of names, listing them."""
+    names = list(names)
+    check(value in names, key, value, "known values are " + ", ".join(names))
 

@@ -1,7 +1,7 @@
 """The metric columns, the per-epoch CSV log and what is derived from the curves.
 
-``COLUMNS`` is the one definition of a metrics.csv row: the CSV header, the summary's
-``best``/``last`` objects, the terminal table and the tests all use it.
+``Row`` is the one definition of a metrics.csv row: its fields, in order, are the CSV
+header, the keys of the summary's ``best``/``last`` objects, and what the tests check.
 """
 
 from __future__ import annotations
@@ -10,28 +10,47 @@ import csv
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-COLUMNS: tuple[str, ...] = (
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc",
-    "train_loss_running", "penalty", "lr", "epoch_time_s",
-)
-TIMING_COLUMNS = ("epoch_time_s",)
+from regbench.runs import atomic_file
+
 # A validation loss this much above its minimum (relative) counts as having risen.
 ONSET_RISE = 0.01
 
-Row = dict[str, float]
+
+@dataclass
+class Row:
+    """One finished epoch: a metrics.csv row, built by keyword; the gaps are derived here."""
+
+    epoch: int
+    train_loss: float  # eval mode: dropout off, no penalty, no augmentation
+    train_acc: float  # fraction in [0, 1], eval mode
+    val_loss: float
+    val_acc: float
+    gap_loss: float = field(init=False)  # val_loss - train_loss
+    gap_acc: float = field(init=False)  # train_acc - val_acc
+    train_loss_running: float = 0.0  # in-epoch average, regularization active
+    penalty: float = 0.0  # mean L1/L2 term added to the loss
+    lr: float = 0.0
+    epoch_time_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.gap_loss = self.val_loss - self.train_loss
+        self.gap_acc = self.train_acc - self.val_acc
+
+    def __getitem__(self, column: str) -> Any:
+        """A column by name (``row[monitor]``)."""
+        return getattr(self, column)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in COLUMNS}
 
 
-def make_row(epoch: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
-             train_loss_running: float, penalty: float, lr: float, epoch_time_s: float) -> Row:
-    """A metrics.csv row; the gaps are derived here and nowhere else."""
-    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-            "val_loss": val_loss, "val_acc": val_acc,
-            "gap_loss": val_loss - train_loss, "gap_acc": train_acc - val_acc,
-            "train_loss_running": train_loss_running, "penalty": penalty, "lr": lr,
-            "epoch_time_s": epoch_time_s}
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
+INPUT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row) if f.init)
+TIMING_COLUMNS = ("epoch_time_s",)
 
 
 class MetricsLog:
@@ -44,18 +63,14 @@ class MetricsLog:
     def __init__(self, path: Path, keep_epochs: int | None = None) -> None:
         self.path = path
         self.rows: list[Row] = read_rows(path)[:keep_epochs] if path.exists() else []
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_file(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows({k: _fmt(v) for k, v in r.items()} for r in self.rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            writer.writerows({k: _fmt(v) for k, v in r.as_dict().items()} for r in self.rows)
 
     def append(self, row: Row) -> None:
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=COLUMNS).writerow({k: _fmt(row[k]) for k in COLUMNS})
+            csv.DictWriter(f, fieldnames=COLUMNS).writerow({k: _fmt(v) for k, v in row.as_dict().items()})
             f.flush()
             os.fsync(f.fileno())
         self.rows.append(row)
@@ -71,11 +86,11 @@ def read_rows(path: Path) -> list[Row]:
     with open(path, newline="") as f:
         for raw in csv.DictReader(f):
             try:
-                row = {k: float(raw[k]) for k in COLUMNS}
+                values: dict[str, Any] = {k: float(raw[k]) for k in INPUT_COLUMNS}
             except (TypeError, ValueError, KeyError):
                 break
-            row["epoch"] = int(row["epoch"])
-            rows.append(row)
+            values["epoch"] = int(values["epoch"])
+            rows.append(Row(**values))
     return rows
 
 
@@ -130,5 +145,5 @@ def row_dict(row: Row | None) -> dict[str, Any] | None:
     """A row as a JSON-ready object with the metrics.csv key names."""
     if row is None:
         return None
-    return {k: (None if isinstance(row[k], float) and not math.isfinite(row[k]) else row[k])
-            for k in COLUMNS}
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in row.as_dict().items()}

@@ -1,68 +1,55 @@
-"""The configurable CNN whose regularization regbench studies."""
+"""The models whose regularization regbench studies, registered by their config type."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
-from regbench.config import DropoutConfig, ModelConfig
-from regbench.regularizers import make_dropout
+from regbench.config import CNNConfig, ModelConfig, RegConfig
+from regbench.regularizers import Regularization, Site
 
-
-def _norm(kind: str, width: int, enabled: bool) -> nn.Module:
-    if not enabled:
-        return nn.Identity()
-    return nn.BatchNorm2d(width) if kind == "2d" else nn.BatchNorm1d(width)
-
-
-def _drop_then_norm(drop: nn.Module, norm: nn.Module, position: str) -> list[nn.Module]:
-    """[dropout, norm] for position=before_bn, else [norm] (dropout goes after the block)."""
-    return [drop, norm] if position == "before_bn" else [norm]
+Layers = Callable[[Site], list[nn.Module]]
 
 
 class CNN(nn.Sequential):
-    """Conv blocks then a classifier head, with every regularizer switchable.
+    """Conv blocks then a classifier head; the regularizers insert their layers at sites.
 
-    conv block: conv 3x3 -> [BN] -> ReLU -> max-pool 2x2 -> [dropout]
-    head:       flatten -> linear -> [BN] -> ReLU -> [dropout] -> linear
-    With ``position=before_bn`` each block's dropout moves in front of its BN layer, where
-    it causes the train/test "variance shift" of Li et al. (CVPR 2019).
+    input:      [input site]
+    conv block: conv 3x3 -> [pre_norm] -> [norm] -> ReLU -> max-pool 2x2 -> [post]
+    head:       flatten -> linear -> [pre_norm] -> [norm] -> ReLU -> [post] -> linear
+    A layer followed by a norm layer has no bias (the norm's shift replaces it).
     """
 
-    def __init__(self, cfg: ModelConfig, dropout: DropoutConfig, batchnorm: bool,
-                 in_channels: int, image_size: tuple[int, int], num_classes: int = 10) -> None:
-        layers: list[nn.Module] = []
-        if dropout.input > 0:  # element-wise: dropping a whole grey input channel blanks the image
-            layers.append(make_dropout(dropout.input, "standard"))
+    def __init__(self, cfg: CNNConfig, layers: Layers, in_channels: int,
+                 image_size: tuple[int, int], num_classes: int = 10) -> None:
+        modules: list[nn.Module] = list(layers(Site("input", "post", in_channels)))
         h, w = image_size
         c_in = in_channels
-        before = dropout.position == "before_bn"
         for c_out in cfg.channels:
-            drop = make_dropout(dropout.conv, dropout.kind)
-            layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm))
-            layers += _drop_then_norm(drop, _norm("2d", c_out, batchnorm), dropout.position)
-            layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-            if not before:
-                layers.append(drop)
+            norm = layers(Site("conv", "norm", c_out))
+            modules += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not norm),
+                        *layers(Site("conv", "pre_norm", c_out)), *norm,
+                        nn.ReLU(inplace=True), nn.MaxPool2d(2), *layers(Site("conv", "post", c_out))]
             c_in, h, w = c_out, h // 2, w // 2
         if h < 1 or w < 1:
             raise ValueError(f"{len(cfg.channels)} conv blocks shrink a {image_size} input to nothing")
-        drop = make_dropout(dropout.fc, "standard")
-        layers += [nn.Flatten(), nn.Linear(c_in * h * w, cfg.hidden, bias=not batchnorm)]
-        layers += _drop_then_norm(drop, _norm("1d", cfg.hidden, batchnorm), dropout.position)
-        layers.append(nn.ReLU(inplace=True))
-        if not before:
-            layers.append(drop)
-        layers.append(nn.Linear(cfg.hidden, num_classes))
-        super().__init__(*[m for m in layers if not isinstance(m, nn.Identity)])
+        norm = layers(Site("fc", "norm", cfg.hidden))
+        modules += [nn.Flatten(), nn.Linear(c_in * h * w, cfg.hidden, bias=not norm),
+                    *layers(Site("fc", "pre_norm", cfg.hidden)), *norm, nn.ReLU(inplace=True),
+                    *layers(Site("fc", "post", cfg.hidden)), nn.Linear(cfg.hidden, num_classes)]
+        super().__init__(*modules)
 
 
-MODELS: dict[str, type[CNN]] = {"cnn": CNN}
+# Each model config type (regbench.config.MODEL_CONFIGS) and the module class it builds.
+MODELS: dict[type[ModelConfig], Callable[..., nn.Module]] = {CNNConfig: CNN}
 
 
-def build(cfg: ModelConfig, dropout: DropoutConfig, batchnorm: bool, in_channels: int,
-          image_size: tuple[int, int], num_classes: int = 10) -> CNN:
-    """The model named by cfg.name, sized for the dataset's images."""
-    return MODELS[cfg.name](cfg, dropout, batchnorm, in_channels, image_size, num_classes)
+def build(cfg: ModelConfig, reg: RegConfig, in_channels: int, image_size: tuple[int, int],
+          num_classes: int = 10) -> nn.Module:
+    """The model that cfg describes, with the layers of the reg section, sized for the data."""
+    layers = Regularization.from_config(reg).layers
+    return MODELS[type(cfg)](cfg, layers, in_channels, image_size, num_classes)
 
 
 def count_params(model: nn.Module) -> int:

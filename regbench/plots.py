@@ -20,7 +20,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from regbench import runs  # noqa: E402
-from regbench.compare import Comparison, fmt  # noqa: E402
+from regbench.compare import Comparison  # noqa: E402
+from regbench.labels import fmt  # noqa: E402
 from regbench.metrics import read_rows  # noqa: E402
 
 # What a swept key means, for axis labels a student can read.

@@ -1,24 +1,38 @@
-"""Every regularizer regbench compares, each in one place.
+"""Every regularizer regbench compares, each entering at one place.
 
-- dropout (input, conv blocks, FC head; standard or spatial): ``make_dropout``
-- L1 / L2 penalty added to the loss: ``penalty``
-- decoupled weight decay and the decay / no-decay parameter split: ``param_groups``
-- max-norm constraint on each unit's incoming weights: ``apply_max_norm``
-- early stopping on a validation metric: ``EarlyStopping``
-- label smoothing is the ``label_smoothing`` argument of the cross-entropy loss, and batch
-  norm a switch of the model (``regbench.models``).
+A regularizer is a small typed function (what it does to a tensor, a loss or a weight)
+plus a ``Regularizer`` subclass that says where it enters, through the hook points the
+model builder and the training loop call:
+
+- ``layers(site)``: modules the model inserts at a site (dropout, batch norm);
+- ``data_loss(logits, y)``: a replacement for plain cross-entropy (label smoothing);
+- ``loss_term(params)``: a term added to the loss (L1, L2);
+- ``param_groups(groups)``: settings of the optimizer's parameter groups (weight decay);
+- ``after_step(params)``: a change to the weights after each optimizer step (max-norm);
+- ``start_epoch(epoch, model)``: a change at the start of each epoch (rate schedules);
+- ``end_epoch(row, model)``: whether to stop, after each epoch's metrics (early stopping).
+
+``REGULARIZERS`` lists them; ``Regularization.from_config`` builds the active ones from
+the ``reg`` section. Adding one is a class here, a key in ``RegConfig``, a preset in
+``conf/reg/`` and a test.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from regbench.config import RegConfig
+
+if TYPE_CHECKING:
+    from regbench.metrics import Row
 
 
 def make_dropout(p: float, kind: str = "standard") -> nn.Module:
@@ -51,20 +65,6 @@ def split_params(model: nn.Module, decay_bias_and_norm: bool = False
         if p.requires_grad:
             (decay if is_decayed(name, p, decay_bias_and_norm) else no_decay).append(p)
     return decay, no_decay
-
-
-def param_groups(model: nn.Module, weight_decay: float, decay_bias_and_norm: bool = False
-                 ) -> list[dict[str, Any]]:
-    """Optimizer parameter groups with decoupled weight decay on the decayed group only.
-
-    Decoupled decay (Loshchilov & Hutter, ICLR 2019) shrinks weights in the update,
-    w <- w - lr * wd * w, instead of adding a penalty gradient to the loss.
-    """
-    decay, no_decay = split_params(model, decay_bias_and_norm)
-    groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "name": "no_decay"})
-    return groups
 
 
 def describe_groups(groups: list[dict[str, Any]]) -> str:
@@ -106,12 +106,185 @@ def apply_max_norm(params: Iterable[Tensor], max_norm: float) -> None:
             p.copy_(torch.renorm(p, 2, 0, max_norm))
 
 
+# ------------------------------------------------------------------------ hook points
+
+
+@dataclass(frozen=True)
+class Site:
+    """A place in a model where regularizers may insert layers.
+
+    block: "input" (the image), "conv" (a conv block) or "fc" (the hidden FC layer);
+    slot: "norm" (right after the conv / linear layer), "pre_norm" (in front of the norm
+    slot) or "post" (after the activation and pooling); width: channels or features there.
+    """
+
+    block: str
+    slot: str
+    width: int = 0
+
+
+class Regularizer:
+    """Base class: every hook point does nothing. Subclasses override the ones they use."""
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> Regularizer | None:
+        """The regularizer as the reg section configures it, or None when it is off."""
+        raise NotImplementedError
+
+    def layers(self, site: Site) -> list[nn.Module]:
+        return []
+
+    def data_loss(self, logits: Tensor, y: Tensor) -> Tensor | None:
+        return None
+
+    def loss_term(self, params: Sequence[Tensor]) -> Tensor | None:
+        return None
+
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        return None
+
+    def after_step(self, params: Sequence[Tensor]) -> None:
+        return None
+
+    def start_epoch(self, epoch: int, model: nn.Module) -> None:
+        return None
+
+    def end_epoch(self, row: Row, model: nn.Module) -> bool:
+        return False
+
+
 @dataclass
-class EarlyStopping:
+class Dropout(Regularizer):
+    """Dropout on the input, after each conv block and in the FC head (see make_dropout).
+
+    ``position="before_bn"`` puts each block's dropout in front of its batch norm, where it
+    causes the train/test "variance shift" of Li et al. (CVPR 2019); the input and the head
+    always use element-wise dropout, the conv blocks ``kind``.
+    """
+
+    input: float
+    conv: float
+    fc: float
+    kind: str = "standard"
+    position: str = "after_bn"
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> Dropout | None:
+        d = reg.dropout
+        if max(d.input, d.conv, d.fc) <= 0:
+            return None
+        return cls(d.input, d.conv, d.fc, d.kind, d.position)
+
+    def layers(self, site: Site) -> list[nn.Module]:
+        if site.block == "input":
+            # element-wise: dropping a whole grey input channel would blank the image
+            return [make_dropout(self.input)] if self.input > 0 else []
+        slot = "pre_norm" if self.position == "before_bn" else "post"
+        p = self.conv if site.block == "conv" else self.fc
+        if site.slot != slot or p <= 0:
+            return []
+        return [make_dropout(p, self.kind if site.block == "conv" else "standard")]
+
+
+@dataclass
+class BatchNorm(Regularizer):
+    """Batch normalization after every conv and the hidden linear layer (Ioffe & Szegedy,
+    ICML 2015): normalizes each channel over the batch, then a learned scale and shift;
+    in eval mode it uses running statistics. Mainly speeds up training; mildly regularizes."""
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> BatchNorm | None:
+        return cls() if reg.batchnorm else None
+
+    def layers(self, site: Site) -> list[nn.Module]:
+        if site.slot != "norm":
+            return []
+        return [nn.BatchNorm2d(site.width) if site.block == "conv" else nn.BatchNorm1d(site.width)]
+
+
+@dataclass
+class L2(Regularizer):
+    """The L2 penalty l2/2 * sum(w^2) over the decayed weights, added to the loss."""
+
+    strength: float
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> L2 | None:
+        return cls(reg.l2) if reg.l2 else None
+
+    def loss_term(self, params: Sequence[Tensor]) -> Tensor | None:
+        return penalty(params, l2=self.strength)
+
+
+@dataclass
+class L1(Regularizer):
+    """The L1 penalty l1 * sum(|w|) over the decayed weights, added to the loss."""
+
+    strength: float
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> L1 | None:
+        return cls(reg.l1) if reg.l1 else None
+
+    def loss_term(self, params: Sequence[Tensor]) -> Tensor | None:
+        return penalty(params, l1=self.strength)
+
+
+@dataclass
+class WeightDecay(Regularizer):
+    """Decoupled weight decay (Loshchilov & Hutter, ICLR 2019) on the decayed group only:
+    the optimizer shrinks weights in the update, w <- w - lr * wd * w, instead of adding a
+    penalty gradient to the loss."""
+
+    rate: float
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> WeightDecay | None:
+        return cls(reg.weight_decay) if reg.weight_decay else None
+
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        for g in groups:
+            if g["name"] == "decay":
+                g["weight_decay"] = self.rate
+
+
+@dataclass
+class MaxNorm(Regularizer):
+    """The max-norm constraint after every optimizer step (see apply_max_norm)."""
+
+    bound: float
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> MaxNorm | None:
+        return cls(reg.max_norm) if reg.max_norm is not None else None
+
+    def after_step(self, params: Sequence[Tensor]) -> None:
+        apply_max_norm(params, self.bound)
+
+
+@dataclass
+class LabelSmoothing(Regularizer):
+    """Cross-entropy against targets mixed with the uniform distribution by ``smoothing``
+    (Szegedy et al., CVPR 2016, "Rethinking the Inception Architecture")."""
+
+    smoothing: float
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> LabelSmoothing | None:
+        return cls(reg.label_smoothing) if reg.label_smoothing else None
+
+    def data_loss(self, logits: Tensor, y: Tensor) -> Tensor | None:
+        return F.cross_entropy(logits, y, label_smoothing=self.smoothing)
+
+
+@dataclass
+class EarlyStopping(Regularizer):
     """Stop when the monitored metric has not improved by min_delta for `patience` epochs.
 
     Keeps a copy of the best weights so they can be restored (Prechelt, "Early Stopping -
     But When?", 1998; the patience rule is his UP-style criterion on the validation curve).
+    The same object tracks the best epoch when early stopping is off (``enabled=False``):
+    then it never stops a run.
     """
 
     monitor: str = "val_loss"
@@ -121,6 +294,18 @@ class EarlyStopping:
     best_epoch: int = 0
     bad_epochs: int = 0
     best_state: dict[str, Tensor] | None = field(default=None, repr=False)
+    enabled: bool = False
+    keep_best: bool = False  # keep a copy of the best weights, to restore them at the end
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> EarlyStopping:
+        es = reg.early_stopping
+        return cls(es.monitor, es.patience, es.min_delta, enabled=es.enabled,
+                   keep_best=es.enabled and es.restore_best)
+
+    def end_epoch(self, row: Row, model: nn.Module) -> bool:
+        stop = self.step(row[self.monitor], int(row.epoch), model if self.keep_best else None)
+        return self.enabled and stop
 
     @property
     def sign(self) -> float:
@@ -157,3 +342,64 @@ class EarlyStopping:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
         self.bad_epochs, self.best_state = int(state["bad_epochs"]), state["best_state"]
+
+
+# The regularizers, in the order their hooks run (L2 before L1: the penalty sums that way).
+REGULARIZERS: tuple[type[Regularizer], ...] = (
+    Dropout, BatchNorm, L2, L1, WeightDecay, MaxNorm, LabelSmoothing, EarlyStopping)
+
+
+@dataclass
+class Regularization:
+    """The active regularizers of a run, and the hook points that fan out to them."""
+
+    active: list[Regularizer]
+    decay_bias_and_norm: bool = False
+    decayed: list[Tensor] = field(default_factory=list)  # set by param_groups
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> Regularization:
+        found = (r.from_config(reg) for r in REGULARIZERS)
+        return cls([r for r in found if r is not None], reg.decay_bias_and_norm)
+
+    @property
+    def stopper(self) -> EarlyStopping:
+        """The early-stopping tracker (always present: it also finds the best epoch)."""
+        return next(r for r in self.active if isinstance(r, EarlyStopping))
+
+    def layers(self, site: Site) -> list[nn.Module]:
+        return [m for r in self.active for m in r.layers(site)]
+
+    def data_loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        for r in self.active:
+            loss = r.data_loss(logits, y)
+            if loss is not None:
+                return loss
+        return F.cross_entropy(logits, y)
+
+    def loss_term(self) -> Tensor | None:
+        terms = [t for r in self.active if (t := r.loss_term(self.decayed)) is not None]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Optimizer groups: decayed weights (>= 2 dims by default) and the rest, no decay."""
+        decay, no_decay = split_params(model, self.decay_bias_and_norm)
+        self.decayed = decay
+        groups = [{"params": decay, "weight_decay": 0.0, "name": "decay"}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0, "name": "no_decay"})
+        for r in self.active:
+            r.param_groups(groups)
+        return groups
+
+    def after_step(self) -> None:
+        for r in self.active:
+            r.after_step(self.decayed)
+
+    def start_epoch(self, epoch: int, model: nn.Module) -> None:
+        for r in self.active:
+            r.start_epoch(epoch, model)
+
+    def end_epoch(self, row: Row, model: nn.Module) -> bool:
+        """Run every end-of-epoch hook; True when one of them stops training."""
+        return any([r.end_epoch(row, model) for r in self.active])

@@ -6,11 +6,12 @@ import json
 import os
 import platform
 import secrets
-import tempfile
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from regbench.config import new_run_id
 from regbench.errors import RunDirError
 
 CONFIG_FILE = "config.yaml"
@@ -20,11 +21,6 @@ CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "run.log"
 # Statuses of a run that ended as planned: its metrics count in comparisons.
 FINISHED = ("completed", "early_stopped")
-
-
-def new_run_id() -> str:
-    """A sortable id, unique across runs started in the same second or in parallel."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def make_run_dir(root: str | Path, experiment: str) -> Path:
@@ -54,18 +50,29 @@ def safe_join(root: str | Path, *parts: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def atomic_file(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a file whose content appears at path all at once when the block ends.
+
+    Readers see the old or the new content, never a torn one. The temporary file is created
+    with open(), so the result has the user's umask, like every other file of a run.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with open(tmp, mode.replace("w", "x"), **kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file atomically (see atomic_file)."""
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
@@ -119,3 +126,67 @@ def why_unfinished(summary: dict[str, Any]) -> str:
     if summary.get("status") == "diverged":
         return f"the loss became NaN or infinite in epoch {summary.get('epochs_run', 0) + 1}"
     return str(summary.get("verdict") or "no summary.json: never started, or killed")
+
+
+def job_status(run_dir: Path) -> str:
+    """'missing', or the status recorded in the run's summary.json."""
+    summary = load_summary(run_dir)
+    return "missing" if summary is None else str(summary.get("status", "missing"))
+
+
+def job_action(run_dir: Path) -> str:
+    """'skip' a finished run, 'resume' an interrupted one, start the rest 'fresh'."""
+    status = job_status(run_dir)
+    if status in FINISHED:
+        return "skip"
+    if status in ("interrupted", "running") and (run_dir / CONFIG_FILE).exists():
+        return "resume"  # continues from its checkpoint, or from epoch 1 without one
+    return "fresh"
+
+
+def clear_job(run_dir: Path) -> None:
+    """Remove what an earlier failed attempt left, so the job starts from nothing."""
+    for name in (METRICS_FILE, SUMMARY_FILE, CHECKPOINT_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run folders (folders holding summary.json) at or anywhere under each path."""
+    found: list[Path] = []
+    for p in paths:
+        if not p.is_dir():
+            raise RunDirError(f"{p}: no such folder; give run, sweep or experiment folders")
+        here = [p] if (p / SUMMARY_FILE).is_file() else sorted(
+            (q.parent for q in p.rglob(SUMMARY_FILE)), key=_natural)
+        if not here:
+            raise RunDirError(f"{p}: no run folders in it (folders holding {SUMMARY_FILE})")
+        found += [d for d in here if d not in found]
+    return found
+
+
+def _natural(path: Path) -> tuple[Any, ...]:
+    """Sort key that puts sweep job 10 after job 9."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested configuration as {dotted key: value}, in the configuration's own order."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}{key}."))
+    return {k.rstrip("."): v for k, v in out.items()}
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.yaml as dotted keys (all of them, seed included)."""
+    from omegaconf import OmegaConf
+
+    path = run_dir / CONFIG_FILE
+    try:
+        return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    except FileNotFoundError as e:
+        raise RunDirError(f"{run_dir}: no {CONFIG_FILE}; not a regbench run directory") from e
+    except Exception as e:
+        raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e})") from e

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regbench import runs
+from regbench import runs, terminal
+from regbench.composition import compose, explain, rewrite_experiment, split_args
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.overrides import call_hydra, compose, err, explain, rewrite_experiment, split_args
+from regbench.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
 
 SWEEP_FILE = "sweep.json"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -127,32 +128,10 @@ def job_dir(sweep_dir: Path, num: int) -> Path:
     return sweep_dir / str(num)
 
 
-def job_status(run_dir: Path) -> str:
-    """'missing', or the status recorded in the job's summary.json."""
-    summary = runs.load_summary(run_dir)
-    return "missing" if summary is None else str(summary.get("status", "missing"))
-
-
-def job_action(run_dir: Path) -> str:
-    """'skip' a finished job, 'resume' an interrupted one, start the rest 'fresh'."""
-    status = job_status(run_dir)
-    if status in runs.FINISHED:
-        return "skip"
-    if status in ("interrupted", "running") and (run_dir / runs.CONFIG_FILE).exists():
-        return "resume"  # continues from its checkpoint, or from epoch 1 without one
-    return "fresh"
-
-
-def clear_job(run_dir: Path) -> None:
-    """Remove what an earlier failed attempt left, so the job starts from nothing."""
-    for name in (runs.METRICS_FILE, runs.SUMMARY_FILE, runs.CHECKPOINT_FILE):
-        (run_dir / name).unlink(missing_ok=True)
-
-
 def pending(sweep_dir: Path, sweep_plan: SweepPlan) -> list[int]:
     """Numbers of the jobs that are missing or did not finish."""
     return [n for n in range(len(sweep_plan.jobs))
-            if job_action(job_dir(sweep_dir, n)) != "skip"]
+            if runs.job_action(job_dir(sweep_dir, n)) != "skip"]
 
 
 def job_overrides(args: list[str]) -> list[str]:
@@ -190,42 +169,38 @@ def resume_plan(sweep_dir: Path, args: list[str]) -> tuple[SweepPlan, list[str],
             pending(sweep_dir, recorded))
 
 
-def launch(sweep_dir: Path, flags: list[str], overrides: list[str]) -> int:
+def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: list[str]) -> int:
     """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
+    job_env = [f"++hydra.job.env_set.{SWEEP_AXES_ENV}='{' '.join(sweep_plan.axes)}'",
+               f"++hydra.job.env_set.{SWEEP_SIZE_ENV}={len(sweep_plan.jobs)}"]
     try:
-        return call_hydra(["--multirun", *flags, *overrides, f"hydra.sweep.dir='{sweep_dir}'"],
-                          report=False)
+        return call_hydra(["--multirun", *flags, *overrides, *job_env,
+                           f"hydra.sweep.dir='{sweep_dir}'"], report=False)
     except KeyboardInterrupt:
-        err.print(f"regbench: sweep interrupted; continue it with: regbench sweep --resume {sweep_dir}",
+        terminal.err.print(f"regbench: sweep interrupted; continue it with: regbench sweep --resume {sweep_dir}",
                   soft_wrap=True)
         return INTERRUPTED
 
 
 def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
-    """Print the comparison and the unfinished jobs, write summary.csv and plots; exit code."""
-    from regbench import compare, plots, report
+    """Compare the finished jobs, write summary.csv and the figures, show it all; exit code."""
+    from regbench import compare, plots
 
-    out = report.table_console()
     dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
-    status = [job_status(d) for d in dirs]
+    status = [runs.job_status(d) for d in dirs]
     done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
+    comp, figures = None, []
     if done:
         try:
             comp = compare.compare(done, baseline)
         except ConfigError as e:
-            err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
+            terminal.err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
             comp = compare.compare(done)
-        out.print(compare.rich_table(comp))
         comp.table.to_csv(sweep_dir / "summary.csv", index=False)
         figures = plots.make_plots(comp, sweep_dir)
-        out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
-                  + ", ".join(p.name for p in figures), soft_wrap=True)
-    failed = [n for n, st in enumerate(status) if st not in runs.FINISHED]
-    if failed:
-        out.print(f"{len(failed)} of {len(sweep_plan.jobs)} jobs did not finish (not in the table):")
-        for n in failed:
-            why = runs.why_unfinished(runs.read_summary(dirs[n]) if status[n] != "missing" else {})
-            out.print(f"  {sweep_plan.label(n) or 'job ' + str(n)}: {status[n]}: {why} ({dirs[n]})",
-                      soft_wrap=True)
-        out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
-    return 1 if failed else 0
+    unfinished = [
+        (sweep_plan.label(n) or f"job {n}", st,
+         runs.why_unfinished(runs.read_summary(dirs[n]) if st != "missing" else {}), dirs[n])
+        for n, st in enumerate(status) if st not in runs.FINISHED]
+    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, len(sweep_plan.jobs))
+    return 1 if unfinished else 0

@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from regbench import data as datamod
-from regbench import metrics, models, optim, regularizers, runs
+from regbench import batching, metrics, models, optim, runs
+from regbench.callbacks import Callback, CallbackList
 from regbench.config import RegbenchConfig
 from regbench.device import autocast, configure, prepare_batch, prepare_model, resolve_device
 from regbench.errors import RunDirError
-from regbench.report import Progress
+from regbench.regularizers import EarlyStopping, Regularization
 
 log = logging.getLogger("regbench")
 
@@ -59,13 +59,13 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: datamod.Split, data: datamod.Data, batch_size: int
+def evaluate(model: nn.Module, split: batching.Split, data: batching.Data, batch_size: int
              ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy in eval mode (dropout off, BN running statistics)."""
     model.eval()
     loss_sum = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.long)
-    for x, y in datamod.batches(split, batch_size, mean=data.mean, std=data.std):
+    for x, y in batching.batches(split, batch_size, mean=data.mean, std=data.std):
         with autocast(x.device):
             logits = model(prepare_batch(x))
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -80,58 +80,54 @@ class Trainer:
 
     cfg: RegbenchConfig
     model: nn.Module
-    data: datamod.Data
+    data: batching.Data
+    regs: Regularization
     optimizer: torch.optim.Optimizer
     scheduler: optim.Schedule
     generator: torch.Generator
-    decayed: list[Tensor]
 
     @property
     def steps_per_epoch(self) -> int:
-        return datamod.num_batches(len(self.data.train), self.cfg.trainer.batch_size)
+        return batching.num_batches(len(self.data.train), self.cfg.trainer.batch_size)
 
-    def train_epoch(self, progress: Progress) -> tuple[float, float, bool]:
+    def train_epoch(self, callbacks: Callback) -> tuple[float, float, bool]:
         """One pass over the training split; returns (running loss, mean penalty, finite)."""
-        cfg, reg = self.cfg, self.cfg.reg
         self.model.train()
         device = self.data.train.x.device
         loss_sum = torch.zeros((), device=device)
         pen_sum = torch.zeros((), device=device)
         steps = 0
-        for x, y in datamod.batches(self.data.train, cfg.trainer.batch_size, mean=self.data.mean,
-                                    std=self.data.std, shuffle=True, augment=self.data.augment,
-                                    generator=self.generator):
+        for x, y in batching.batches(self.data.train, self.cfg.trainer.batch_size,
+                                     mean=self.data.mean, std=self.data.std, shuffle=True,
+                                     augment=self.data.augment, generator=self.generator):
             with autocast(device):
-                loss = F.cross_entropy(self.model(prepare_batch(x)).float(), y,
-                                       label_smoothing=reg.label_smoothing)
-            pen = regularizers.penalty(self.decayed, reg.l2, reg.l1)
+                loss = self.regs.data_loss(self.model(prepare_batch(x)).float(), y)
+            pen = self.regs.loss_term()
             total = loss if pen is None else loss + pen
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
             self.scheduler.batch_step()
-            if reg.max_norm is not None:
-                regularizers.apply_max_norm(self.decayed, reg.max_norm)
+            self.regs.after_step()
             loss_sum += total.detach()
             if pen is not None:
                 pen_sum += pen.detach()
             steps += 1
-            progress.advance(len(y), lambda: loss_sum.item() / steps)
+            callbacks.on_batch_end(len(y), lambda: loss_sum.item() / steps)
         self.scheduler.epoch_step()
         running = loss_sum.item() / max(steps, 1)
         return running, pen_sum.item() / max(steps, 1), math.isfinite(running)
 
 
-def build_trainer(cfg: RegbenchConfig, model: nn.Module, data: datamod.Data,
+def build_trainer(cfg: RegbenchConfig, model: nn.Module, data: batching.Data,
                   epochs: int | None = None) -> Trainer:
-    """Optimizer (decay groups from cfg.reg), schedule and seeded batch-order generator."""
-    groups = regularizers.param_groups(model, cfg.reg.weight_decay, cfg.reg.decay_bias_and_norm)
-    optimizer = optim.build_optimizer(cfg.optim, groups)
-    steps = datamod.num_batches(len(data.train), cfg.trainer.batch_size)
+    """Regularizers, optimizer (with their parameter groups), schedule, batch-order generator."""
+    regs = Regularization.from_config(cfg.reg)
+    optimizer = optim.build_optimizer(cfg.optim, regs.param_groups(model))
+    steps = batching.num_batches(len(data.train), cfg.trainer.batch_size)
     schedule = optim.Schedule(cfg.optim, optimizer, epochs or cfg.trainer.epochs, steps)
     generator = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
-    decayed = regularizers.split_params(model, cfg.reg.decay_bias_and_norm)[0]
-    return Trainer(cfg, model, data, optimizer, schedule, generator, decayed)
+    return Trainer(cfg, model, data, regs, optimizer, schedule, generator)
 
 
 @contextmanager
@@ -167,57 +163,59 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResult:
+def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
+        callbacks: list[Callback] | None = None) -> RunResult:
     """Train one configuration into run_dir and write metrics.csv, summary.json, checkpoints."""
     t_start = time.perf_counter()
     device = resolve_device(cfg.trainer.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    data = datamod.load(cfg.dataset, device)
+    data = batching.load(cfg.dataset, device)
     if not resume:  # written once the data is there, so a data error leaves no run behind
         runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    model = models.build(cfg.model, cfg.reg.dropout, cfg.reg.batchnorm, data.in_channels,
-                         data.image_size)
+    model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
     configure(device, cfg.trainer.deterministic)
     model = prepare_model(model, device, compile=cfg.trainer.compile)
     trainer = build_trainer(cfg, model, data)
-    optimizer = trainer.optimizer
-    es_cfg = cfg.reg.early_stopping
-    stopper = regularizers.EarlyStopping(es_cfg.monitor, es_cfg.patience, es_cfg.min_delta)
-    keep_best = es_cfg.enabled and es_cfg.restore_best
-    train_eval = datamod.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
+    stopper = trainer.regs.stopper
+    train_eval = batching.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
     log.info("model: %s", model)
-    log.info("parameter groups: %s", regularizers.describe_groups(optimizer.param_groups))
+    log.info("parameter groups: %s", describe_groups(trainer.optimizer.param_groups))
 
     start, extra = 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
     if resume:
-        start, extra = load_checkpoint(run_dir, trainer, stopper)
+        start, extra = load_checkpoint(run_dir, trainer)
     log_csv = metrics.MetricsLog(run_dir / runs.METRICS_FILE, keep_epochs=start - 1)
     status, error, signame = "completed", None, None
-    write_summary(run_dir, cfg, log_csv.rows, "running", stopper, model, device, extra)
-    progress = Progress(cfg.trainer.epochs, trainer.steps_per_epoch, enabled=cfg.trainer.progress)
+    write_summary(run_dir, cfg, log_csv.rows, "running", model, device, extra)
+    listeners = CallbackList(callbacks)
+    eval_size = cfg.trainer.eval_batch_size
     try:
-        with stop_on_signals(), progress:
+        with stop_on_signals():
+            listeners.on_train_start(cfg.trainer.epochs, trainer.steps_per_epoch)
             for epoch in range(start, cfg.trainer.epochs + 1):
                 t0 = time.perf_counter()
-                progress.start_epoch(epoch)
-                running, pen, finite = trainer.train_epoch(progress)
+                trainer.regs.start_epoch(epoch, model)
+                listeners.on_epoch_start(epoch)
+                running, pen, finite = trainer.train_epoch(listeners)
                 train_time = time.perf_counter() - t0
                 if not finite:
                     status = "diverged"
                     break
-                train_loss, train_acc = evaluate(model, train_eval, data, cfg.trainer.eval_batch_size)
-                val_loss, val_acc = evaluate(model, data.val, data, cfg.trainer.eval_batch_size)
-                row = metrics.make_row(epoch, train_loss, train_acc, val_loss, val_acc, running, pen,
-                                       optim.current_lr(optimizer), time.perf_counter() - t0)
+                train_loss, train_acc = evaluate(model, train_eval, data, eval_size)
+                val_loss, val_acc = evaluate(model, data.val, data, eval_size)
+                row = metrics.Row(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
+                                  val_loss=val_loss, val_acc=val_acc, train_loss_running=running,
+                                  penalty=pen, lr=optim.current_lr(trainer.optimizer),
+                                  epoch_time_s=time.perf_counter() - t0)
                 with signals_deferred():  # the row and its checkpoint land together
                     log_csv.append(row)
-                    stop = stopper.step(row[es_cfg.monitor], epoch, model if keep_best else None)
+                    stop = trainer.regs.end_epoch(row, model)
                     extra["train_time_s"] += train_time
                     extra["train_images"] += len(data.train)
                     if cfg.trainer.checkpoint:
-                        save_checkpoint(run_dir, epoch, trainer, stopper, extra, t_start)
-                progress.end_epoch(row)
-                if es_cfg.enabled and stop:
+                        save_checkpoint(run_dir, epoch, trainer, extra, t_start)
+                listeners.on_epoch_end(row)
+                if stop:
                     status = "early_stopped"
                     break
     except (KeyboardInterrupt, Interrupted) as e:
@@ -226,20 +224,33 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False) -> RunResul
     except Exception as e:  # keep what was computed, then let the caller report it
         status, error = "failed", f"{type(e).__name__}: {e}"
         log.exception("run failed")
+    finally:
+        listeners.on_train_end()
     finished = status in runs.FINISHED
-    if keep_best and finished:
+    if stopper.keep_best and finished:
         stopper.restore(model)
     test = (None, None)
     if finished:
-        test = evaluate(model, data.test, data, cfg.trainer.eval_batch_size)
+        test = evaluate(model, data.test, data, eval_size)
     extra["wall_time_s"] += time.perf_counter() - t_start
-    summary = write_summary(run_dir, cfg, log_csv.rows, status, stopper, model, device, extra,
+    summary = write_summary(run_dir, cfg, log_csv.rows, status, model, device, extra,
                             test=test, error=error, signal_name=signame)
+    listeners.on_summary(summary, run_dir)
     return RunResult(run_dir, status, log_csv.rows, summary)
 
 
+def describe_groups(groups: list[dict[str, Any]]) -> str:
+    """One line saying what each parameter group holds, for the run's log."""
+    parts = []
+    for g in groups:
+        n = sum(p.numel() for p in g["params"])
+        parts.append(f"{g['name']}: {len(g['params'])} tensors, {n:,} values, "
+                     f"weight_decay={g['weight_decay']:g}")
+    return "; ".join(parts)
+
+
 def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,
-                  stopper: regularizers.EarlyStopping, model: nn.Module, device: torch.device,
+                  model: nn.Module, device: torch.device,
                   extra: dict[str, Any], *, test: tuple[float | None, float | None] = (None, None),
                   error: str | None = None, signal_name: str | None = None) -> dict[str, Any]:
     """Write summary.json with every key of the contract, and return it."""
@@ -275,28 +286,25 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
     return summary
 
 
-def save_checkpoint(run_dir: Path, epoch: int, trainer: Trainer, stopper: regularizers.EarlyStopping,
-                    extra: dict[str, Any], t_start: float) -> None:
+def save_checkpoint(run_dir: Path, epoch: int, trainer: Trainer, extra: dict[str, Any],
+                    t_start: float) -> None:
     """Everything needed to continue after `epoch`, written atomically (temp file + rename)."""
     state = {
         "epoch": epoch,
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
-        "early_stopping": stopper.state_dict(),
+        "early_stopping": trainer.regs.stopper.state_dict(),
         "rng_cpu": torch.get_rng_state(),
         "rng_generator": trainer.generator.get_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "extra": {**extra, "wall_time_s": extra["wall_time_s"] + time.perf_counter() - t_start},
     }
-    path = run_dir / runs.CHECKPOINT_FILE
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with runs.atomic_file(run_dir / runs.CHECKPOINT_FILE, "wb") as f:
+        torch.save(state, f)
 
 
-def load_checkpoint(run_dir: Path, trainer: Trainer, stopper: regularizers.EarlyStopping
-                    ) -> tuple[int, dict[str, Any]]:
+def load_checkpoint(run_dir: Path, trainer: Trainer) -> tuple[int, dict[str, Any]]:
     """Restore a run's state; returns (first epoch to train, timing counters)."""
     path = run_dir / runs.CHECKPOINT_FILE
     if not path.exists():
@@ -306,7 +314,7 @@ def load_checkpoint(run_dir: Path, trainer: Trainer, stopper: regularizers.Early
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.scheduler.load_state_dict(state["scheduler"])
-        stopper.load_state_dict(state["early_stopping"])
+        trainer.regs.stopper.load_state_dict(state["early_stopping"])
         torch.set_rng_state(state["rng_cpu"].cpu())
         trainer.generator.set_state(state["rng_generator"].cpu())
         if state["rng_cuda"]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli
+from helpers import run_cli
 from regbench import bench, reference
-from regbench import data as datamod
+from regbench import batching as datamod
 from regbench.errors import ConfigError
 
 

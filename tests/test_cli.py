@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_cli
+from helpers import run_cli
 from datafiles import write_mnist
 from regbench import metrics
 

@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
-from regbench import compare, metrics
+from regbench import compare, metrics, runs
 from regbench.cli import app
 from regbench.config import RegbenchConfig
 from regbench.errors import ConfigError, RunDirError
@@ -29,8 +29,10 @@ def write_run(folder: Path, seed: int, val_acc: float, train_acc: float, status:
     for key, value in {"seed": seed, "trainer.epochs": 2, **config}.items():
         OmegaConf.update(cfg, key, value)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    rows = [metrics.make_row(1, 1.0, train_acc - 0.1, 1.1, val_acc - 0.1, 1.2, 0.0, 0.05, 1.0),
-            metrics.make_row(2, 0.2, train_acc, 0.5, val_acc, 0.4, 0.0, 0.05, 1.0)]
+    rows = [metrics.Row(epoch=1, train_loss=1.0, train_acc=train_acc - 0.1, val_loss=1.1,
+                        val_acc=val_acc - 0.1, train_loss_running=1.2, lr=0.05, epoch_time_s=1.0),
+            metrics.Row(epoch=2, train_loss=0.2, train_acc=train_acc, val_loss=0.5, val_acc=val_acc,
+                        train_loss_running=0.4, lr=0.05, epoch_time_s=1.0)]
     log = metrics.MetricsLog(folder / "metrics.csv")
     for row in rows if status != "diverged" else []:
         log.append(row)
@@ -71,7 +73,7 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
 
 
 def test_groups_means_stds_and_paired_intervals_are_exact(study: Path) -> None:
-    comp = compare.compare(compare.find_runs([study]))
+    comp = compare.compare(runs.find_runs([study]))
     rows = by_config(comp)
     assert list(comp.table["config"]) == ["reg.dropout.fc=0.5", "reg=weight_decay", "reg=l2", "reg=none"]
     assert comp.baseline == "reg=none" and comp.table["best"].tolist() == [True, False, False, False]
@@ -102,7 +104,7 @@ def test_groups_means_stds_and_paired_intervals_are_exact(study: Path) -> None:
 
 
 def test_baseline_by_key_and_value_and_refusals(study: Path) -> None:
-    run_dirs = compare.find_runs([study])
+    run_dirs = runs.find_runs([study])
     assert compare.compare(run_dirs, "reg.l2=0.0005").baseline == "reg=l2"
     assert compare.compare(run_dirs, "reg=l2").baseline == "reg=l2"
     assert compare.compare(run_dirs, "reg.dropout.fc=0.5").baseline == "reg.dropout.fc=0.5"
@@ -111,7 +113,7 @@ def test_baseline_by_key_and_value_and_refusals(study: Path) -> None:
     with pytest.raises(ConfigError, match="matches 3 configurations"):
         compare.compare(run_dirs, "reg.dropout.fc=0.0")
     with pytest.raises(RunDirError, match="no such folder"):
-        compare.find_runs([study / "nowhere"])
+        runs.find_runs([study / "nowhere"])
 
 
 def test_summarize_command_prints_the_table_and_formats(study: Path) -> None:
@@ -149,8 +151,8 @@ def test_one_swept_rate_without_an_unregularized_run_uses_its_lowest_value_as_ba
         for seed in (0, 1):
             write_run(tmp_path / f"fc{rate}_{seed}", seed, 0.9 + rate / 10, 1.0,
                       **{"reg.dropout.conv": 0.25, "reg.dropout.fc": rate})
-    comp = compare.compare(compare.find_runs([tmp_path]))
+    comp = compare.compare(runs.find_runs([tmp_path]))
     assert comp.baseline == "reg.dropout.fc=0.0"
     # two numeric keys varying at once: no rule picks one, the user must say
     write_run(tmp_path / "l2", 0, 0.9, 1.0, **{"reg.dropout.conv": 0.25, "reg.l2": 1e-3})
-    assert compare.compare(compare.find_runs([tmp_path])).baseline is None
+    assert compare.compare(runs.find_runs([tmp_path])).baseline is None

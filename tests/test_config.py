@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from regbench.overrides import compose, split_args
+from regbench.composition import compose, split_args
 from regbench.config import CONF_DIR, RegbenchConfig, suggest_key
 from regbench.errors import ConfigError
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from datafiles import write_cifar10, write_mnist
-from regbench import data
+from regbench import batching as data
+from regbench import datasets
 from regbench.config import DatasetConfig
 from regbench.errors import ConfigError, DataError
 
@@ -124,6 +125,6 @@ def test_batches_cover_the_split_once_and_skip_a_lone_last_image() -> None:
 
 
 def test_synthetic_is_learnable_shape() -> None:
-    x, y = data.make_synthetic()
+    x, y = datasets.make_synthetic()
     assert x.shape == (1000, 1, 28, 28) and x.dtype == np.uint8
     assert np.bincount(y).tolist() == [100] * 10

@@ -9,16 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from regbench import data as datamod
-from regbench import device, models, report, runs, train
-from regbench.config import DropoutConfig, ModelConfig, RegbenchConfig
+from regbench import batching as datamod
+from regbench import device, models, runs, terminal, train
+from regbench.config import CNNConfig, RegbenchConfig, RegConfig
 
 CPU = torch.device("cpu")
 
 
 def small_model(batchnorm: bool = True) -> torch.nn.Module:
     torch.manual_seed(0)
-    return models.build(ModelConfig(channels=[8, 16], hidden=32), DropoutConfig(), batchnorm, 3, (16, 16))
+    return models.build(CNNConfig(channels=[8, 16], hidden=32), RegConfig(batchnorm=batchnorm), 3, (16, 16))
 
 
 def loss_and_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
@@ -135,19 +135,17 @@ def test_metrics_are_read_once_per_epoch_not_per_batch(make_cfg: Callable[..., R
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = make_cfg("trainer.batch_size=32", "trainer.eval_batch_size=64")
     d = datamod.load(cfg.dataset)
-    model = device.prepare_model(models.build(cfg.model, cfg.reg.dropout, False, 1, (28, 28)), CPU)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    from regbench import optim
-
-    trainer = train.Trainer(cfg, model, d, opt, optim.Schedule(cfg.optim, opt, 1, 1), torch.Generator(),
-                            list(model.parameters()))
+    model = device.prepare_model(models.build(cfg.model, cfg.reg, 1, (28, 28)), CPU)
+    trainer = train.build_trainer(cfg, model, d)
     reads: list[int] = []
     real_item = torch.Tensor.item
     monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(1) or real_item(t))
-    monkeypatch.setattr(report, "LOSS_REFRESH_S", 1e9)  # the progress bar's once-a-second read
-    progress = report.Progress(1, datamod.num_batches(len(d.train), 32), enabled=False)
-    progress.start_epoch(1)
+    monkeypatch.setattr(terminal, "LOSS_REFRESH_S", 1e9)  # the progress bar's once-a-second read
+    progress = terminal.Progress(enabled=False)
+    progress.on_train_start(1, datamod.num_batches(len(d.train), 32))
+    progress.on_epoch_start(1)
     trainer.train_epoch(progress)
+    progress.on_train_end()
     assert len(reads) == 2  # running loss and penalty, for 20+ batches
     reads.clear()
     train.evaluate(model, d.train, d, 64)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from datafiles import write_cifar10, write_mnist
 from regbench import metrics
 
@@ -22,7 +22,7 @@ LONG = ["run", "experiment=smoke", "trainer.progress=false", "model.channels=[8,
 
 
 def strip_timing(path: Path) -> list[dict[str, float]]:
-    return [{k: v for k, v in r.items() if k not in metrics.TIMING_COLUMNS}
+    return [{k: v for k, v in r.as_dict().items() if k not in metrics.TIMING_COLUMNS}
             for r in metrics.read_rows(path)]
 
 

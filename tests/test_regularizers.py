@@ -6,13 +6,22 @@ import torch
 from torch import nn
 
 from regbench import regularizers
-from regbench.config import DropoutConfig, ModelConfig
-from regbench.models import CNN
+from regbench.config import CNNConfig, DropoutConfig, RegConfig
+from regbench.models import CNN, build
+from regbench.train import describe_groups
 
 
 def tiny_cnn(batchnorm: bool = False, **dropout: object) -> CNN:
-    return CNN(ModelConfig(channels=[4, 8], hidden=16), DropoutConfig(**dropout), batchnorm,
-               in_channels=1, image_size=(28, 28))
+    reg = RegConfig(dropout=DropoutConfig(**dropout), batchnorm=batchnorm)  # type: ignore[arg-type]
+    model = build(CNNConfig(channels=[4, 8], hidden=16), reg, in_channels=1, image_size=(28, 28))
+    assert isinstance(model, CNN)
+    return model
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_bias_and_norm: bool = False
+                 ) -> list[dict[str, object]]:
+    reg = RegConfig(weight_decay=weight_decay, decay_bias_and_norm=decay_bias_and_norm)
+    return regularizers.Regularization.from_config(reg).param_groups(model)
 
 
 def test_dropout_is_active_in_train_mode_and_off_in_eval_mode() -> None:
@@ -74,7 +83,7 @@ def test_l2_gradient_is_lambda_times_w() -> None:
 
 def test_biases_and_batch_norm_are_not_decayed_by_default() -> None:
     model = tiny_cnn(batchnorm=True)
-    groups = regularizers.param_groups(model, weight_decay=1e-3)
+    groups = param_groups(model, weight_decay=1e-3)
     decay, no_decay = groups[0], groups[1]
     assert decay["weight_decay"] == 1e-3 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in decay["params"])
@@ -84,15 +93,15 @@ def test_biases_and_batch_norm_are_not_decayed_by_default() -> None:
     biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None}
     assert biases
     assert biases <= {id(p) for p in no_decay["params"]}
-    everything = regularizers.param_groups(model, 1e-3, decay_bias_and_norm=True)
+    everything = param_groups(model, 1e-3, decay_bias_and_norm=True)
     assert len(everything) == 1 and len(everything[0]["params"]) == len(list(model.parameters()))
-    assert "no_decay" in regularizers.describe_groups(groups)
+    assert "no_decay" in describe_groups(groups)
 
 
 def test_weight_decay_shrinks_decayed_weights_only() -> None:
     model = nn.Linear(3, 2)
     before_w, before_b = model.weight.detach().clone(), model.bias.detach().clone()
-    opt = torch.optim.SGD(regularizers.param_groups(model, weight_decay=0.1), lr=1.0)
+    opt = torch.optim.SGD(param_groups(model, weight_decay=0.1), lr=1.0)
     model.weight.grad = torch.zeros_like(model.weight)
     model.bias.grad = torch.zeros_like(model.bias)
     opt.step()

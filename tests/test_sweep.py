@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TINY, run_cli
+from helpers import TINY, run_cli
 from regbench import sweep
 from regbench.cli import app
 from regbench.errors import ConfigError

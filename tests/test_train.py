@@ -85,7 +85,7 @@ def test_same_seed_same_metrics_other_seed_differs(make_cfg: Callable[..., Regbe
     def curve(seed: int) -> list[dict[str, float]]:
         cfg = make_cfg(f"seed={seed}", "trainer.deterministic=true", "reg=dropout")
         rows = train.run(cfg, run_dir_for(tmp_path)).rows
-        return [{k: v for k, v in r.items() if k not in metrics.TIMING_COLUMNS} for r in rows]
+        return [{k: v for k, v in r.as_dict().items() if k not in metrics.TIMING_COLUMNS} for r in rows]
 
     assert curve(3) == curve(3)
     assert curve(3) != curve(4)
@@ -94,7 +94,7 @@ def test_same_seed_same_metrics_other_seed_differs(make_cfg: Callable[..., Regbe
 def test_resume_continues_from_the_checkpoint(make_cfg: Callable[..., RegbenchConfig],
                                               tmp_path: Path) -> None:
     def strip(rows: list[dict[str, float]]) -> list[dict[str, float]]:
-        return [{k: v for k, v in r.items() if k not in metrics.TIMING_COLUMNS} for r in rows]
+        return [{k: v for k, v in r.as_dict().items() if k not in metrics.TIMING_COLUMNS} for r in rows]
 
     full = train.run(make_cfg("trainer.epochs=3", "trainer.deterministic=true", "reg=dropout",
                               "dataset.augment=true"), run_dir_for(tmp_path))
@@ -123,7 +123,8 @@ def test_every_regularizer_and_optimizer_trains(make_cfg: Callable[..., Regbench
 
 def test_onset_and_verdict_on_known_curves() -> None:
     def rows(train_loss: list[float], val_loss: list[float]) -> list[metrics.Row]:
-        return [metrics.make_row(i + 1, t, 0.9, v, 0.8, t, 0.0, 0.1, 1.0)
+        return [metrics.Row(epoch=i + 1, train_loss=t, train_acc=0.9, val_loss=v, val_acc=0.8,
+                            train_loss_running=t, lr=0.1, epoch_time_s=1.0)
                 for i, (t, v) in enumerate(zip(train_loss, val_loss))]
 
     over = rows([1.0, 0.5, 0.3, 0.2], [1.0, 0.6, 0.7, 0.8])
@@ -133,7 +134,10 @@ def test_onset_and_verdict_on_known_curves() -> None:
     assert metrics.onset_epoch(rows([1.0, 0.5, 0.6], [1.0, 0.6, 0.7])) is None  # train rose too
     assert metrics.verdict(rows([1.0, 0.5], [1.0, 0.6]), "completed").startswith(
         "no overfitting onset within 2 epochs, but train accuracy leads val by 10.0 points")
-    close = [dict(r, gap_acc=0.01) for r in rows([1.0, 0.5], [1.0, 0.6])]
+    close = rows([1.0, 0.5], [1.0, 0.6])
+    for r in close:
+        r.train_acc = r.val_acc + 0.01
+        r.__post_init__()
     assert metrics.verdict(close, "completed") == "no overfitting within 2 epochs (accuracy gap 1.0 points)"
 
 

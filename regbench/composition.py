@@ -1,19 +1,16 @@
-"""Hydra overrides: told apart from Hydra's flags, checked, and handed to the Hydra entry.
+"""Composing a configuration from overrides, and checking it before anything runs.
 
-Before Hydra runs, the overrides are composed once with Hydra's compose API and checked,
-so that a mistyped key or a bad value ends in one line and exit code 2 before any folder
-is made or any data is read. Then the argument vector goes to ``regbench.app.hydra_main``
-unchanged, so that everything Hydra does on a command line works.
+Overrides are told apart from Hydra's flags, composed once with Hydra's compose API and
+checked, so that a mistyped key or a bad value ends in one line (a ConfigError, exit code
+2) before any folder is made or any data is read. Hydra's own errors are translated into
+lines that name the key and what is allowed.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
 from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
 
 from regbench.errors import ConfigError
 
@@ -27,9 +24,6 @@ FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "-
 NO_JOB_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion",
                 "-sc", "--experimental-rerun"}
 INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-err = Console(stderr=True, highlight=False)
-
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(overrides, Hydra flags with their values) from a raw argument list."""
@@ -121,8 +115,8 @@ def compose(overrides: list[str]) -> tuple[Any, RegbenchConfig]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    import regbench.app  # noqa: F401  (registers the run-id resolver the config uses)
-    from regbench.config import CONF_DIR, to_schema, validate
+    from regbench.config import CONF_DIR, to_schema
+    from regbench.validation import validate
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -136,28 +130,3 @@ def compose(overrides: list[str]) -> tuple[Any, RegbenchConfig]:
         raise ConfigError(explain(e, overrides)) from e
     validate(schema)
     return cfg, schema
-
-
-def call_hydra(args: list[str], report: bool = True) -> int:
-    """Run the @hydra.main entry with this argument vector; return the exit code.
-
-    With ``report`` the errors of the jobs run in this process are printed, one line each.
-    """
-    from regbench import app as hydra_app
-
-    hydra_app.LAST.clear()
-    saved = sys.argv
-    sys.argv = ["regbench", *args]
-    try:
-        hydra_app.hydra_main()
-    except SystemExit as e:
-        return int(e.code or 0) if not isinstance(e.code, str) else 1
-    finally:
-        sys.argv = saved
-    for outcome in hydra_app.LAST if report else []:
-        if outcome.message and outcome.exit_code == 2:
-            err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
-        elif outcome.message:
-            err.print(f"regbench: run {outcome.status}: {outcome.message} ({outcome.run_dir})",
-                      soft_wrap=True)
-    return max((o.exit_code for o in hydra_app.LAST), default=0)

