@@ -169,13 +169,25 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
                                                       "'reg=none' or 'reg.dropout.fc=0.0' "
                                                       "(default: the one without regularization)."),
               fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
+              no_adjust: bool = typer.Option(False, "--no-adjust",
+                                             help="Per-comparison 95% intervals and verdicts, "
+                                                  "not adjusted for the number of comparisons."),
+              columns: str = typer.Option(None, "--columns", metavar="NAMES",
+                                          help="Columns of the table and markdown: 'all' or a "
+                                               "comma list (config, seeds, val_acc, d_val_acc, "
+                                               "gap_last, d_gap_last, rise, best_epoch, gap_best, "
+                                               "d_gap_best, test_acc, time, train_acc, gap_loss, "
+                                               "gap_loss_last, val_acc_last)."),
               ) -> None:
     """Compare runs: one row per configuration, seeds pooled, differences against a baseline.
 
-    Runs are grouped by their resolved configuration with the seed left out. Each row shows
-    mean ± sample std over seeds at the best epoch, and the difference in val accuracy and
-    in the accuracy gap against the baseline, paired by seed, with a 95% t-interval
-    ("within noise" when it contains 0). Failed or diverged runs are listed apart.
+    Runs are grouped by their resolved configuration with the seed left out; seeds are the
+    unit (a seed run twice counts once, the newest run). Each row shows mean ± sample std
+    over seeds of val accuracy, the accuracy gap at the last epoch (the same budget for all)
+    and at the best epoch, the rise of val loss after its minimum; differences against the
+    baseline are paired by seed. With several configurations the intervals are Bonferroni
+    simultaneous intervals and the verdicts Holm-adjusted ("established" or "within noise",
+    with the seeds that would resolve it). csv and json carry every column.
 
     Examples:
 
@@ -191,20 +203,26 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(FORMATS)}")
-    comp = compare.compare(_runs(paths), baseline)
+    chosen = tables.choose_columns(columns)
+    comp = compare.compare(_runs(paths), baseline, adjust=not no_adjust)
     if comp.table.empty:
         err.print(tables.failed_text(comp), end="", soft_wrap=True)
         raise RunDirError("no finished run to compare: every run listed above failed, diverged "
                           "or is unfinished")
     if fmt == "table":
-        terminal.print_comparison(comp)
-    elif fmt == "markdown":
-        print(tables.markdown(comp), end="")
+        terminal.print_comparison(comp, columns=chosen)
+        return
+    for line in comp.duplicates:
+        err.print(f"regbench: warning: {line}", soft_wrap=True)
+    if fmt == "markdown":
+        print(tables.markdown(comp, chosen), end="")
     else:
         if fmt == "csv":
             print(comp.table.to_csv(index=False), end="")
         else:
             print(json.dumps({"baseline": comp.baseline, "note": comp.note,
+                              "adjusted": comp.adjusted, "comparisons": comp.comparisons,
+                              "duplicates": comp.duplicates,
                               "configurations": json.loads(comp.table.to_json(orient="records")),
                               "not_averaged": comp.failed.to_dict(orient="records")}, indent=2))
         if not comp.failed.empty:

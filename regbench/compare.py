@@ -3,40 +3,46 @@
 Finding run folders is regbench.runs, naming configurations regbench.labels, the
 statistics regbench.stats, and showing the result regbench.tables / regbench.terminal.
 
-Every number comes from the runs' own files: config.yaml, and the ``best`` row of
-summary.json (the metrics.csv row of the epoch the run counts as best: lowest val loss, or
-the early-stopping monitor). Spreads are sample standard deviations (ddof=1).
-Differences against the baseline are paired by seed, with a Student-t interval on the
-paired differences.
+Every number comes from the runs' own files: config.yaml, the ``best`` and ``last`` rows
+of summary.json (the metrics.csv rows of the epoch the run counts as best, lowest val loss
+or the early-stopping monitor, and of its last epoch) and metrics.csv. Seeds are the unit:
+a configuration run twice with one seed counts once (the newest finished run). Spreads
+are sample standard deviations (ddof=1); differences against the baseline are paired by
+seed and adjusted for the number of comparisons (regbench.stats).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from regbench import runs
+from regbench import metrics, runs, stats
 from regbench.errors import ConfigError, RunDirError
 from regbench.labels import config_key, differing_keys, label, matches, reg_preset
-from regbench.stats import paired_difference
 
 # Keys that never change a run's numbers (where files go, what the terminal shows) or that
 # are pooled over (the seed); they are left out when grouping runs by configuration.
 IGNORED_KEYS = ("seed", "experiment", "output.root", "dataset.root", "dataset.download",
                 "trainer.progress", "trainer.checkpoint")
 # Per-run metrics: column -> (summary.json key, key inside it or None).
+# At the best epoch the gap hides what dropout does (it moves the best epoch later); at the
+# last epoch every configuration has had the same training budget.
 RUN_METRICS = {
     "val_acc": ("best", "val_acc"), "train_acc": ("best", "train_acc"),
     "gap_acc": ("best", "gap_acc"), "gap_loss": ("best", "gap_loss"),
-    "best_epoch": ("best_epoch", None), "test_acc": ("test_acc", None),
-    "wall_time_s": ("wall_time_s", None),
+    "best_epoch": ("best_epoch", None),
+    "val_acc_last": ("last", "val_acc"), "gap_acc_last": ("last", "gap_acc"),
+    "gap_loss_last": ("last", "gap_loss"),
+    "test_acc": ("test_acc", None), "wall_time_s": ("wall_time_s", None),
 }
+# Computed from metrics.csv: how far val loss rose after its minimum (last - minimum).
+CURVE_METRICS = ("val_loss_rise",)
 # Differences against the baseline, paired by seed.
-DIFFERENCES = ("val_acc", "gap_acc")
+DIFFERENCES = ("val_acc", "gap_acc", "gap_acc_last")
 
 
 @dataclass
@@ -49,7 +55,10 @@ class Comparison:
     note: str  # why there is no baseline, when there is none
     configs: dict[str, dict[str, Any]]  # label -> flat configuration
     axes: list[str]  # configuration keys whose value differs between the groups
-    runs: pd.DataFrame  # the finished runs: path, seed, label, metrics
+    runs: pd.DataFrame  # the finished runs counted: path, seed, label, metrics
+    adjusted: bool = True  # differences adjusted for the number of comparisons
+    comparisons: int = 0  # k: configurations compared with the baseline
+    duplicates: list[str] = field(default_factory=list)  # one warning line per repeated seed
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -69,8 +78,32 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
             rec[column] = (value or {}).get(inner) if inner else value
         if status in runs.FINISHED and rec["val_acc"] is None:
             raise RunDirError(f"{d / runs.SUMMARY_FILE}: status {status} but no 'best' row")
+        rec["val_loss_rise"] = val_loss_rise(d) if status in runs.FINISHED else None
+        rec["finished_at"] = (d / runs.SUMMARY_FILE).stat().st_mtime
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+def val_loss_rise(run_dir: Path) -> float | None:
+    """Last minus minimum validation loss over the run's epochs (0 when the last is lowest)."""
+    path = run_dir / runs.METRICS_FILE
+    rows = metrics.read_rows(path) if path.exists() else []
+    finite = [r.val_loss for r in rows if math.isfinite(r.val_loss)]
+    return rows[-1].val_loss - min(finite) if finite and math.isfinite(rows[-1].val_loss) else None
+
+
+def count_seeds_once(done: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep one run per (configuration, seed), the newest finished; warn about the rest."""
+    done = done.sort_values("finished_at", kind="stable")
+    keep = ~done.duplicated(["label", "seed"], keep="last")
+    warnings = []
+    for (name, seed), g in done[done.duplicated(["label", "seed"], keep=False)].groupby(
+            ["label", "seed"], sort=False):
+        used = g["path"].iloc[-1]
+        others = ", ".join(g["path"].iloc[:-1])
+        warnings.append(f"{len(g)} finished runs of {name} with seed {seed} count as one seed "
+                        f"(the newest, {used}, is used; not counted: {others})")
+    return done[keep].sort_index(), warnings
 
 
 def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]]) -> tuple[str | None, str]:
@@ -98,7 +131,7 @@ def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]]) -> tup
     return None, f"{why}; pick a baseline with --baseline KEY=VALUE"
 
 
-def compare(run_dirs: list[Path], baseline: str | None = None) -> Comparison:
+def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = True) -> Comparison:
     """Group the runs by configuration and compare each group with the baseline."""
     df = load_runs(run_dirs)
     failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error"]].reset_index(drop=True)
@@ -107,38 +140,46 @@ def compare(run_dirs: list[Path], baseline: str | None = None) -> Comparison:
     axes = differing_keys(list(keyed.values()))
     names = {key: label(c, axes) for key, c in keyed.items()}
     done["label"] = [names[config_key(c)] for c in done["config"]]
+    done, duplicates = count_seeds_once(done)
     configs = {names[key]: c for key, c in keyed.items()}
     base, note = choose_baseline(baseline, configs)
-    table = aggregate(done, base)
-    return Comparison(table, failed, base, note, configs, axes, done)
+    table, k = aggregate(done, base, adjust)
+    return Comparison(table, failed, base, note, configs, axes, done, adjust, k, duplicates)
 
 
-def aggregate(done: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """One row per configuration: means and sample stds over seeds, differences vs baseline."""
-    columns = ["config", "seeds"]
+def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True
+              ) -> tuple[pd.DataFrame, int]:
+    """One row per configuration: means and sample stds over seeds, differences vs baseline.
+
+    Returns the table and k, the number of configurations compared with the baseline.
+    Difference columns (d_<metric>, its interval, established, seeds needed) are empty
+    (NaN / None) on the baseline's own row.
+    """
     if done.empty:
-        return pd.DataFrame(columns=columns)
-    metrics = list(RUN_METRICS)
-    done[metrics] = done[metrics].astype(float)
+        return pd.DataFrame(columns=["config", "seeds"]), 0
+    columns = [*RUN_METRICS, *CURVE_METRICS]
+    done[columns] = done[columns].astype(float)
     grouped = done.groupby("label", sort=False)
-    table = grouped[metrics].agg(["mean", "std"])  # pandas' std is the sample std (ddof=1)
+    table = grouped[columns].agg(["mean", "std"])  # pandas' std is the sample std (ddof=1)
     table.columns = [f"{m}_{s}" for m, s in table.columns]
-    table.insert(0, "seeds", grouped.size())
+    table.insert(0, "seeds", grouped["seed"].nunique())
+    k = 0
     if baseline is not None:
-        base_runs = done[done["label"] == baseline]
         for metric in DIFFERENCES:
-            names = [f"d_{metric}", f"d_{metric}_low", f"d_{metric}_high", "pairs"]
-            diffs = pd.DataFrame.from_dict(
-                {name: paired_difference(g, base_runs, metric) for name, g in grouped},
-                orient="index", columns=names)
-            table = table.join(diffs[names[:3]])
-            table["pairs"] = diffs["pairs"]
-            table[f"{metric}_within_noise"] = [  # None: no interval (fewer than two pairs)
-                None if math.isnan(lo) else bool(lo <= 0 <= hi)
-                for lo, hi in zip(diffs[names[1]], diffs[names[2]], strict=True)]
+            per_seed = {name: g.set_index("seed")[metric] for name, g in grouped}
+            diffs = stats.compare_to_baseline(per_seed, baseline, adjust).set_index("config")
+            k = int((diffs["pairs"] >= 2).sum())
+            table["pairs"] = diffs["pairs"].astype("Int64")
+            table[f"d_{metric}"] = diffs["d"]
+            table[f"d_{metric}_low"] = diffs["low"]
+            table[f"d_{metric}_high"] = diffs["high"]
+            table[f"d_{metric}_p"] = diffs["p"]
+            established = diffs["established"].reindex(table.index)
+            table[f"{metric}_established"] = established.astype(object)
+            table[f"{metric}_within_noise"] = [None if e is None or pd.isna(e) else not e
+                                               for e in established]
+            table[f"{metric}_seeds_needed"] = diffs["seeds_needed"]
     table = table.sort_values("val_acc_mean", ascending=False, kind="stable")
     table["best"] = [i == 0 for i in range(len(table))]
     table["baseline"] = table.index == baseline
-    return table.rename_axis("config").reset_index()
-
-
+    return table.rename_axis("config").reset_index(), k

@@ -1,83 +1,168 @@
-"""A comparison as text cells, a caption and markdown: what every renderer shows.
+"""A comparison as columns of text cells, a caption and markdown: what every renderer shows.
 
-The terminal (regbench.terminal) lays these cells out in a rich table; markdown and the
-report page use them as they are.
+``COLUMNS`` defines each column once: its name (for ``--columns``), its header and how a
+row becomes its cell. The terminal (regbench.terminal) fits the chosen columns to the
+screen; markdown and the report page use the same cells. Cells break lines only between
+numbers or words ("\\n"), never inside one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 
-from regbench.compare import DIFFERENCES, Comparison
-from regbench.stats import CONFIDENCE
+from regbench.compare import Comparison
+from regbench.errors import ConfigError
+from regbench.stats import simultaneous_confidence
 
 
 def _pm(mean: float, std: float, scale: float = 100, sign: str = "", sep: str = "\n") -> str:
     """'97.21' and '± 0.30' on a second line (no std with a single seed)."""
-    if math.isnan(mean):
+    if pd.isna(mean):
         return "-"
-    text = f"{scale * mean:{sign}.2f}"
-    return text if math.isnan(std) else f"{text}{sep}± {scale * std:.2f}"
+    text = f"{_zero(scale * mean):{sign}.2f}"
+    return text if pd.isna(std) else f"{text}{sep}± {scale * std:.2f}"
+
+
+def _zero(x: float) -> float:
+    """0.0 for values that would print as -0.00."""
+    return 0.0 if abs(x) < 0.005 else x
 
 
 def _difference(row: pd.Series, metric: str, sep: str = "\n") -> str:
-    """'+1.23' then '[+0.40, +2.06]' in points, and 'within noise' when the interval holds 0."""
+    """'+1.23', its interval '[+0.40,+2.06]' in points, the verdict, and seeds needed."""
     if row["baseline"]:
-        return "baseline"
+        return ""
     mean, low, high = (row[f"d_{metric}"], row[f"d_{metric}_low"], row[f"d_{metric}_high"])
-    if math.isnan(mean):
-        return "no seed in common"
-    if math.isnan(low):
-        return f"{100 * mean:+.2f}{sep}no interval{sep}(1 seed)"
-    text = f"{100 * mean:+.2f}{sep}[{100 * low:+.2f},{sep}{100 * high:+.2f}]"
-    return text + (f"{sep}within noise" if row[f"{metric}_within_noise"] else "")
+    if pd.isna(mean):
+        return f"no seed{sep}in common"
+    if pd.isna(low):
+        return f"{_zero(100 * mean):+.2f}{sep}no interval{sep}(1 pair)"
+    # the interval's bounds on two lines keep the column as narrow as its verdict
+    lines = [f"{_zero(100 * mean):+.2f}", f"[{_zero(100 * low):+.2f},",
+             f"{_zero(100 * high):+.2f}]"]
+    if row[f"{metric}_established"]:
+        lines.append("established")
+    else:
+        lines += ["within", "noise"]
+        needed = row[f"{metric}_seeds_needed"]
+        if not pd.isna(needed):
+            lines.append(f"~{needed:.0f} seeds" if math.isfinite(needed) else "no effect")
+    return sep.join(lines)
 
 
-def display_rows(comp: Comparison, sep: str = "\n") -> tuple[list[str], list[list[str]]]:
-    """Header and text cells of the comparison, as the terminal and markdown show it."""
-    # two-line headers keep the columns as narrow as their numbers
-    header = ["configuration", "seeds", "val|acc %", "train|acc %", "gap|pts", "gap|loss",
-              "best|epoch", "test|acc %", "time|s"]
-    if comp.baseline is not None:
-        header[7:7] = ["Δ val acc|(pts)", "Δ gap|(pts)"]
-    header = [h.replace("|", sep) for h in header]
-    rows = []
-    for _, r in comp.table.iterrows():
-        cells = [r["config"] + (f"{sep}(best)" if r["best"] else ""), str(r["seeds"]),
-                 _pm(r["val_acc_mean"], r["val_acc_std"], sep=sep),
-                 _pm(r["train_acc_mean"], math.nan),
-                 _pm(r["gap_acc_mean"], r["gap_acc_std"], sign="+", sep=sep),
-                 f"{r['gap_loss_mean']:+.3f}",
-                 f"{r['best_epoch_mean']:.1f}", _pm(r["test_acc_mean"], math.nan),
-                 f"{r['wall_time_s_mean']:.1f}"]
-        if comp.baseline is not None:
-            cells[7:7] = [_difference(r, m, sep) for m in DIFFERENCES]
-        rows.append(cells)
+def _seeds(row: pd.Series, sep: str) -> str:
+    pairs = row.get("pairs")
+    if row["baseline"] or pairs is None or pd.isna(pairs) or pairs == row["seeds"]:
+        return str(row["seeds"])
+    return f"{row['seeds']}{sep}({pairs} paired)"
+
+
+def _config(row: pd.Series, sep: str) -> str:
+    marks = [m for m, on in (("(best)", row["best"]), ("(baseline)", row["baseline"])) if on]
+    return sep.join([row["config"], *marks])
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the comparison: --columns name, header ('|' = line break), cell."""
+
+    name: str
+    header: str
+    cell: Callable[[pd.Series, str], str]
+    difference: bool = False  # only with a baseline
+
+
+COLUMNS: dict[str, Column] = {c.name: c for c in (
+    Column("config", "configuration", _config),
+    Column("seeds", "seeds", _seeds),
+    Column("val_acc", "val acc|%", lambda r, s: _pm(r["val_acc_mean"], r["val_acc_std"], sep=s)),
+    Column("d_val_acc", "Δ val acc|pts", lambda r, s: _difference(r, "val_acc", s), True),
+    Column("gap_last", "gap at|last ep.|pts",
+           lambda r, s: _pm(r["gap_acc_last_mean"], r["gap_acc_last_std"], sign="+", sep=s)),
+    Column("d_gap_last", "Δ gap at|last ep.|pts", lambda r, s: _difference(r, "gap_acc_last", s), True),
+    Column("rise", "val loss|rise", lambda r, s: f"{_zero(r['val_loss_rise_mean']):+.3f}"),
+    Column("best_epoch", "best|epoch", lambda r, s: f"{r['best_epoch_mean']:.1f}"),
+    Column("gap_best", "gap at|best ep.|pts",
+           lambda r, s: _pm(r["gap_acc_mean"], r["gap_acc_std"], sign="+", sep=s)),
+    Column("d_gap_best", "Δ gap at|best ep.|pts", lambda r, s: _difference(r, "gap_acc", s), True),
+    Column("test_acc", "test|acc %", lambda r, s: _pm(r["test_acc_mean"], math.nan)),
+    Column("time", "time|s", lambda r, s: f"{r['wall_time_s_mean']:.1f}"),
+    Column("train_acc", "train|acc %", lambda r, s: _pm(r["train_acc_mean"], math.nan)),
+    Column("gap_loss", "loss gap|at best", lambda r, s: f"{_zero(r['gap_loss_mean']):+.3f}"),
+    Column("gap_loss_last", "loss gap|at last", lambda r, s: f"{_zero(r['gap_loss_last_mean']):+.3f}"),
+    Column("val_acc_last", "val acc|at last %",
+           lambda r, s: _pm(r["val_acc_last_mean"], r["val_acc_last_std"], sep=s)),
+)}
+# Shown by default, most important first: a narrow terminal drops from the end.
+DEFAULT_COLUMNS = ("config", "seeds", "val_acc", "d_val_acc", "gap_last", "d_gap_last", "rise",
+                   "best_epoch", "gap_best", "d_gap_best", "test_acc", "time")
+
+
+def choose_columns(spec: str | None) -> list[str]:
+    """Column names from --columns: a comma list, 'all', or None for the defaults."""
+    if spec is None:
+        return list(DEFAULT_COLUMNS)
+    if spec.strip() == "all":
+        return list(COLUMNS)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    bad = [n for n in names if n not in COLUMNS]
+    if bad or not names:
+        raise ConfigError(f"--columns {spec!r} is not allowed: use 'all' or a comma list of "
+                          + ", ".join(COLUMNS))
+    return ["config", *[n for n in names if n != "config"]]
+
+
+def display_rows(comp: Comparison, sep: str = "\n", columns: list[str] | None = None
+                 ) -> tuple[list[str], list[list[str]]]:
+    """Header and text cells of the chosen columns, one row per configuration."""
+    chosen = [COLUMNS[n] for n in (columns or DEFAULT_COLUMNS)
+              if comp.baseline is not None or not COLUMNS[n].difference]
+    header = [c.header.replace("|", sep) for c in chosen]
+    rows = [[c.cell(r, sep) for c in chosen] for _, r in comp.table.iterrows()]
     return header, rows
 
 
 def caption(comp: Comparison) -> str:
     """How to read the table, in one paragraph."""
-    text = ("Mean (± sample std, ddof=1) over seeds, at each run's best epoch (lowest val loss, "
-            "or the early-stopping monitor); gap = train − val accuracy in points, gap loss = "
-            "val − train loss; time = wall time per run. ")
-    if comp.baseline is not None:
-        text += (f"Δ = difference in points against the baseline ({comp.baseline}), paired by "
-                 f"seed, with its {CONFIDENCE:.0%} t-interval [low, high]; 'within noise': the "
-                 "interval contains 0, so these seeds do not show a real difference.")
+    text = ("Mean (± sample std, ddof=1) over seeds. val acc: at each run's best epoch (lowest val loss, "
+            "or the early-stopping monitor). gap = train − val accuracy in points, train measured "
+            "in eval mode; 'at last ep.' is the same training budget for every configuration, "
+            "'at best ep.' depends on when each run peaked; val loss rise = last − lowest val "
+            "loss. ")
+    if comp.baseline is None:
+        return text + f"No baseline: {comp.note}."
+    k = comp.comparisons
+    text += (f"Δ = difference against the baseline ({comp.baseline}), paired by seed. ")
+    if comp.adjusted and k > 1:
+        level = simultaneous_confidence(k)
+        text += (f"{k} comparisons per column, adjusted: intervals are Bonferroni simultaneous "
+                 f"{level:.2%} t-intervals (all {k} hold together with 95% confidence); "
+                 "'established' = Holm-adjusted paired t-test p < 0.05 (Holm 1979), a step-down "
+                 "test slightly more powerful than the interval, so rarely an established "
+                 "difference has an interval touching 0. --no-adjust gives per-comparison 95% "
+                 "intervals. ")
     else:
-        text += f"No baseline: {comp.note}."
+        text += "95% t-interval; 'established' = paired t-test p < 0.05. "
+    text += ("'~N seeds': seeds (pairs) that would give 80% power to resolve a difference of "
+             "this size at this level, from the observed spread of the paired differences.")
     return text
 
 
-def markdown(comp: Comparison) -> str:
+def markdown(comp: Comparison, columns: list[str] | None = None) -> str:
     """The comparison as a GitHub-flavoured markdown table with its caption."""
-    header, rows = display_rows(comp, sep=" ")
+    header, rows = display_rows(comp, sep=" ", columns=columns)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
-    return "\n".join(lines) + "\n\n" + caption(comp) + "\n" + failed_text(comp)
+    return "\n".join(lines) + "\n\n" + caption(comp) + "\n" + warnings_text(comp) + failed_text(comp)
+
+
+def warnings_text(comp: Comparison) -> str:
+    """One line per seed that several finished runs share, or ''."""
+    return "".join(f"warning: {w}\n" for w in comp.duplicates)
 
 
 def failed_text(comp: Comparison) -> str:

@@ -6,6 +6,8 @@ The library below never imports this module; the CLI and the orchestration layer
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.progress import Progress as RichProgress
@@ -151,36 +154,74 @@ def print_job_line(run_dir: Path, action: str, name: str) -> None:
 
 
 def table_console() -> Console:
-    """stdout for wide tables: the terminal's width, or 160 columns when piped to a file."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    """stdout for tables: the terminal's width ($COLUMNS if set), or 160 columns when piped."""
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=160 if piped else None)
 
 
 # ------------------------------------------------------------------------- comparisons
 
 
-def comparison_table(comp: Comparison) -> Any:
-    """The comparison as a rich Table, best configuration first."""
+def comparison_table(comp: Comparison, columns: list[str] | None = None,
+                     width: int | None = None) -> Table:
+    """The comparison as a rich Table that fits `width` (default: the table console's).
+
+    Numbers and labels are never split: number columns do not wrap and the configuration
+    column wraps only between its KEY=VALUE tokens. When the chosen columns do not fit,
+    the least important ones (the last) are left out and the caption says which.
+    """
     from regbench import tables
 
-    header, rows = tables.display_rows(comp)
-    table = Table(title="Comparison", title_justify="left", box=box.SIMPLE_HEAVY,
-                  collapse_padding=True, caption=Text(tables.caption(comp)), caption_justify="left")
-    longest = max((len(cells[0].split("\n")[0]) for cells in rows), default=0)
-    table.add_column(header[0], justify="left", overflow="fold", min_width=min(longest, 40))
+    width = width or table_console().width
+    wanted = list(columns or tables.DEFAULT_COLUMNS)
+    shown = list(wanted)
+    while len(shown) > 2 and _narrowest(comp, shown) > width:
+        shown.pop()
+    return _comparison_table(comp, shown, [n for n in wanted if n not in shown])
+
+
+def _narrowest(comp: Comparison, shown: list[str]) -> int:
+    """Characters the table needs with its configuration column wrapped as far as it can be."""
+    table = _comparison_table(comp, shown, [], squeeze=True)
+    probe = Console(width=10_000, file=io.StringIO(), color_system=None)
+    probe.print(table)
+    return max(cell_len(line) for line in probe.file.getvalue().splitlines())  # type: ignore[attr-defined]
+
+
+def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
+                      squeeze: bool = False) -> Table:
+    from regbench import tables
+
+    header, rows = tables.display_rows(comp, columns=shown)
+    text = tables.caption(comp)
+    hidden = [n for n in hidden if comp.baseline is not None or not tables.COLUMNS[n].difference]
+    if hidden:
+        text += (f" Not shown at this width: {', '.join(hidden)} (--columns all, a wider "
+                 "terminal, or --format csv/json show them).")
+    table = Table(title=None if squeeze else "Comparison", title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True,
+                  caption=None if squeeze else Text(text), caption_justify="left")
+    longest = max((len(word) for cells in rows for word in [*cells[0].split(), header[0]]),
+                  default=0)
+    table.add_column(header[0], justify="left", min_width=longest,
+                     max_width=longest if squeeze else None, overflow="fold")
     for name in header[1:]:
-        table.add_column(name, justify="right", overflow="fold")
+        table.add_column(name, justify="right", no_wrap=True)
     for cells, best in zip(rows, comp.table["best"], strict=True):
         table.add_row(*map(Text, cells), style="bold" if best else None)
     return table
 
 
-
-def print_comparison(comp: Comparison, out: Console | None = None) -> None:
-    """The comparison table, then the runs left out of it."""
+def print_comparison(comp: Comparison, out: Console | None = None,
+                     columns: list[str] | None = None) -> None:
+    """Warnings about repeated seeds, the comparison table, then the runs left out of it."""
     from regbench import tables
 
+    for line in comp.duplicates:
+        err.print(f"regbench: warning: {line}", soft_wrap=True)
     out = out or table_console()
-    out.print(comparison_table(comp))
+    out.print(comparison_table(comp, columns))
     out.print(tables.failed_text(comp), end="", soft_wrap=True)
 
 
@@ -189,7 +230,7 @@ def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path
     """A finished sweep: its comparison and files, then each job that did not finish."""
     out = table_console()
     if comp is not None:
-        out.print(comparison_table(comp))
+        print_comparison(comp, out)
         out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
                   + ", ".join(p.name for p in figures), soft_wrap=True)
     if unfinished:

@@ -1,0 +1,211 @@
+"""Comparisons that settle the question: seeds counted once, pairing on common seeds,
+multiplicity-adjusted intervals and verdicts, the gap at the last epoch, seeds needed.
+
+Every expected number is computed here independently with scipy (t quantiles, paired
+t-tests) and Holm's procedure written out by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats as sps
+from typer.testing import CliRunner
+
+from regbench import compare, metrics, runs, stats
+from regbench.cli import app
+from regbench.config import RegbenchConfig
+
+
+def write_run(folder: Path, seed: int, curve: list[tuple[float, float, float, float]],
+              **config: object) -> Path:
+    """A finished run whose metrics.csv rows are (train_loss, train_acc, val_loss, val_acc)."""
+    folder.mkdir(parents=True)
+    cfg = OmegaConf.structured(RegbenchConfig)
+    for key, value in {"seed": seed, **config}.items():
+        OmegaConf.update(cfg, key, value)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    log = metrics.MetricsLog(folder / "metrics.csv")
+    rows = [metrics.Row(epoch=i + 1, train_loss=tl, train_acc=ta, val_loss=vl, val_acc=va)
+            for i, (tl, ta, vl, va) in enumerate(curve)]
+    for r in rows:
+        log.append(r)
+    best = rows[metrics.best_index(rows) or 0]
+    summary = {"status": "completed", "epochs_run": len(rows), "best_epoch": best.epoch,
+               "best": metrics.row_dict(best), "last": metrics.row_dict(rows[-1]),
+               "test_acc": best.val_acc, "wall_time_s": 1.0, "seed": seed}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def curve(val_acc: float, last_gap: float = 0.1) -> list[tuple[float, float, float, float]]:
+    """Val loss falls to 0.5 at epoch 2 then rises to 0.8; last-epoch gap as given."""
+    return [(1.0, 0.6, 1.0, 0.55), (0.5, 0.9, 0.5, val_acc), (0.2, val_acc - 0.01 + last_gap, 0.8,
+                                                               val_acc - 0.01)]
+
+
+BASE = [0.90, 0.92, 0.91, 0.93, 0.89]  # val acc of the baseline, seeds 0-4
+GROUPS = {  # rate -> val acc per seed (None: seed missing)
+    0.2: [0.93, 0.95, 0.93, 0.96, 0.92],  # clearly better
+    0.4: [0.91, 0.92, 0.93, 0.92, None],  # 4 seeds only; small difference
+    0.6: [0.90, 0.93, 0.90, 0.94, 0.88],  # about the same
+}
+
+
+@pytest.fixture
+def grid(tmp_path: Path) -> Path:
+    root = tmp_path / "grid"
+    for seed, v in enumerate(BASE):
+        write_run(root / f"r0_{seed}", seed, curve(v, last_gap=0.20), **{"reg.dropout.fc": 0.0})
+    for rate, values in GROUPS.items():
+        for seed, v in enumerate(values):
+            if v is not None:
+                write_run(root / f"r{rate}_{seed}", seed, curve(v, last_gap=0.20 - rate / 4),
+                          **{"reg.dropout.fc": rate})
+    return root
+
+
+def expected(rate: float, k: int, adjust: bool) -> dict[str, float]:
+    """Paired difference, interval and p-value against the baseline, straight from scipy."""
+    pairs = [(v, b) for v, b in zip(GROUPS[rate], BASE) if v is not None]
+    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+    d = [x - y for x, y in pairs]
+    n = len(d)
+    mean = sum(d) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    level = 1 - 0.05 / k if adjust else 0.95
+    half = sps.t.ppf(1 - (1 - level) / 2, n - 1) * sd / math.sqrt(n)
+    return {"d": mean, "low": mean - half, "high": mean + half, "p": sps.ttest_rel(a, b).pvalue,
+            "n": n, "sd": sd}
+
+
+def holm_by_hand(p: dict[float, float], alpha: float = 0.05) -> dict[float, bool]:
+    """Holm (1979): sort the p-values; reject while p_(i) <= alpha / (k - i); stop at the first not."""
+    out, k = {}, len(p)
+    still = True
+    for i, (name, value) in enumerate(sorted(p.items(), key=lambda kv: kv[1])):
+        still = still and value <= alpha / (k - i)
+        out[name] = still
+    return out
+
+
+@pytest.mark.parametrize("adjust", [True, False])
+def test_adjusted_intervals_and_verdicts_match_scipy_and_holm(grid: Path, adjust: bool) -> None:
+    comp = compare.compare(runs.find_runs([grid]), adjust=adjust)
+    rows = {r["config"]: r for r in comp.table.to_dict(orient="records")}
+    assert comp.baseline == "reg.dropout.fc=0.0" and comp.comparisons == 3
+    exp = {rate: expected(rate, 3, adjust) for rate in GROUPS}
+    verdicts = holm_by_hand({r: e["p"] for r, e in exp.items()}) if adjust else \
+        {r: e["p"] < 0.05 for r, e in exp.items()}
+    for rate, e in exp.items():
+        row = rows[f"reg.dropout.fc={rate}"]
+        assert (row["d_val_acc"], row["d_val_acc_low"], row["d_val_acc_high"]) == pytest.approx(
+            (e["d"], e["low"], e["high"]), abs=1e-9)
+        assert row["d_val_acc_p"] == pytest.approx(e["p"], rel=1e-9)
+        assert row["val_acc_established"] is bool(verdicts[rate])
+        assert row["pairs"] == e["n"]  # only the seeds both groups have
+    assert rows["reg.dropout.fc=0.2"]["val_acc_established"] is True
+    assert rows["reg.dropout.fc=0.4"]["seeds"] == 4 and rows["reg.dropout.fc=0.4"]["pairs"] == 4
+
+
+def test_adjusted_intervals_are_wider_than_raw_ones(grid: Path) -> None:
+    adj = compare.compare(runs.find_runs([grid])).table.set_index("config")
+    raw = compare.compare(runs.find_runs([grid]), adjust=False).table.set_index("config")
+    width = lambda t: t["d_val_acc_high"] - t["d_val_acc_low"]  # noqa: E731
+    assert (width(adj).dropna() > width(raw).dropna()).all()
+
+
+def test_seeds_needed_solves_the_t_based_formula() -> None:
+    n = stats.seeds_needed(d=1.0, sd=2.0, alpha=0.05, power=0.8)
+
+    def formula(m: float) -> float:  # ((t_{1-a/2} + t_{power}) * sd / d)^2 with m - 1 df
+        return ((sps.t.ppf(0.975, m - 1) + sps.t.ppf(0.8, m - 1)) * 2.0) ** 2
+
+    assert n >= formula(n) and n - 1 < formula(n - 1)  # the smallest n that satisfies it
+    assert 31 < n < 40  # the normal approximation gives 31.4; t quantiles add a few
+    assert stats.seeds_needed(0.0, 1.0) == math.inf
+    assert math.isnan(stats.seeds_needed(1.0, math.nan))
+
+
+def test_within_noise_rows_say_how_many_seeds_would_resolve_them(grid: Path) -> None:
+    table = compare.compare(runs.find_runs([grid])).table.set_index("config")
+    row = table.loc["reg.dropout.fc=0.6"]
+    assert row["val_acc_established"] is False
+    e = expected(0.6, 3, True)
+    alpha_each = 0.05 / 3  # 80% power at the table's (Bonferroni) level
+    assert row["val_acc_seeds_needed"] == stats.seeds_needed(e["d"], e["sd"], alpha_each)
+    assert math.isnan(table.loc["reg.dropout.fc=0.2", "val_acc_seeds_needed"])  # established
+
+
+def test_last_epoch_gap_and_val_loss_rise(grid: Path) -> None:
+    table = compare.compare(runs.find_runs([grid])).table.set_index("config")
+    assert table.loc["reg.dropout.fc=0.0", "gap_acc_last_mean"] == pytest.approx(0.20)
+    assert table.loc["reg.dropout.fc=0.6", "gap_acc_last_mean"] == pytest.approx(0.05)
+    assert table.loc["reg.dropout.fc=0.6", "d_gap_acc_last"] == pytest.approx(-0.15)
+    assert table.loc["reg.dropout.fc=0.2", "val_loss_rise_mean"] == pytest.approx(0.3)  # 0.8 - 0.5
+    assert table.loc["reg.dropout.fc=0.2", "gap_acc_mean"] == pytest.approx(0.9 - sum(GROUPS[0.2]) / 5)  # best epoch
+
+
+def test_baseline_row_has_empty_difference_fields(grid: Path) -> None:
+    runner = CliRunner()
+    out = json.loads(runner.invoke(app, ["summarize", str(grid), "--format", "json"]).stdout)
+    base = next(c for c in out["configurations"] if c["baseline"])
+    diff_keys = [k for k in base if k.startswith("d_") or k.endswith(("_established",
+                                                                         "_within_noise",
+                                                                         "_seeds_needed"))]
+    assert diff_keys and all(base[k] is None for k in diff_keys)
+    assert out["adjusted"] is True and out["comparisons"] == 3
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["summarize", str(grid),
+                                                               "--format", "csv"]).stdout)))
+    base_csv = next(r for r in rows if r["baseline"] == "True")
+    assert all(base_csv[k] == "" for k in diff_keys)
+
+
+def test_a_seed_run_twice_counts_once_with_a_warning(tmp_path: Path) -> None:
+    old = write_run(tmp_path / "a", 0, curve(0.50))
+    new = write_run(tmp_path / "b", 0, curve(0.90))
+    os.utime(old / "summary.json", (1, 1))  # a is the older run
+    write_run(tmp_path / "c", 1, curve(0.80))
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    row = comp.table.iloc[0]
+    assert row["seeds"] == 2 and row["val_acc_mean"] == pytest.approx((0.90 + 0.80) / 2)
+    assert len(comp.duplicates) == 1 and str(new) in comp.duplicates[0] and str(old) in comp.duplicates[0]
+    result = CliRunner().invoke(app, ["summarize", str(tmp_path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0 and "count as one seed" in result.output
+
+
+NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_table_fits_the_terminal_and_never_splits_a_number(grid: Path, width: int) -> None:
+    result = CliRunner().invoke(app, ["summarize", str(grid)], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= width
+    body = lines[lines.index(next(x for x in lines if x.startswith("─"))) + 1:]
+    tokens = [t for line in body for t in line.replace("[", " ").replace("]", " ")
+              .replace(",", " ").split()]
+    # every label appears whole, and no number lost digits to a line break
+    for label in ("reg.dropout.fc=0.0", "reg.dropout.fc=0.2", "reg.dropout.fc=0.4"):
+        assert label in tokens
+    assert all(len(t.split(".")[-1]) in (1, 2, 3) for t in tokens if NUMBER.match(t) and "." in t)
+    if width == 80:
+        assert "Not shown at this width" in result.stdout
+
+
+def test_columns_option_selects_and_rejects(grid: Path) -> None:
+    runner = CliRunner()
+    out = runner.invoke(app, ["summarize", str(grid), "--format", "markdown", "--columns",
+                              "seeds,time"]).stdout
+    assert out.splitlines()[0] == "| configuration | seeds | time s |"
+    bad = runner.invoke(app, ["summarize", str(grid), "--columns", "speed"])
+    assert bad.exit_code != 0
