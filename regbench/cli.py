@@ -18,7 +18,8 @@ from rich.console import Console
 
 from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.composition import NO_JOB_FLAGS, compose, one_line, rewrite_experiment, split_args
+from regbench.composition import (NO_JOB_FLAGS, compose, one_line, refuse_sweep_preset,
+                                  rewrite_experiment, split_args)
 from regbench.terminal import err
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -78,7 +79,8 @@ def run(ctx: typer.Context,
     if any(f in NO_JOB_FLAGS for f in flags):
         raise typer.Exit(call_hydra(flags + task_overrides))
 
-    _, schema = compose(task_overrides)
+    cfg, schema = compose(task_overrides)
+    refuse_sweep_preset(cfg)
     run_dir = runs.make_run_dir(schema.output.root, schema.experiment)
     code = call_hydra(flags + task_overrides + [f"hydra.run.dir='{run_dir}'"])
     if code != 0 and not (run_dir / runs.METRICS_FILE).exists():
@@ -245,11 +247,11 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
 
     from regbench import jobs, runs
 
-    if not (run_dir / runs.CONFIG_FILE).is_file():
-        raise RunDirError(f"{run_dir}: no {runs.CONFIG_FILE}; not a regbench run directory")
+    runs.check_run_dir(run_dir)
     summary = runs.load_summary(run_dir) or {}
     if summary.get("status") in runs.FINISHED:
-        err.print(f"regbench: {run_dir} already finished ({summary['status']}); nothing to resume")
+        err.print(f"regbench: {run_dir} already finished ({summary['status']}); nothing to resume",
+                  soft_wrap=True)
         raise typer.Exit(0)
     try:
         cfg = OmegaConf.load(run_dir / runs.CONFIG_FILE)
