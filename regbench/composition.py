@@ -47,10 +47,23 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     return overrides, flags
 
 
-def experiment_presets() -> list[str]:
+def presets(group: str) -> list[str]:
+    """The preset names of a config group (conf/<group>/*.yaml)."""
     from regbench.config import CONF_DIR
 
-    return sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def experiment_presets() -> list[str]:
+    return presets("experiment")
+
+
+def sweep_presets() -> list[str]:
+    """Experiment presets that set sweep axes (hydra.sweeper.params): studies for `sweep`."""
+    from regbench.config import CONF_DIR
+
+    return [n for n in experiment_presets()
+            if "sweeper:" in (CONF_DIR / "experiment" / f"{n}.yaml").read_text()]
 
 
 def rewrite_experiment(overrides: list[str]) -> list[str]:
