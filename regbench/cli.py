@@ -286,12 +286,12 @@ def datasets_list(ctx: typer.Context,
     if ctx.invoked_subcommand is not None:
         return
     from regbench.datasets import DATASET_INFO, dataset_dir, is_present
-    from regbench.terminal import datasets_table
+    from regbench.terminal import datasets_table, print_table
 
     root = root or os.environ.get("REGBENCH_DATA", "data")
     rows = [(name, is_present(name, root), "(embedded)" if not info.files else str(dataset_dir(name, root)),
              info.source) for name, info in DATASET_INFO.items()]
-    Console().print(datasets_table(root, rows))
+    print_table(datasets_table(root, rows))
 
 
 @datasets_app.command("download")
@@ -347,7 +347,7 @@ def bench(
     import json
 
     from regbench.bench import check, run_bench
-    from regbench.terminal import bench_table
+    from regbench.terminal import bench_table, print_table
 
     check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
     result = run_bench(model, images=images, epochs=epochs, reps=reps, dataset=dataset,
@@ -356,7 +356,7 @@ def bench(
     if as_json:
         print(json.dumps(result))
     else:
-        Console().print(bench_table(result))
+        print_table(bench_table(result))
 
 
 def reflow(doc: str) -> str:
