@@ -29,8 +29,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from regbench import batching as datamod
 from regbench import datasets, models, reference
 from regbench.callbacks import Callback
-from regbench.config import DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset
-from regbench.device import (autocast, configure, memory_format, prepare_batch, prepare_model,
+from regbench.config import (DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset,
+                             one_of)
+from regbench.device import (autocast, check_device, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
 from regbench.optim import learning_rate
@@ -294,11 +295,8 @@ def machine(device: torch.device) -> str:
 def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
           device_name: str = "auto", threads: int | None = None) -> list[str]:
     """The networks to measure; ConfigError naming the first bad option."""
-    kind = device_name.split(":")[0]
-    if kind not in DEVICES or kind == "cuda" and not torch.cuda.is_available() \
-            or kind == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {device_name!r} is not allowed here: use auto or cpu"
-                          + (", cuda" if torch.cuda.is_available() else ""))
+    one_of("--device", device_name.split(":")[0], DEVICES)
+    check_device("--device", device_name)
     keys = list(BENCH_MODELS) if model == "both" else [model]
     if model not in (*BENCH_MODELS, "both"):
         raise ConfigError(f"--model {model!r} is not allowed: use mnist, cifar or both")

@@ -8,6 +8,7 @@ into one line and exit 2. What is shown on the terminal is ``regbench.terminal``
 from __future__ import annotations
 
 import os
+import inspect
 import shutil
 import sys
 import traceback
@@ -15,21 +16,24 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from typer.core import TyperOption
 
 from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.composition import NO_JOB_FLAGS, compose, one_line, rewrite_experiment, split_args
+from regbench.composition import (NO_JOB_FLAGS, compose, one_line, refuse_sweep_preset,
+                                  rewrite_experiment, split_args)
 from regbench.terminal import err
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+HELP_FLAGS = {"help_option_names": ["-h", "--help"]}  # inherited by every command
 
 app = typer.Typer(
     name="regbench", add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
+    pretty_exceptions_enable=False, context_settings=HELP_FLAGS,
     help="See, with evidence, what regularizers do to a CNN.\n\n"
-         "Example: [bold]regbench run reg=dropout reg.dropout.fc=0.3[/bold]")
-datasets_app = typer.Typer(help="List datasets and where their files are expected; download one.",
-                           invoke_without_command=True, no_args_is_help=False)
+         "Examples:\n  regbench run reg=dropout reg.dropout.fc=0.3\n  regbench run --help\n\n"
+         "--debug, anywhere on the line, shows the traceback of an error.")
+datasets_app = typer.Typer(invoke_without_command=True, no_args_is_help=False, rich_markup_mode="rich")
 app.add_typer(datasets_app, name="datasets")
 
 
@@ -43,10 +47,10 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks (or set REGBENCH_DEBUG=1)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks (or set REGBENCH_DEBUG=1); "
+                               "accepted anywhere on the line."),
 ) -> None:
-    if debug:
-        os.environ["REGBENCH_DEBUG"] = "1"
+    """The options before the command; main() takes --debug from anywhere on the line."""
 
 
 # ---------------------------------------------------------------------------- commands
@@ -59,15 +63,15 @@ def run(ctx: typer.Context,
     """Train one CNN and print its overfitting gap.
 
     OVERRIDES are Hydra overrides, passed through unchanged, so Hydra's flags work too
-    (`--cfg job`, `--info`). Drop rates are drop probabilities, as in torch.nn.Dropout.
+    (`--cfg job`, `--info`, `--hydra-help`). Drop rates are drop probabilities, as in
+    torch.nn.Dropout. `regbench config` lists every key and its value.
 
     Examples:
-
-      regbench run                                   # mnist5k, no regularization, 10 epochs
-
-      regbench run reg=dropout reg.dropout.fc=0.3    # a preset, then one key changed
-
+      regbench run
+      regbench run reg=dropout reg.dropout.fc=0.3
       regbench run dataset.train_size=1000 reg.l2=5e-4 trainer.epochs=20
+      regbench run experiment=smoke
+      regbench run --config-path RUN_DIR --config-name config
     """
     from regbench import runs
     from regbench.jobs import call_hydra
@@ -78,7 +82,8 @@ def run(ctx: typer.Context,
     if any(f in NO_JOB_FLAGS for f in flags):
         raise typer.Exit(call_hydra(flags + task_overrides))
 
-    _, schema = compose(task_overrides)
+    cfg, schema = compose(task_overrides)
+    refuse_sweep_preset(cfg)
     run_dir = runs.make_run_dir(schema.output.root, schema.experiment)
     code = call_hydra(flags + task_overrides + [f"hydra.run.dir='{run_dir}'"])
     if code != 0 and not (run_dir / runs.METRICS_FILE).exists():
@@ -91,7 +96,12 @@ def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides
                ) -> None:
     """Print the resolved configuration that `regbench run` would use.
 
-    Example: regbench config reg=dropout reg.dropout.fc=0.3
+    It takes the same overrides as `regbench run` and checks them the same way, without
+    loading any data; every key it prints can be set on the command line.
+
+    Examples:
+      regbench config
+      regbench config reg=dropout reg.dropout.fc=0.3
     """
     from omegaconf import OmegaConf
 
@@ -120,14 +130,10 @@ def sweep_cmd(ctx: typer.Context,
     hydra/launcher=joblib runs jobs in parallel, hydra/launcher=submitit_slurm on SLURM.
 
     Examples:
-
       regbench sweep reg=dropout reg.dropout.fc=0.0,0.1,0.2,0.3,0.5 seed=0,1,2
-
-      regbench sweep reg=none,dropout,l2,weight_decay,batchnorm,early_stopping,all seed=0,1,2
-
+      regbench sweep reg=none,dropout,l2,batchnorm,early_stopping seed=0,1,2
       regbench sweep experiment=dropout_grid hydra/launcher=joblib
-
-      regbench sweep --resume results/dropout_grid/sweeps/20261122-101500-a1b2c3
+      regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
     """
     from regbench import runs, sweep
     from regbench.jobs import call_hydra
@@ -190,11 +196,8 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     with the seeds that would resolve it). csv and json carry every column.
 
     Examples:
-
       regbench summarize results/dropout_grid
-
-      regbench summarize results/default/sweeps/20261122-101500-a1b2c3 --baseline reg.dropout.fc=0.0
-
+      regbench summarize results/default/sweeps/SWEEP_ID --baseline reg.dropout.fc=0.0
       regbench summarize results --format csv > summary.csv
     """
     import json
@@ -241,7 +244,9 @@ def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment
     varied with the others fixed: validation accuracy and the accuracy gap against it
     (error bars = ± 1 std over seeds).
 
-    Example: regbench plot results/dropout_grid/sweeps/20261122-101500-a1b2c3
+    Examples:
+      regbench plot results/dropout_grid/sweeps/SWEEP_ID
+      regbench plot results/default --out figures
     """
     from regbench import compare, plots
 
@@ -257,17 +262,20 @@ def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment
 def resume(run_dir: Path = typer.Argument(..., help="A run directory under results/.")) -> None:
     """Continue an interrupted run from its last finished epoch.
 
-    Example: regbench resume results/default/20261122-101500-a1b2c3
+    The folder is the one `regbench run` printed (it holds config.yaml and summary.json).
+
+    Example:
+      regbench resume results/default/RUN_ID
     """
     from omegaconf import OmegaConf
 
     from regbench import jobs, runs
 
-    if not (run_dir / runs.CONFIG_FILE).is_file():
-        raise RunDirError(f"{run_dir}: no {runs.CONFIG_FILE}; not a regbench run directory")
+    runs.check_run_dir(run_dir)
     summary = runs.load_summary(run_dir) or {}
     if summary.get("status") in runs.FINISHED:
-        err.print(f"regbench: {run_dir} already finished ({summary['status']}); nothing to resume")
+        err.print(f"regbench: {run_dir} already finished ({summary['status']}); nothing to resume",
+                  soft_wrap=True)
         raise typer.Exit(0)
     try:
         cfg = OmegaConf.load(run_dir / runs.CONFIG_FILE)
@@ -285,17 +293,23 @@ def datasets_list(ctx: typer.Context,
                   ) -> None:
     """List the datasets, where their files are expected and whether they are present.
 
-    Example: regbench datasets
+    mnist5k and synthetic are embedded and work offline; the others are read from the
+    data folder in torchvision's layout.
+
+    Examples:
+      regbench datasets
+      regbench datasets --root /shared/data
+      regbench datasets download cifar10
     """
     if ctx.invoked_subcommand is not None:
         return
     from regbench.datasets import DATASET_INFO, dataset_dir, is_present
-    from regbench.terminal import datasets_table
+    from regbench.terminal import datasets_table, print_table
 
     root = root or os.environ.get("REGBENCH_DATA", "data")
     rows = [(name, is_present(name, root), "(embedded)" if not info.files else str(dataset_dir(name, root)),
              info.source) for name, info in DATASET_INFO.items()]
-    Console().print(datasets_table(root, rows))
+    print_table(datasets_table(root, rows))
 
 
 @datasets_app.command("download")
@@ -304,7 +318,12 @@ def datasets_download(name: str = typer.Argument(..., help="mnist, fashion_mnist
                       ) -> None:
     """Download a torchvision dataset into the data folder.
 
-    Example: regbench datasets download cifar10
+    The files land where `regbench run` looks for them (see `regbench datasets`); on a
+    machine without internet, download elsewhere and copy the folder.
+
+    Examples:
+      regbench datasets download mnist
+      regbench datasets download cifar10 --root /shared/data
     """
     from regbench.datasets import DATASET_INFO, download
 
@@ -338,12 +357,15 @@ def bench(
     with the eval-mode passes), their ratio, FLOP/s against the device's matmul peak, and
     peak memory.
 
-    Example: regbench bench --model mnist --images 6000 --reps 3
+    Examples:
+      regbench bench
+      regbench bench --model mnist --images 6000 --reps 3
+      regbench bench --json
     """
     import json
 
     from regbench.bench import check, run_bench
-    from regbench.terminal import bench_table
+    from regbench.terminal import bench_table, print_table
 
     check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
     result = run_bench(model, images=images, epochs=epochs, reps=reps, dataset=dataset,
@@ -352,14 +374,61 @@ def bench(
     if as_json:
         print(json.dumps(result))
     else:
-        Console().print(bench_table(result))
+        print_table(bench_table(result))
+
+
+def reflow(doc: str) -> str:
+    """Help text with each prose paragraph on one line, so that it wraps once, at the
+    terminal's width; a paragraph starting 'Example' keeps its lines (one command each)."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith("Example") else " ".join(p.split()) for p in paragraphs)
+
+
+def presets_help() -> str:
+    """The presets `regbench run` accepts, one config group per line."""
+    from regbench.composition import presets, sweep_presets
+
+    lines = [f"  {group}=NAME: {', '.join(presets(group))}" for group in ("reg", "dataset", "model", "optim")]
+    studies = sweep_presets()
+    runs_alone = [n for n in presets("experiment") if n not in studies and n != "default"]
+    lines.append(f"  experiment=NAME: {', '.join(runs_alone)}")
+    return ("Presets:\n" + "\n".join(lines)
+            + f"\n\nSweep studies, for `regbench sweep experiment=NAME`: {', '.join(studies)}.")
+
+
+def _finish_help() -> None:
+    """Reflow every command's help and list the presets under `run`."""
+    for typer_app in (app, datasets_app):
+        for info in typer_app.registered_commands:
+            info.help = reflow(info.help or inspect.getdoc(info.callback) or "")
+            if info.callback is run:
+                info.help += "\n\n" + presets_help()
+    cb = datasets_app.registered_callback
+    if cb is not None and cb.callback is not None:
+        cb.help = reflow(inspect.getdoc(cb.callback) or "")
+
+
+# This Typer release prints a type placeholder after every option, `<bool>` even after a
+# flag that takes no value; a flag shows none.
+_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = (  # type: ignore[method-assign]
+    lambda self, ctx: None if self.is_flag else _display_type(self, ctx))
+_finish_help()
 
 
 def main() -> None:
-    """Console-script entry: one line and exit code 2 for user errors, 130 for Ctrl-C."""
-    debug = os.environ.get("REGBENCH_DEBUG") == "1" or "--debug" in sys.argv[1:2]
+    """Console-script entry: one line and exit code 2 for user errors, 130 for Ctrl-C.
+
+    `--debug` is taken out of the line wherever it stands (before or after the command, among
+    Hydra overrides), so that it never reaches Hydra or a command as an unknown option.
+    """
+    args = sys.argv[1:]
+    if "--debug" in args:
+        os.environ["REGBENCH_DEBUG"] = "1"
+        args = [a for a in args if a != "--debug"]
+    debug = os.environ.get("REGBENCH_DEBUG") == "1"
     try:
-        code = app(standalone_mode=False)
+        code = app(args=args, prog_name="regbench", standalone_mode=False)
     except RegbenchError as e:
         if debug:
             traceback.print_exc()

@@ -23,6 +23,8 @@ FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "-
 # Hydra flags after which Hydra prints something and runs no job.
 NO_JOB_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion",
                 "-sc", "--experimental-rerun"}
+# A value that Hydra expands into several jobs: a comma list or a sweep function.
+SWEEP_VALUE = re.compile(r"=.*(,|\b(range|glob|choice|interval)\()")
 INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
@@ -45,10 +47,23 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     return overrides, flags
 
 
-def experiment_presets() -> list[str]:
+def presets(group: str) -> list[str]:
+    """The preset names of a config group (conf/<group>/*.yaml)."""
     from regbench.config import CONF_DIR
 
-    return sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def experiment_presets() -> list[str]:
+    return presets("experiment")
+
+
+def sweep_presets() -> list[str]:
+    """Experiment presets that set sweep axes (hydra.sweeper.params): studies for `sweep`."""
+    from regbench.config import CONF_DIR
+
+    return [n for n in experiment_presets()
+            if "sweeper:" in (CONF_DIR / "experiment" / f"{n}.yaml").read_text()]
 
 
 def rewrite_experiment(overrides: list[str]) -> list[str]:
@@ -61,6 +76,15 @@ def rewrite_experiment(overrides: list[str]) -> list[str]:
             o = "experiment=default"
         out.append(o)
     return out
+
+
+def refuse_sweep_preset(cfg: Any) -> None:
+    """ConfigError if the composed configuration is a sweep study, which `run` cannot train."""
+    params = cfg.hydra.sweeper.get("params") or {}
+    if params:
+        name = os.environ.get("REGBENCH_EXPERIMENT") or cfg.get("experiment")
+        raise ConfigError(f"experiment={name} is a sweep over {', '.join(params)}: run it with "
+                          f"`regbench sweep experiment={name}`; `regbench run` trains one configuration")
 
 
 def one_line(e: BaseException) -> str:
@@ -87,9 +111,9 @@ def explain(e: Exception, overrides: list[str]) -> str:
         return (f"unknown key {key!r}{suggest_key(key)}; `regbench config` lists every key "
                 "(to add a new one use +key=value)")
     if "Ambiguous value" in text or "--multirun" in text:
-        m = re.search(r"argument '([^']+)'", text)
-        return (f"{m.group(1) if m else 'a comma list'}: a sweep needs `regbench sweep`; "
-                "`regbench run` takes one value per key")
+        bad = next((o for o in overrides if SWEEP_VALUE.search(o)), None)
+        return (f"{bad or 'a sweep value'}: several values for one key need "
+                f"`regbench sweep {' '.join(overrides)}`; `regbench run` takes one value per key")
     if type(cause).__name__ == "ValidationError":
         m = re.search(r"full_key: (\S+)", str(cause))
         key = m.group(1) if m else "a value"

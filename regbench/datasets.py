@@ -97,13 +97,21 @@ def download(name: str, root: str | Path) -> Path:
             raise DataError(f"{path}: checksum mismatch, the file is truncated or corrupted; "
                             f"delete it and run `regbench datasets download {name}` again")
     cls = torchvision_class(name)
+    said = io.StringIO()  # torchvision prints each mirror's network error and goes on
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
             for train in (True, False):
                 cls(str(root), train=train, download=True)
     except Exception as e:  # offline, refused, unwritable: the message says what to do
-        reason = str(e).splitlines()[0].rstrip(":") if str(e) else type(e).__name__
-        raise DataError(_missing_message(name, root, f"the download failed ({reason})")) from e
+        lines = str(e).splitlines() or [type(e).__name__]
+        reason = lines[0].rstrip(":")
+        # the cause (no route, refused, DNS) follows in the message or in what was printed
+        network = [line.strip().strip("<>") for line in lines[1:] + said.getvalue().splitlines()
+                   if "error" in line.lower()]
+        if network:
+            reason += f": {network[-1]}"
+        raise DataError(_missing_message(name, root, f"the download failed ({reason})",
+                                         tried=True)) from e
     return dataset_dir(name, root)
 
 
@@ -149,12 +157,14 @@ def _diagnose(name: str, root: Path) -> str:
     return str(folder)
 
 
-def _missing_message(name: str, root: Path, why: str) -> str:
+def _missing_message(name: str, root: Path, why: str, tried: bool = False) -> str:
     info = DATASET_INFO[name]
+    fetch = (f"run `regbench datasets download {name}` on a machine with internet and copy "
+             f"{dataset_dir(name, root)} here" if tried
+             else f"run `regbench datasets download {name}`")
     return (f"dataset {name}: files not found in {dataset_dir(name, root)} and {why}; "
-            f"place {', '.join(info.files)} there (from a machine with internet: "
-            f"`regbench datasets download {name}`), or set dataset.root / $REGBENCH_DATA "
-            "to the folder that holds them")
+            f"{fetch}, or place {', '.join(info.files)} there, or set dataset.root / "
+            "$REGBENCH_DATA to the folder that holds them")
 
 
 def _read_torchvision(name: str, root: Path, allow_download: bool) -> tuple[np.ndarray, ...]:

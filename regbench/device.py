@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from regbench.errors import ConfigError
+
 log = logging.getLogger("regbench")
 
 # Device types that train with channels_last images and weights.
@@ -36,6 +38,24 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(name)
+
+
+def available_devices() -> list[str]:
+    """The device names this machine can train on: cpu, then cuda:N and mps where present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
+def check_device(key: str, name: str) -> None:
+    """ConfigError naming the key, the value and the devices present, unless name is usable."""
+    if name == "auto" or name in available_devices():
+        return
+    raise ConfigError(f"{key}={name!r} is not available on this machine: available are "
+                      f"auto, {', '.join(available_devices())}")
 
 
 def configure(device: torch.device, deterministic: bool) -> None:

@@ -55,21 +55,37 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
 def label(config: dict[str, Any], axes: list[str]) -> str:
     """Name a configuration by its values on the axes, e.g. 'reg.dropout.fc=0.3'.
 
-    When several reg.* keys differ, a reg section equal to a preset is named by it
-    ('reg=dropout'), and any other by its values that differ from no regularization.
+    When several reg.* keys differ, the reg section is named as the preset it equals
+    ('reg=dropout') or as the nearest preset and the keys where it departs from it
+    ('reg=dropout reg.dropout.fc=0.0'), so every key that tells the group apart from the
+    others is implied or written out. With no axis (a single configuration), the label
+    still says what was run: its reg section, named the same way.
     """
     reg_axes = [k for k in axes if k.startswith("reg.")]
-    none = reg_presets()["none"]
     parts: list[str] = []
     for key in axes:
         if key in reg_axes and len(reg_axes) > 1:
             if key == reg_axes[0]:
-                preset = reg_preset(config)
-                parts += [f"reg={preset}"] if preset else [
-                    f"{k}={fmt(config.get(k))}" for k in reg_axes if fmt(config.get(k)) != none.get(k)]
+                parts.append(reg_label(config))
             continue
         parts.append(f"{key}={fmt(config.get(key))}")
-    return " ".join(parts) or "all runs"
+    return " ".join(parts) or reg_label(config)
+
+
+def reg_label(config: dict[str, Any]) -> str:
+    """The reg section as 'reg=PRESET', followed by the keys where it departs from that preset.
+
+    The preset chosen is the one it departs from on the fewest keys, so the label is as short
+    as the section allows and determines it entirely; on a tie a regularizing preset wins
+    over none, so the keys written out are the regularizer's own ('reg=dropout
+    reg.dropout.fc=0.0' rather than 'reg=none reg.dropout.conv=0.25').
+    """
+    def departures(section: dict[str, str]) -> list[str]:
+        return [f"{k}={fmt(config.get(k))}" for k, v in section.items() if fmt(config.get(k)) != v]
+
+    name, section = min(reg_presets().items(),
+                        key=lambda item: (len(departures(item[1])), item[0] == "none"))
+    return " ".join([f"reg={name}", *departures(section)])
 
 
 def config_key(config: dict[str, Any]) -> str:

@@ -114,6 +114,17 @@ def onset_epoch(rows: Sequence[Row]) -> int | None:
     return None
 
 
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def number(x: float, spec: str) -> str:
+    """x formatted with spec, never as a negative zero ('-0.00' reads as a real decrease)."""
+    text = format(x, spec)
+    return format(0.0, spec) if float(text) == 0 else text
+
+
 def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> str:
     """One plain-words sentence on what the curves show."""
     n = int(rows[-1]["epoch"]) if rows else 0
@@ -134,11 +145,13 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> 
         low = next(r for r in rows if r["epoch"] == onset)
         rise = 100 * (last["val_loss"] / low["val_loss"] - 1)
         return (prefix + f"val loss bottomed at epoch {onset} and rose {rise:.0f}% by epoch {n} "
-                f"while train loss kept falling: overfitting (accuracy gap {gap_pts:.1f} points)")
+                f"while train loss kept falling: overfitting (accuracy gap {number(gap_pts, '.1f')} "
+                "points)")
     if gap_pts > 5:
-        return prefix + (f"no overfitting onset within {n} epochs, but train accuracy leads val "
-                         f"by {gap_pts:.1f} points: the model is memorising")
-    return prefix + f"no overfitting within {n} epochs (accuracy gap {gap_pts:.1f} points)"
+        return prefix + (f"no overfitting onset within {plural(n, 'epoch')}, but train accuracy "
+                         f"leads val by {gap_pts:.1f} points: the model is memorising")
+    return prefix + (f"no overfitting within {plural(n, 'epoch')} "
+                     f"(accuracy gap {number(gap_pts, '.1f')} points)")
 
 
 def row_dict(row: Row | None) -> dict[str, Any] | None:

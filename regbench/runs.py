@@ -98,6 +98,20 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(f"{path}: unreadable ({e}); the run's metrics.csv is still there") from e
 
 
+def check_run_dir(path: Path) -> None:
+    """RunDirError unless path is a run folder: config.yaml and summary.json side by side."""
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such folder; give a run folder such as "
+                          "results/default/<run-id>")
+    missing = [n for n in (CONFIG_FILE, SUMMARY_FILE) if not (path / n).is_file()]
+    if missing:
+        parent = path.resolve().parent
+        hint = (f"; did you mean {path.parent}?" if (parent / CONFIG_FILE).is_file()
+                and (parent / SUMMARY_FILE).is_file() else "")
+        raise RunDirError(f"{path}: not a regbench run folder (expected {CONFIG_FILE} and "
+                          f"{SUMMARY_FILE}; no {' or '.join(missing)}){hint}")
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that decide a run's numbers."""
     from importlib.metadata import PackageNotFoundError, version

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
@@ -24,11 +25,15 @@ from rich.text import Text
 
 from regbench import runs
 from regbench.callbacks import Callback
+from regbench.metrics import number, plural
 
 if TYPE_CHECKING:
     from regbench.compare import Comparison
     from regbench.metrics import Row
 
+# A run folder's files, in the order the files: line names them.
+RUN_FILES = (runs.METRICS_FILE, runs.SUMMARY_FILE, runs.CONFIG_FILE, runs.CHECKPOINT_FILE,
+             runs.LOG_FILE)
 # Seconds between reads of the running loss: each read waits for the device to catch up.
 LOSS_REFRESH_S = 1.0
 
@@ -93,7 +98,7 @@ def _pct(x: float | None) -> str:
 
 
 def _num(x: float | None, fmt: str = ".4f") -> str:
-    return "-" if x is None else format(x, fmt)
+    return "-" if x is None else number(x, fmt)
 
 
 def gap_table(summary: dict[str, Any]) -> Table:
@@ -121,15 +126,16 @@ def gap_table(summary: dict[str, Any]) -> Table:
 
 def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = None) -> None:
     """The gap table, the verdict line and where the files are."""
-    out = out or Console()
+    out = out or table_console()
     if summary["epochs_run"]:
-        out.print(gap_table(summary))
+        print_table(gap_table(summary), out)
     out.print(f"[bold]verdict:[/bold] {summary['verdict']}")
     speed = summary.get("train_images_per_s")
-    out.print(f"status {summary['status']}, {summary['epochs_run']} epochs in "
+    out.print(f"status {summary['status']}, {plural(summary['epochs_run'], 'epoch')} in "
               f"{summary['wall_time_s']:.1f} s"
               + (f" ({speed:,.0f} train images/s on {summary['device']})" if speed else ""))
-    out.print(f"files: {run_dir}/metrics.csv, summary.json, config.yaml", soft_wrap=True)
+    names = [n for n in RUN_FILES if (Path(run_dir) / n).exists()]
+    out.print(f"files: {run_dir}/{', '.join(names)}", soft_wrap=True)
     if summary["status"] == "interrupted":
         out.print(f"continue it with: regbench resume {run_dir}", soft_wrap=True)
 
@@ -154,9 +160,10 @@ def print_job_line(run_dir: Path, action: str, name: str) -> None:
 
 
 def table_console() -> Console:
-    """stdout for tables: the terminal's width ($COLUMNS if set), or 160 columns when piped."""
-    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return Console(highlight=False, width=160 if piped else None)
+    """stdout for wide tables: the terminal's width ($COLUMNS when set), or 160 columns when
+    piped to a file."""
+    sized = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(highlight=False, width=None if sized else 160)
 
 
 # ------------------------------------------------------------------------- comparisons
@@ -221,7 +228,7 @@ def print_comparison(comp: Comparison, out: Console | None = None,
     for line in comp.duplicates:
         err.print(f"regbench: warning: {line}", soft_wrap=True)
     out = out or table_console()
-    out.print(comparison_table(comp, columns))
+    print_table(comparison_table(comp, columns, out.width), out)
     out.print(tables.failed_text(comp), end="", soft_wrap=True)
 
 
@@ -240,14 +247,68 @@ def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path
         out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
 
 
+# ---------------------------------------------------------------- fitting the terminal
+
+
+def print_table(table: Table, out: Console | None = None) -> None:
+    """Print the table if it fits the console without splitting a word or a number; else
+    the same cells as one block per row ('header: value' lines), which fit any width.
+
+    Rich wraps a cell only between words, down to its longest word; below that minimum it
+    cuts or folds words, so the table's minimum width decides. A line of the blocks longer
+    than the terminal (a long path) is left whole for the terminal to wrap, never cut.
+    """
+    out = out or table_console()
+    if fits(table, out.width):
+        out.print(table)
+        return
+    for line in table_records(table):
+        out.print(line, soft_wrap=True)
+
+
+def fits(table: Table, width: int) -> bool:
+    """Whether the table, laid out in width columns, shows every word of every cell whole.
+
+    Rich wraps cells between words, but a word longer than its column is cut or folded;
+    rendering once and looking for each word is the test that cannot disagree with rich.
+    """
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(table)
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    words = {w for col in table.columns for cell in [col.header, *col.cells]
+             for w in _plain(cell).split()}
+    return all(w in shown for w in words)
+
+
+def table_records(table: Table) -> list[Text]:
+    """A table as one block per row: the first cell as its heading, then 'header: value'."""
+    columns = [[_plain(c) for c in col.cells] for col in table.columns]
+    headers = [" ".join(_plain(col.header).split()) for col in table.columns]
+    lines = [Text(_plain(table.title), style="bold")] if table.title else []
+    for i in range(table.row_count):
+        lines.append(Text(columns[0][i], style="bold"))
+        lines += [Text(f"  {h}: {col[i]}") for h, col in zip(headers[1:], columns[1:], strict=True)
+                  if col[i]]
+    if table.caption:
+        lines.append(Text(_plain(table.caption)))
+    return lines
+
+
+def _plain(cell: Any) -> str:
+    """A cell's text without markup."""
+    return cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+
+
 # ---------------------------------------------------------------- datasets and benchmark
 
 
 def datasets_table(root: str, rows: list[tuple[str, bool, str, str]]) -> Table:
     """name, present, where the files are expected, source."""
     table = Table(title=f"datasets (root: {Path(root).resolve()})", title_justify="left")
-    for col in ("name", "present", "files expected in", "source"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    table.add_column("present", no_wrap=True)
+    table.add_column("files expected in", no_wrap=True)  # a path is of no use cut
+    table.add_column("source", min_width=20)
     for name, present, where, source in rows:
         table.add_row(name, "yes" if present else "no", where, source)
     return table
@@ -256,7 +317,7 @@ def datasets_table(root: str, rows: list[tuple[str, bool, str, str]]) -> Table:
 def bench_table(result: dict[str, Any]) -> Any:
     """The figures as a rich table: per network, the reference loop then regbench's."""
     t = Table(title=f"regbench bench on {result['device']} ({result['machine']}), "
-                    f"median of {result['reps']} reps", box=box.SIMPLE_HEAD, title_justify="left")
+                    f"median of {plural(result['reps'], 'rep')}", box=box.SIMPLE_HEAD, title_justify="left")
     for col in ("network", "loop", "img/s", "train s", "full s", "ref/rb", "GFLOP/s", "peak"):
         t.add_column(col, justify="left" if col in ("network", "loop") else "right")
     for key, m in result["models"].items():

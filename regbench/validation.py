@@ -6,6 +6,8 @@ and schedules), so a new entry in a registry is accepted here without a second l
 
 from __future__ import annotations
 
+import re
+
 from regbench import datasets, optim
 from regbench.config import (DEVICES, DROPOUT_KINDS, DROPOUT_POSITIONS, MODEL_CONFIGS, MONITORS,
                              NAME_RE, RegbenchConfig, check, one_of)
@@ -56,4 +58,12 @@ def validate(cfg: RegbenchConfig) -> None:
     check(t.train_eval_size is None or t.train_eval_size >= 1, "trainer.train_eval_size",
           t.train_eval_size, "null or an integer >= 1")
     one_of("trainer.device", t.device.split(":")[0], DEVICES)
+    check(":" not in t.device or bool(re.fullmatch(r"cuda:\d+", t.device)), "trainer.device",
+          t.device, "auto, cpu, cuda, cuda:N or mps")
+    if t.device not in ("auto", "cpu"):
+        # torch costs ~2 s to import; only a named accelerator needs it, so `regbench config`
+        # stays fast in the usual case
+        from regbench.device import check_device
+
+        check_device("trainer.device", t.device)
     check(bool(cfg.output.root), "output.root", cfg.output.root, "a directory path")
