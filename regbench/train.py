@@ -22,7 +22,7 @@ from regbench.callbacks import Callback, CallbackList
 from regbench.config import RegbenchConfig
 from regbench.device import autocast, configure, prepare_batch, prepare_model, resolve_device
 from regbench.errors import RunDirError
-from regbench.regularizers import EarlyStopping, Regularization
+from regbench.regularizers import Regularization, describe_groups
 
 log = logging.getLogger("regbench")
 
@@ -237,16 +237,6 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
                             test=test, error=error, signal_name=signame)
     listeners.on_summary(summary, run_dir)
     return RunResult(run_dir, status, log_csv.rows, summary)
-
-
-def describe_groups(groups: list[dict[str, Any]]) -> str:
-    """One line saying what each parameter group holds, for the run's log."""
-    parts = []
-    for g in groups:
-        n = sum(p.numel() for p in g["params"])
-        parts.append(f"{g['name']}: {len(g['params'])} tensors, {n:,} values, "
-                     f"weight_decay={g['weight_decay']:g}")
-    return "; ".join(parts)
 
 
 def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,

@@ -8,7 +8,7 @@ from torch import nn
 from regbench import regularizers
 from regbench.config import CNNConfig, DropoutConfig, RegConfig
 from regbench.models import CNN, build
-from regbench.train import describe_groups
+from regbench.regularizers import describe_groups
 
 
 def tiny_cnn(batchnorm: bool = False, **dropout: object) -> CNN:
