@@ -178,3 +178,19 @@ def test_ci_smoke_script_passes_and_fails_in_one_line(tmp_path: Path) -> None:
                          timeout=300)
     assert bad.returncode == 1 and bad.stdout.count("\n") == 1
     assert "FAILED" in bad.stdout and "trainer.epochs=0" in bad.stdout
+
+
+def test_a_run_is_rerun_from_its_config_yaml_and_checked_against_it(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from regbench.config import RegbenchConfig
+
+    cfg = OmegaConf.structured(RegbenchConfig)
+    OmegaConf.update(cfg, "experiment", "smoke")
+    OmegaConf.update(cfg, "dataset.name", "synthetic")
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    _, schema = compose(["trainer.epochs=1"], ["--config-path", str(tmp_path), "--config-name",
+                                               "config"])
+    assert (schema.experiment, schema.dataset.name, schema.trainer.epochs) == ("smoke", "synthetic", 1)
+    with pytest.raises(ConfigError, match="--config-name nope: no nope.yaml there"):
+        compose([], ["-cp", str(tmp_path), "-cn", "nope"])
