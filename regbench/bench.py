@@ -29,8 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from regbench import batching as datamod
 from regbench import datasets, models, reference
 from regbench.callbacks import Callback
-from regbench.config import (DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset,
-                             one_of)
+from regbench.config import DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset
 from regbench.device import (autocast, check_device, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
@@ -295,7 +294,8 @@ def machine(device: torch.device) -> str:
 def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
           device_name: str = "auto", threads: int | None = None) -> list[str]:
     """The networks to measure; ConfigError naming the first bad option."""
-    one_of("--device", device_name.split(":")[0], DEVICES)
+    if device_name.split(":")[0] not in DEVICES:
+        raise ConfigError(f"--device {device_name!r} is not allowed: use auto, cpu, cuda, cuda:N or mps")
     check_device("--device", device_name)
     keys = list(BENCH_MODELS) if model == "both" else [model]
     if model not in (*BENCH_MODELS, "both"):

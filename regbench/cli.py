@@ -82,7 +82,7 @@ def run(ctx: typer.Context,
     if any(f in NO_JOB_FLAGS for f in flags):
         raise typer.Exit(call_hydra(flags + task_overrides))
 
-    cfg, schema = compose(task_overrides)
+    cfg, schema = compose(task_overrides, flags)
     refuse_sweep_preset(cfg)
     run_dir = runs.make_run_dir(schema.output.root, schema.experiment)
     code = call_hydra(flags + task_overrides + [f"hydra.run.dir='{run_dir}'"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.errors import ConfigError
@@ -99,6 +100,12 @@ def explain(e: Exception, overrides: list[str]) -> str:
 
     cause = e.__cause__ or e
     text = str(e)
+    m = re.search(r"config directory '([^']+)'", text)
+    if "Primary config directory not found" in text and m:
+        return f"--config-path {m.group(1)}: no such folder; give a run folder (it holds config.yaml)"
+    m = re.search(r"Cannot find primary config '([^']+)'", text)
+    if m:
+        return f"--config-name {m.group(1)}: no {m.group(1)}.yaml there; a run folder's is `config`"
     if isinstance(e, MissingConfigException) or "Could not find" in text:
         m = re.search(r"Could not find '([^']+)/([^/']+)'", text)
         if m:
@@ -133,7 +140,22 @@ def explain(e: Exception, overrides: list[str]) -> str:
     return one_line(e)
 
 
-def compose(overrides: list[str]) -> tuple[Any, RegbenchConfig]:
+def config_source(flags: list[str]) -> tuple[str | None, str]:
+    """(folder, name) of the primary config that Hydra's --config-path / --config-name name.
+
+    `regbench run --config-path RUN_DIR --config-name config` re-runs a run from its
+    config.yaml; the check before the run must compose that file, not the default.
+    """
+    folder, name = None, "config"
+    for flag, value in zip(flags, flags[1:]):
+        if flag in ("--config-path", "-cp", "--config-dir", "-cd"):
+            folder = str(Path(value).expanduser().resolve())
+        elif flag in ("--config-name", "-cn"):
+            name = value.removesuffix(".yaml")
+    return folder, name
+
+
+def compose(overrides: list[str], flags: list[str] | None = None) -> tuple[Any, RegbenchConfig]:
     """Compose and check the configuration (Hydra's own node included); ConfigError if bad."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -142,9 +164,10 @@ def compose(overrides: list[str]) -> tuple[Any, RegbenchConfig]:
     from regbench.config import CONF_DIR, to_schema
     from regbench.validation import validate
 
+    folder, name = config_source(flags or [])
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+        with initialize_config_dir(config_dir=folder or str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(name, overrides=overrides, return_hydra_config=True)
     except Exception as e:
         raise ConfigError(explain(e, overrides)) from e
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])

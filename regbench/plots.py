@@ -6,8 +6,8 @@ configuration with a single seed gets a line without a band.
 
 from __future__ import annotations
 
-import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display needed, works on servers and in CI
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -41,10 +42,12 @@ PARAM_WORDS = {
     "trainer.batch_size": "batch size (images per step)",
     "model.hidden": "hidden units in the FC head",
 }
-CURVES = (("train_acc", "train accuracy (%, eval mode)", 100),
-          ("val_acc", "validation accuracy (%)", 100),
-          ("train_loss", "train loss (cross-entropy, eval mode)", 1),
-          ("val_loss", "validation loss (cross-entropy)", 1))
+# Panels of curves.png: (title, y label, train column, val column, scale, lower bound).
+PANELS = (("accuracy", "accuracy (%)", "train_acc", "val_acc", 100, 0.0),
+          ("loss", "cross-entropy loss", "train_loss", "val_loss", 1, 0.0))
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
+LEGEND_WRAP = 34  # characters per legend line: long labels wrap instead of running off
 
 
 def curves_frame(comp: Comparison) -> pd.DataFrame:
@@ -53,31 +56,126 @@ def curves_frame(comp: Comparison) -> pd.DataFrame:
     for rec in comp.runs.itertuples():
         rows = pd.DataFrame(read_rows(Path(rec.path) / runs.METRICS_FILE))
         rows["config"], rows["seed"] = rec.label, rec.seed
+        rows["gap_pts"] = 100 * rows["gap_acc"]
         frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
 
+def config_order(comp: Comparison) -> list[str]:
+    """Configurations in the order of the swept value (numeric keys first), else by name.
+
+    Colours follow this order, so a sequential colour map reads as the swept value.
+    """
+    names = list(comp.table["config"])
+    keys = swept_parameters(comp)
+    if keys:
+        return sorted(names, key=lambda n: tuple(comp.configs[n][k] for k in keys) + (n,))
+    return sorted(names)
+
+
+def config_styles(comp: Comparison, order: list[str]) -> dict[str, dict[str, Any]]:
+    """Colour, line style and marker per configuration: no two alike, so none hides another."""
+    numeric = bool(swept_parameters(comp))
+    cmap = plt.get_cmap("viridis" if numeric else "tab10")
+    styles = {}
+    for i, name in enumerate(order):
+        colour = cmap(0.9 * i / max(len(order) - 1, 1)) if numeric else cmap(i % 10)
+        styles[name] = {"color": colour, "marker": MARKERS[i % len(MARKERS)],
+                        "linestyle": LINE_STYLES[(i // 10) % len(LINE_STYLES)]}
+    return styles
+
+
+def best_and_onset(comp: Comparison) -> dict[str, tuple[float | None, float | None]]:
+    """Per configuration: the median best epoch and the median onset epoch over its seeds."""
+    out = {}
+    for name, g in comp.runs.groupby("label"):
+        onsets = [(runs.load_summary(Path(p)) or {}).get("onset_epoch") for p in g["path"]]
+        onsets = [o for o in onsets if o is not None]
+        best = g["best_epoch"].dropna()
+        out[str(name)] = (float(best.median()) if len(best) else None,
+                          float(pd.Series(onsets).median()) if onsets else None)
+    return out
+
+
+def seeds_phrase(rows: pd.DataFrame) -> str:
+    """'one run', 'one seed per configuration' or 'mean over N seeds, band = ± 1 std'."""
+    per_config = rows.groupby("config")["seed"].nunique()
+    if len(rows[["config", "seed"]].drop_duplicates()) == 1:
+        return "one run"
+    if per_config.max() == 1:
+        return "one seed per configuration"
+    n = f"{per_config.min()}" if per_config.min() == per_config.max() \
+        else f"{per_config.min()}-{per_config.max()}"
+    return f"mean over {n} seeds, band = ± 1 std"
+
+
 def plot_curves(comp: Comparison, rows: pd.DataFrame, out: Path) -> Path:
-    """Train and validation accuracy and loss against epoch, one colour per configuration."""
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
-    for i, name in enumerate(comp.table["config"]):
+    """Accuracy and loss (train dashed, val solid) and the gap, against epoch, per configuration.
+
+    Train and validation share a panel so the gap between them is seen, and the third panel
+    draws the gap itself; ★ marks each configuration's best epoch, ▼ its overfitting onset.
+    """
+    order = config_order(comp)
+    styles = config_styles(comp, order)
+    marks = best_and_onset(comp)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    for name in order:
         g = rows[rows["config"] == name].groupby("epoch")
-        for ax, (column, _, scale) in zip(axes.flat, CURVES, strict=True):
-            mean, std = g[column].mean() * scale, g[column].std() * scale
-            ax.plot(mean.index, mean, color=f"C{i % 10}", label=name)
-            ax.fill_between(mean.index, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
-    for ax, (_, words, _) in zip(axes.flat, CURVES, strict=True):
-        ax.set_ylabel(words)
-        ax.grid(alpha=0.3)
-    for ax in axes[1]:
+        st = styles[name]
+        for ax, (_, _, train, val, scale, low) in zip(axes, PANELS, strict=False):
+            for column, ls, alpha in ((train, "--", 0.75), (val, "-", 1.0)):
+                _line(ax, g[column], scale, low, st, ls, alpha)
+            _marks(ax, g[val].mean() * scale, marks[name], st["color"])
+        _line(axes[2], g["gap_pts"], 1, None, st, "-", 1.0)
+        _marks(axes[2], g["gap_pts"].mean(), marks[name], st["color"])
+    for ax, (title, ylabel, *_rest) in zip(axes, PANELS, strict=False):
+        ax.set_title(f"{title}: train (dashed) and validation (solid)", fontsize="medium")
+        ax.set_ylabel(ylabel)
+    axes[2].set_title("gap: train − validation accuracy", fontsize="medium")
+    axes[2].set_ylabel("points")
+    axes[2].axhline(0, color="grey", linewidth=0.8)  # above 0: the training set is fitted better
+    epochs = sorted(rows["epoch"].unique())
+    for ax in axes:
         ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize="small",
-               title="configuration")
-    fig.suptitle("Train and validation curves (mean over seeds, band = ± 1 std)")
-    fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(labels) / 3), 1, 1))
+        if len(epochs) == 1:  # one point: give it room rather than a zero-width axis
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+    handles = [Line2D([], [], color=styles[n]["color"], marker=styles[n]["marker"],
+                      linestyle=styles[n]["linestyle"], label=textwrap.fill(n, LEGEND_WRAP))
+               for n in order]
+    handles.append(Line2D([], [], color="black", marker="*", markersize=11, linestyle="",
+                          label="best epoch"))
+    if any(onset is not None for _, onset in marks.values()):
+        handles.append(Line2D([], [], color="black", marker="v", markersize=8, linestyle="",
+                              label="overfitting onset"))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small",
+               title="configuration" if len(order) > 1 else None, frameon=False)
+    what = order[0] if len(order) == 1 else f"{len(order)} configurations"
+    fig.suptitle(f"Train and validation curves, {what} ({seeds_phrase(rows)})")
+    fig.tight_layout()
     return save(fig, out / "curves.png")
+
+
+def _line(ax: Any, column: Any, scale: float, low: float | None, style: dict[str, Any],
+          linestyle: str, alpha: float) -> None:
+    """The mean over seeds with markers (a one-epoch run is a single point), and its band."""
+    mean, std = column.mean() * scale, column.std() * scale
+    ax.plot(mean.index, mean, color=style["color"], marker=style["marker"], markersize=4,
+            markevery=max(1, len(mean) // 15), linestyle=linestyle, alpha=alpha)
+    if std.notna().any():
+        lower = mean - std if low is None else (mean - std).clip(lower=low)  # a loss is >= 0
+        ax.fill_between(mean.index, lower, mean + std, color=style["color"], alpha=0.12)
+
+
+def _marks(ax: Any, curve: pd.Series, marks: tuple[float | None, float | None], colour: Any
+           ) -> None:
+    """★ at the best epoch and ▼ at the onset, on the curve (nearest epoch to a median)."""
+    for epoch, marker, size in ((marks[0], "*", 14), (marks[1], "v", 9)):
+        if epoch is not None and len(curve):
+            at = curve.index[abs(curve.index - epoch).argmin()]
+            ax.plot([at], [curve[at]], marker=marker, markersize=size, color=colour,
+                    markeredgecolor="black", linestyle="", zorder=5)
 
 
 def swept_parameters(comp: Comparison) -> list[str]:
@@ -145,7 +243,7 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
 
 def save(fig: Any, path: Path) -> Path:
     """Write the figure as a PNG and free its memory."""
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend beside the panels included
     plt.close(fig)
     return path
 

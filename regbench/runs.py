@@ -108,7 +108,7 @@ def check_run_dir(path: Path) -> None:
         parent = path.resolve().parent
         hint = (f"; did you mean {path.parent}?" if (parent / CONFIG_FILE).is_file()
                 and (parent / SUMMARY_FILE).is_file() else "")
-        raise RunDirError(f"{path}: not a regbench run folder (expected {CONFIG_FILE} and "
+        raise RunDirError(f"{path}: not a regbench run directory (expected {CONFIG_FILE} and "
                           f"{SUMMARY_FILE}; no {' or '.join(missing)}){hint}")
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
-from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
@@ -254,9 +253,9 @@ def print_table(table: Table, out: Console | None = None) -> None:
     """Print the table if it fits the console without splitting a word or a number; else
     the same cells as one block per row ('header: value' lines), which fit any width.
 
-    Rich wraps a cell only between words, down to its longest word; below that minimum it
-    cuts or folds words, so the table's minimum width decides. A line of the blocks longer
-    than the terminal (a long path) is left whole for the terminal to wrap, never cut.
+    A line of the blocks longer than the terminal (a long path) is left whole for the
+    terminal to wrap, never cut or broken by a newline; the caption is prose and wraps
+    between words. Any table of text cells can be printed this way.
     """
     out = out or table_console()
     if fits(table, out.width):
@@ -264,6 +263,8 @@ def print_table(table: Table, out: Console | None = None) -> None:
         return
     for line in table_records(table):
         out.print(line, soft_wrap=True)
+    if table.caption:
+        out.print(Text(_plain(table.caption)))
 
 
 def fits(table: Table, width: int) -> bool:
@@ -281,7 +282,8 @@ def fits(table: Table, width: int) -> bool:
 
 
 def table_records(table: Table) -> list[Text]:
-    """A table as one block per row: the first cell as its heading, then 'header: value'."""
+    """A table as one block per row: the first cell as its heading, then 'header: value'
+    (the title first; the caption is left to the caller)."""
     columns = [[_plain(c) for c in col.cells] for col in table.columns]
     headers = [" ".join(_plain(col.header).split()) for col in table.columns]
     lines = [Text(_plain(table.title), style="bold")] if table.title else []
@@ -289,8 +291,6 @@ def table_records(table: Table) -> list[Text]:
         lines.append(Text(columns[0][i], style="bold"))
         lines += [Text(f"  {h}: {col[i]}") for h, col in zip(headers[1:], columns[1:], strict=True)
                   if col[i]]
-    if table.caption:
-        lines.append(Text(_plain(table.caption)))
     return lines
 
 

