@@ -34,6 +34,11 @@ RUN_METRICS = {
     "gap_acc": ("best", "gap_acc"), "gap_loss": ("best", "gap_loss"),
     "best_epoch": ("best_epoch", None), "test_acc": ("test_acc", None),
     "wall_time_s": ("wall_time_s", None),
+    "convergence_epoch": ("convergence_epoch", None),
+    "train_images_per_s": ("train_images_per_s", None),
+    "test_ece": ("test_ece", None),
+    "mc_test_acc": ("mc_dropout", "test_acc"), "mc_test_nll": ("mc_dropout", "test_nll"),
+    "mc_test_ece": ("mc_dropout", "test_ece"),
 }
 # Differences against the baseline, paired by seed.
 DIFFERENCES = ("val_acc", "gap_acc")
