@@ -148,8 +148,8 @@ def sweep_cmd(ctx: typer.Context,
     plan, first = sweep.check(task_overrides, flags)
     sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
     sweep.write_plan(sweep_dir, plan)
-    print(f"sweep: {len(plan.jobs)} jobs over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}",
-          flush=True)
+    what = f"{plan.trials} trials of an Optuna search" if plan.sweeper == "optuna" else f"{len(plan.jobs)} jobs"
+    print(f"sweep: {what} over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}", flush=True)
     code = sweep.launch(sweep_dir, plan, flags, sweep.job_overrides(task_overrides))
     if code == sweep.INTERRUPTED:
         raise typer.Exit(code)

@@ -185,7 +185,8 @@ def print_comparison(comp: Comparison, out: Console | None = None) -> None:
 
 
 def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path],
-                    unfinished: list[tuple[str, str, str, Path]], n_jobs: int) -> None:
+                    unfinished: list[tuple[str, str, str, Path]], n_jobs: int,
+                    resumable: bool = True) -> None:
     """A finished sweep: its comparison and files, then each job that did not finish."""
     out = table_console()
     if comp is not None:
@@ -196,7 +197,8 @@ def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path
         out.print(f"{len(unfinished)} of {n_jobs} jobs did not finish (not in the table):")
         for name, status, why, path in unfinished:
             out.print(f"  {name}: {status}: {why} ({path})", soft_wrap=True)
-        out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
+        if resumable:
+            out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- datasets and benchmark
