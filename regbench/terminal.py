@@ -122,6 +122,12 @@ def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = No
     if summary["epochs_run"]:
         out.print(gap_table(summary))
     out.print(f"[bold]verdict:[/bold] {summary['verdict']}")
+    mc = summary.get("mc_dropout")
+    if mc and summary.get("test_acc") is not None:
+        out.print(f"test, dropout off (weight scaling): acc {_pct(summary['test_acc'])}, "
+                  f"NLL {summary['test_loss']:.4f}, ECE {summary['test_ece']:.4f}; mean of "
+                  f"{mc['samples']} passes with dropout on: acc {_pct(mc['test_acc'])}, "
+                  f"NLL {mc['test_nll']:.4f}, ECE {mc['test_ece']:.4f}")
     speed = summary.get("train_images_per_s")
     out.print(f"status {summary['status']}, {summary['epochs_run']} epochs in "
               f"{summary['wall_time_s']:.1f} s"
