@@ -63,22 +63,29 @@ def gaussian_noise(x: Tensor, p: float) -> Tensor:
     return x * torch.randn_like(x).mul_(math.sqrt(p / (1.0 - p))).add_(1.0)
 
 
-class GaussianDropout(nn.Module):
-    """Gaussian dropout as a module: ``gaussian_noise`` in training, the identity in eval.
-
-    Its drop-rate equivalent is ``p``, like torch's dropout modules, so that schedules can
-    change it between epochs.
-    """
+class RandomLayer(nn.Module):
+    """A layer with a rate ``p`` that acts in training mode only (the identity in eval mode,
+    like torch's dropout); ``p`` may change between epochs (schedules)."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
-        return gaussian_noise(x, self.p) if self.training and self.p > 0 else x
+        return self.randomize(x) if self.training and self.p > 0 else x
+
+    def randomize(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class GaussianDropout(RandomLayer):
+    """Gaussian dropout as a module (see gaussian_noise); p is its drop-rate equivalent."""
+
+    def randomize(self, x: Tensor) -> Tensor:
+        return gaussian_noise(x, self.p)
 
 
 # The modules whose ``p`` is a drop rate: what schedules change and MC dropout keeps on.
@@ -108,19 +115,12 @@ def drop_connect(weight: Tensor, p: float) -> Tensor:
     return weight * keep / (1.0 - p)
 
 
-class DropConnectMask(nn.Module):
+class DropConnectMask(RandomLayer):
     """``drop_connect`` as a weight parametrization (torch.nn.utils.parametrize): active in
     training mode only, so ``model.eval()`` turns it off with dropout."""
 
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, weight: Tensor) -> Tensor:
-        return drop_connect(weight, self.p) if self.training and self.p > 0 else weight
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    def randomize(self, x: Tensor) -> Tensor:
+        return drop_connect(x, self.p)
 
 
 def curriculum_rate(p: float, epoch: int, gamma: float) -> float:
