@@ -170,3 +170,10 @@ def test_convergence_epoch_on_a_scripted_curve() -> None:
     assert convergence_epoch(rows) == 3  # 0.925 is within 1 point of the best, 0.93
     assert convergence_epoch(rows, within=0.0) == 4
     assert convergence_epoch([]) is None
+
+
+def test_reg_augment_turns_on_the_training_augmentation(make_cfg: Callable[..., RegbenchConfig]) -> None:
+    cfg = make_cfg("reg=augment")
+    assert cfg.reg.augment and not cfg.dataset.augment
+    data = batching.load(cfg.dataset, augment=cfg.dataset.augment or cfg.reg.augment)
+    assert data.augment == "shift" and batching.load(cfg.dataset).augment == "none"
