@@ -99,7 +99,8 @@ def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides
     print(OmegaConf.to_yaml(OmegaConf.structured(schema)), end="")
 
 
-SWEEP_HELP = "Hydra overrides; comma lists, range() and glob() are sweep axes."
+SWEEP_HELP = ("Hydra overrides; comma lists, range() and glob() are sweep axes "
+              "(with hydra/sweeper=optuna: interval() ranges to search).")
 FORMATS = ("table", "csv", "json", "markdown")
 
 
@@ -126,6 +127,8 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep reg=none,dropout,l2,weight_decay,batchnorm,early_stopping,all seed=0,1,2
 
       regbench sweep experiment=dropout_grid hydra/launcher=joblib
+
+      regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
 
       regbench sweep --resume results/dropout_grid/sweeps/20261122-101500-a1b2c3
     """
