@@ -136,19 +136,23 @@ def channel_stats(x: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
     return mean.float(), std.float()
 
 
-def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
-    """Read, split (seeded, stratified) and move a dataset to the device."""
+def load(cfg: DatasetConfig, device: torch.device | str = "cpu", augment: bool | None = None
+         ) -> Data:
+    """Read, split (seeded, stratified) and move a dataset to the device.
+
+    ``augment`` (default: ``cfg.augment``) turns on the training batches' augmentation.
+    """
     train_x, train_y, test_x, test_y = datasets.read_arrays(cfg)
     kept, val = datasets.split_indices(cfg, train_y)
     train = Split(torch.from_numpy(train_x[kept]), torch.from_numpy(train_y[kept]))
     mean, std = channel_stats(train.x)
-    augment = "none"
-    if cfg.augment:
-        augment = "crop_flip" if train.x.shape[1] == 3 else "shift"
+    kind = "none"
+    if cfg.augment if augment is None else augment:
+        kind = "crop_flip" if train.x.shape[1] == 3 else "shift"
     data = Data(name=cfg.name, train=train,
                 val=Split(torch.from_numpy(train_x[val]), torch.from_numpy(train_y[val])),
                 test=Split(torch.from_numpy(test_x), torch.from_numpy(test_y)),
-                mean=mean, std=std, augment=augment)
+                mean=mean, std=std, augment=kind)
     return data.to(torch.device(device))
 
 

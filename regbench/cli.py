@@ -109,7 +109,8 @@ def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides
     print(OmegaConf.to_yaml(OmegaConf.structured(schema)), end="")
 
 
-SWEEP_HELP = "Hydra overrides; comma lists, range() and glob() are sweep axes."
+SWEEP_HELP = ("Hydra overrides; comma lists, range() and glob() are sweep axes "
+              "(with hydra/sweeper=optuna: interval() ranges to search).")
 FORMATS = ("table", "csv", "json", "markdown")
 
 
@@ -133,6 +134,7 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep reg=dropout reg.dropout.fc=0.0,0.1,0.2,0.3,0.5 seed=0,1,2
       regbench sweep reg=none,dropout,l2,batchnorm,early_stopping seed=0,1,2
       regbench sweep experiment=dropout_grid hydra/launcher=joblib
+      regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
       regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
     """
     from regbench import runs, sweep
@@ -154,8 +156,8 @@ def sweep_cmd(ctx: typer.Context,
     plan, first = sweep.check(task_overrides, flags)
     sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
     sweep.write_plan(sweep_dir, plan)
-    print(f"sweep: {len(plan.jobs)} jobs over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}",
-          flush=True)
+    what = f"{plan.trials} trials of an Optuna search" if plan.sweeper == "optuna" else f"{len(plan.jobs)} jobs"
+    print(f"sweep: {what} over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}", flush=True)
     code = sweep.launch(sweep_dir, plan, flags, sweep.job_overrides(task_overrides))
     if code == sweep.INTERRUPTED:
         raise typer.Exit(code)

@@ -38,6 +38,11 @@ RUN_METRICS = {
     "val_acc_last": ("last", "val_acc"), "gap_acc_last": ("last", "gap_acc"),
     "gap_loss_last": ("last", "gap_loss"),
     "test_acc": ("test_acc", None), "wall_time_s": ("wall_time_s", None),
+    "convergence_epoch": ("convergence_epoch", None),
+    "train_images_per_s": ("train_images_per_s", None),
+    "test_ece": ("test_ece", None),
+    "mc_test_acc": ("mc_dropout", "test_acc"), "mc_test_nll": ("mc_dropout", "test_nll"),
+    "mc_test_ece": ("mc_dropout", "test_ece"),
 }
 # Computed from metrics.csv: how far val loss rose after its minimum (last - minimum).
 CURVE_METRICS = ("val_loss_rise",)

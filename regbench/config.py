@@ -27,7 +27,8 @@ CONF_DIR = Path(__file__).parent / "conf"
 # not here: each comes from its registry (regbench.datasets, MODEL_CONFIGS, regbench.optim).
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MONITORS = ("val_loss", "val_acc")
-DROPOUT_KINDS = ("standard", "spatial")
+DROPOUT_KINDS = ("standard", "spatial", "gaussian")
+DROPOUT_SCHEDULES = ("constant", "curriculum", "early", "late", "adaptive")
 DROPOUT_POSITIONS = ("after_bn", "before_bn")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 T = TypeVar("T")
@@ -80,8 +81,15 @@ class DropoutConfig:
     input: float = 0.0
     conv: float = 0.0
     fc: float = 0.0
-    kind: str = "standard"  # standard | spatial (whole feature maps, conv blocks only)
+    kind: str = "standard"  # standard | spatial (whole feature maps, conv blocks only) | gaussian
     position: str = "after_bn"  # after_bn | before_bn (relative to each block's BN)
+    # how the rates change over training: constant | curriculum | early | late | adaptive
+    schedule: str = "constant"
+    curriculum_gamma: float | None = None  # rise speed per epoch; null: 10 / trainer.epochs
+    switch_at: float = 0.5  # early: dropout stops, late: dropout starts after this share of epochs
+    adaptive_target: float = 0.02  # adaptive: accuracy gap (fraction) the controller aims at
+    adaptive_step: float = 0.05  # adaptive: change of the largest drop rate per epoch
+    adaptive_max: float = 0.8  # adaptive: upper bound on any drop rate
 
 
 @dataclass
@@ -103,6 +111,8 @@ class RegConfig:
     batchnorm: bool = False
     max_norm: float | None = None  # bound on each unit's incoming weight norm
     label_smoothing: float = 0.0
+    dropconnect: float = 0.0  # drop probability of each weight of the FC head (DropConnect)
+    augment: bool = False  # data augmentation as a regularizer (same as dataset.augment)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
@@ -132,6 +142,11 @@ class TrainerConfig:
 
 
 @dataclass
+class EvalConfig:
+    mc_samples: int = 0  # > 0: also test with the mean of this many passes with dropout on
+
+
+@dataclass
 class OutputConfig:
     root: str = "results"
 
@@ -146,6 +161,7 @@ class RegbenchConfig:
     reg: RegConfig = field(default_factory=RegConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 

@@ -129,10 +129,22 @@ def hydra_main(cfg: DictConfig) -> Any:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         outcome = run_sweep_job(cfg, run_dir, list(hydra_cfg.overrides.task))
-    else:
-        outcome = execute(cfg, run_dir)
+        LAST.append(outcome)
+        if "optuna" in str(hydra_cfg.sweeper.get("_target_", "")):
+            return search_objective(outcome)
+        return outcome.status
+    outcome = execute(cfg, run_dir)
     LAST.append(outcome)
     return outcome.status
+
+
+def search_objective(outcome: JobOutcome) -> float | None:
+    """What a search maximizes: the val accuracy at the run's best epoch. None (not a
+    number) for a run that did not finish makes the sweeper record a failed trial."""
+    if outcome.status not in runs.FINISHED:
+        return None
+    best = runs.read_summary(outcome.run_dir).get("best") or {}
+    return best.get("val_acc")
 
 
 def call_hydra(args: list[str], report: bool = True) -> int:

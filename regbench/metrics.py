@@ -18,6 +18,8 @@ from regbench.runs import atomic_file
 
 # A validation loss this much above its minimum (relative) counts as having risen.
 ONSET_RISE = 0.01
+# A run has converged at the first epoch whose val accuracy is this close to its best.
+CONVERGED_WITHIN = 0.01
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Row:
     penalty: float = 0.0  # mean L1/L2 term added to the loss
     lr: float = 0.0
     epoch_time_s: float = 0.0
+    dropout_rate: float = 0.0  # the largest drop probability in force during the epoch
 
     def __post_init__(self) -> None:
         self.gap_loss = self.val_loss - self.train_loss
@@ -50,6 +53,8 @@ class Row:
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
 INPUT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row) if f.init)
+# Columns added later: a metrics.csv written before them reads with the field's default.
+LATER_COLUMNS = ("dropout_rate",)
 TIMING_COLUMNS = ("epoch_time_s",)
 
 
@@ -86,7 +91,8 @@ def read_rows(path: Path) -> list[Row]:
     with open(path, newline="") as f:
         for raw in csv.DictReader(f):
             try:
-                values: dict[str, Any] = {k: float(raw[k]) for k in INPUT_COLUMNS}
+                values: dict[str, Any] = {k: float(raw[k]) for k in INPUT_COLUMNS
+                                          if k not in LATER_COLUMNS or raw.get(k) is not None}
             except (TypeError, ValueError, KeyError):
                 break
             values["epoch"] = int(values["epoch"])
@@ -123,6 +129,17 @@ def number(x: float, spec: str) -> str:
     """x formatted with spec, never as a negative zero ('-0.00' reads as a real decrease)."""
     text = format(x, spec)
     return format(0.0, spec) if float(text) == 0 else text
+
+
+def convergence_epoch(rows: Sequence[Row], within: float = CONVERGED_WITHIN) -> int | None:
+    """The first epoch whose val accuracy is within `within` (a fraction: 0.01 = 1 point) of
+    the run's best val accuracy: how long the run took to get there, the cost of a
+    regularizer that slows training."""
+    finite = [r for r in rows if math.isfinite(r.val_acc)]
+    if not finite:
+        return None
+    best = max(r.val_acc for r in finite)
+    return next(int(r.epoch) for r in finite if r.val_acc >= best - within - 1e-12)  # float slack
 
 
 def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> str:

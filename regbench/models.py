@@ -48,8 +48,10 @@ MODELS: dict[type[ModelConfig], Callable[..., nn.Module]] = {CNNConfig: CNN}
 def build(cfg: ModelConfig, reg: RegConfig, in_channels: int, image_size: tuple[int, int],
           num_classes: int = 10) -> nn.Module:
     """The model that cfg describes, with the layers of the reg section, sized for the data."""
-    layers = Regularization.from_config(reg).layers
-    return MODELS[type(cfg)](cfg, layers, in_channels, image_size, num_classes)
+    regs = Regularization.from_config(reg)
+    model = MODELS[type(cfg)](cfg, regs.layers, in_channels, image_size, num_classes)
+    regs.attach(model)
+    return model
 
 
 def count_params(model: nn.Module) -> int:

@@ -17,7 +17,9 @@ matplotlib.use("Agg")  # files only: no display needed, works on servers and in 
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from numpy.polynomial import Polynomial  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from regbench import runs  # noqa: E402
@@ -241,6 +243,40 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
     return save(fig, out / f"vs_{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.png")
 
 
+def sampled(comp: Comparison, key: str) -> bool:
+    """Whether a parameter's values were drawn from a range (a random or Bayesian search)
+    rather than set on a grid: four or more values, each its own, some not round to 4 places."""
+    values = [c[key] for c in comp.configs.values()]
+    unround = any(abs(v * 1e4 - round(v * 1e4)) > 1e-6 for v in values)
+    return len(values) >= 4 and len(set(values)) == len(values) and unround
+
+
+def plot_trials(comp: Comparison, key: str, out: Path) -> Path:
+    """Validation accuracy and accuracy gap against a sampled parameter: one point per
+    configuration (the mean over its seeds, each seed a faint dot) and a quadratic
+    least-squares trend line, since error bars per value need repeated values."""
+    runs_ = comp.runs.assign(x=[comp.configs[name][key] for name in comp.runs["label"]])
+    means = runs_.groupby("x")[["val_acc", "gap_acc"]].mean().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, column, words in zip(axes, ("val_acc", "gap_acc"),
+                                 ("validation accuracy (%)", "train − validation accuracy (points)"),
+                                 strict=True):
+        ax.scatter(runs_["x"], 100 * runs_[column], color="C0", alpha=0.25, s=12)
+        ax.scatter(means["x"], 100 * means[column], color="C0", label="trial (mean over seeds)")
+        if len(means) >= 3:
+            trend = Polynomial.fit(means["x"], 100 * means[column], deg=2)
+            xs = np.linspace(means["x"].min(), means["x"].max(), 100)
+            ax.plot(xs, trend(xs), color="C1", label="quadratic trend (least squares)")
+        ax.set_xlabel(PARAM_WORDS.get(key, key))
+        ax.set_ylabel(words)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"Search trials: validation accuracy and overfitting gap against "
+                 f"{PARAM_WORDS.get(key, key)}\n(at each run's best epoch)", fontsize="medium")
+    fig.tight_layout()
+    return save(fig, out / f"trials_{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.png")
+
+
 def save(fig: Any, path: Path) -> Path:
     """Write the figure as a PNG and free its memory."""
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend beside the panels included
@@ -254,5 +290,6 @@ def make_plots(comp: Comparison, out: Path) -> list[Path]:
         return []
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_curves(comp, curves_frame(comp), out)]
-    paths += [plot_against(comp, key, out) for key in swept_parameters(comp)]
+    paths += [plot_trials(comp, key, out) if sampled(comp, key) else plot_against(comp, key, out)
+              for key in swept_parameters(comp)]
     return paths

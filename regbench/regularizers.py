@@ -5,6 +5,7 @@ plus a ``Regularizer`` subclass that says where it enters, through the hook poin
 model builder and the training loop call:
 
 - ``layers(site)``: modules the model inserts at a site (dropout, batch norm);
+- ``attach(model)``: a change to the built model's own layers (DropConnect's weight masks);
 - ``data_loss(logits, y)``: a replacement for plain cross-entropy (label smoothing);
 - ``loss_term(params)``: a term added to the loss (L1, L2);
 - ``param_groups(groups)``: settings of the optimizer's parameter groups (weight decay);
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from regbench.config import RegConfig
 
@@ -41,11 +43,117 @@ def make_dropout(p: float, kind: str = "standard") -> nn.Module:
     Inverted dropout: in training each unit is zeroed with probability p and the survivors
     are scaled by 1/(1-p); in eval mode the module is the identity. ``kind="spatial"`` zeroes
     whole feature maps (``nn.Dropout2d``; Tompson et al., CVPR 2015), which suits conv maps
-    whose neighbouring pixels are correlated. p = 0 gives ``nn.Identity``.
+    whose neighbouring pixels are correlated. ``kind="gaussian"`` multiplies by Gaussian
+    noise instead (see GaussianDropout). p = 0 gives ``nn.Identity``.
     """
     if p <= 0.0:
         return nn.Identity()
+    if kind == "gaussian":
+        return GaussianDropout(p)
     return nn.Dropout2d(p) if kind == "spatial" else nn.Dropout(p)
+
+
+def gaussian_noise(x: Tensor, p: float) -> Tensor:
+    """x times noise drawn from N(1, p / (1 - p)), element-wise.
+
+    Multiplicative Gaussian noise with the variance of inverted Bernoulli dropout at drop
+    probability p (Srivastava et al., JMLR 2014, section 10): the mean stays x, as with
+    dropout, so inference uses the weights unchanged.
+    """
+    return x * torch.randn_like(x).mul_(math.sqrt(p / (1.0 - p))).add_(1.0)
+
+
+class RandomLayer(nn.Module):
+    """A layer with a rate ``p`` that acts in training mode only (the identity in eval mode,
+    like torch's dropout); ``p`` may change between epochs (schedules)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.randomize(x) if self.training and self.p > 0 else x
+
+    def randomize(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GaussianDropout(RandomLayer):
+    """Gaussian dropout as a module (see gaussian_noise); p is its drop-rate equivalent."""
+
+    def randomize(self, x: Tensor) -> Tensor:
+        return gaussian_noise(x, self.p)
+
+
+# The modules whose ``p`` is a drop rate: what schedules change and MC dropout keeps on.
+DROPOUT_MODULES: tuple[type[nn.Module], ...] = (nn.Dropout, nn.Dropout2d, GaussianDropout)
+
+
+def dropout_layers(model: nn.Module) -> list[nn.Module]:
+    """The model's dropout layers (standard, spatial and Gaussian), in order."""
+    return [m for m in model.modules() if isinstance(m, DROPOUT_MODULES)]
+
+
+def rate_in_force(model: nn.Module) -> float:
+    """The largest drop probability among the model's dropout layers (0 when it has none)."""
+    return max((float(m.p) for m in dropout_layers(model)), default=0.0)
+
+
+def drop_connect(weight: Tensor, p: float) -> Tensor:
+    """The weight matrix with each weight zeroed with probability p, survivors scaled 1/(1-p).
+
+    DropConnect (Wan et al., ICML 2013) drops connections rather than activations. One
+    mask is drawn per mini-batch (Wan et al. draw one per example, which costs a weight
+    matrix per image). With the 1/(1-p) scaling in training, inference uses the weights as
+    they are: the mean of the dropped networks' pre-activations, i.e. weight scaling, not
+    the paper's Gaussian moment-matching inference.
+    """
+    keep = torch.empty_like(weight).bernoulli_(1.0 - p)
+    return weight * keep / (1.0 - p)
+
+
+class DropConnectMask(RandomLayer):
+    """``drop_connect`` as a weight parametrization (torch.nn.utils.parametrize): active in
+    training mode only, so ``model.eval()`` turns it off with dropout."""
+
+    def randomize(self, x: Tensor) -> Tensor:
+        return drop_connect(x, self.p)
+
+
+def curriculum_rate(p: float, epoch: int, gamma: float) -> float:
+    """Curriculum dropout (Morerio et al., ICCV 2017): p * (1 - exp(-gamma * (epoch - 1))).
+
+    The paper's retain probability (1 - p) * exp(-gamma t) + ... rises the drop rate from 0
+    at t = 0 towards p; here t counts finished epochs, and gamma = 10 / epochs (the paper's
+    choice of 10 / T) brings it to p within the run.
+    """
+    return p * (1.0 - math.exp(-gamma * (epoch - 1)))
+
+
+def phase_rate(p: float, epoch: int, epochs: int, switch_at: float, early: bool) -> float:
+    """Early or late dropout (Liu et al., ICML 2023, "Dropout Reduces Underfitting"): p in the
+    first ceil(switch_at * epochs) epochs and 0 after (early), or the reverse (late)."""
+    in_first_part = epoch <= math.ceil(switch_at * epochs)
+    return p if in_first_part == early else 0.0
+
+
+def adaptive_rate(rate: float, gap: float, target: float, step: float, high: float) -> float:
+    """The next epoch's rate from this epoch's accuracy gap (train - val, as a fraction).
+
+    An experimental controller in the direction Srivastava et al. (2014, section 11) name
+    as future work, "adjusting the drop probability from the network's state": the gap
+    above the target raises the rate by `step`, a gap below half the target lowers it by
+    `step`, in between it stays (a dead band, so the rate does not flip every epoch); the
+    rate stays within [0, high].
+    """
+    if gap > target:
+        return min(high, rate + step)
+    if gap < target / 2:
+        return max(0.0, rate - step)
+    return rate
 
 
 def is_decayed(name: str, param: Tensor, decay_bias_and_norm: bool = False) -> bool:
@@ -134,6 +242,9 @@ class Regularizer:
     def layers(self, site: Site) -> list[nn.Module]:
         return []
 
+    def attach(self, model: nn.Module) -> None:
+        return None
+
     def data_loss(self, logits: Tensor, y: Tensor) -> Tensor | None:
         return None
 
@@ -159,7 +270,8 @@ class Dropout(Regularizer):
 
     ``position="before_bn"`` puts each block's dropout in front of its batch norm, where it
     causes the train/test "variance shift" of Li et al. (CVPR 2019); the input and the head
-    always use element-wise dropout, the conv blocks ``kind``.
+    always use element-wise dropout, the conv blocks ``kind``; ``kind="gaussian"`` puts
+    Gaussian dropout everywhere.
     """
 
     input: float
@@ -178,12 +290,83 @@ class Dropout(Regularizer):
     def layers(self, site: Site) -> list[nn.Module]:
         if site.block == "input":
             # element-wise: dropping a whole grey input channel would blank the image
-            return [make_dropout(self.input)] if self.input > 0 else []
+            return [make_dropout(self.input, self.element_kind)] if self.input > 0 else []
         slot = "pre_norm" if self.position == "before_bn" else "post"
         p = self.conv if site.block == "conv" else self.fc
         if site.slot != slot or p <= 0:
             return []
-        return [make_dropout(p, self.kind if site.block == "conv" else "standard")]
+        return [make_dropout(p, self.kind if site.block == "conv" else self.element_kind)]
+
+    @property
+    def element_kind(self) -> str:
+        """The kind for the input and the head, where whole maps do not exist."""
+        return "gaussian" if self.kind == "gaussian" else "standard"
+
+
+@dataclass
+class DropoutSchedule(Regularizer):
+    """Drop rates that change between epochs; every dropout layer follows the schedule.
+
+    curriculum, early and late scale each layer's configured rate by the same factor
+    (curriculum_rate, phase_rate); adaptive moves the largest rate with adaptive_rate after
+    every epoch and scales the others in proportion. ``constant`` (the default) is no
+    schedule at all: the rates stay as built.
+    """
+
+    schedule: str
+    gamma: float | None
+    switch_at: float
+    target: float
+    step: float
+    high: float
+    epochs: int = 1  # the run's length; Regularization.from_config sets it
+    base: list[tuple[nn.Module, float]] = field(default_factory=list, repr=False)
+    level: float = 0.0  # adaptive: the largest rate in force
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> DropoutSchedule | None:
+        d = reg.dropout
+        if d.schedule == "constant" or max(d.input, d.conv, d.fc) <= 0:
+            return None
+        return cls(d.schedule, d.curriculum_gamma, d.switch_at, d.adaptive_target,
+                   d.adaptive_step, d.adaptive_max)
+
+    def rate(self, p: float, epoch: int) -> float:
+        """The rate in force in `epoch` for a layer configured with rate p."""
+        if self.schedule == "curriculum":
+            return curriculum_rate(p, epoch, self.gamma or 10.0 / self.epochs)
+        if self.schedule in ("early", "late"):
+            return phase_rate(p, epoch, self.epochs, self.switch_at, self.schedule == "early")
+        top = max(b for _, b in self.base)
+        return p * self.level / top  # adaptive
+
+    def start_epoch(self, epoch: int, model: nn.Module) -> None:
+        if not self.base:  # the rates the model was built with
+            self.base = [(m, float(m.p)) for m in dropout_layers(model)]
+            self.level = min(self.high, max(b for _, b in self.base))
+        for m, p in self.base:
+            m.p = self.rate(p, epoch)
+
+    def end_epoch(self, row: Row, model: nn.Module) -> bool:
+        if self.schedule == "adaptive":
+            self.level = adaptive_rate(self.level, row.gap_acc, self.target, self.step, self.high)
+        return False
+
+
+@dataclass
+class DropConnect(Regularizer):
+    """DropConnect on every fully connected layer of the head (see drop_connect)."""
+
+    p: float
+
+    @classmethod
+    def from_config(cls, reg: RegConfig) -> DropConnect | None:
+        return cls(reg.dropconnect) if reg.dropconnect > 0 else None
+
+    def attach(self, model: nn.Module) -> None:
+        for layer in [m for m in model.modules() if isinstance(m, nn.Linear)]:
+            parametrize.register_parametrization(layer, "weight", DropConnectMask(self.p),
+                                                 unsafe=True)  # unsafe: no trial call, no mask drawn
 
 
 @dataclass
@@ -346,7 +529,8 @@ class EarlyStopping(Regularizer):
 
 # The regularizers, in the order their hooks run (L2 before L1: the penalty sums that way).
 REGULARIZERS: tuple[type[Regularizer], ...] = (
-    Dropout, BatchNorm, L2, L1, WeightDecay, MaxNorm, LabelSmoothing, EarlyStopping)
+    Dropout, DropoutSchedule, DropConnect, BatchNorm, L2, L1, WeightDecay, MaxNorm, LabelSmoothing,
+    EarlyStopping)
 
 
 @dataclass
@@ -358,9 +542,13 @@ class Regularization:
     decayed: list[Tensor] = field(default_factory=list)  # set by param_groups
 
     @classmethod
-    def from_config(cls, reg: RegConfig) -> Regularization:
-        found = (r.from_config(reg) for r in REGULARIZERS)
-        return cls([r for r in found if r is not None], reg.decay_bias_and_norm)
+    def from_config(cls, reg: RegConfig, epochs: int = 1) -> Regularization:
+        """The active regularizers; ``epochs``, the run's length, is what schedules span."""
+        found = [r for r in (r.from_config(reg) for r in REGULARIZERS) if r is not None]
+        for r in found:
+            if isinstance(r, DropoutSchedule):
+                r.epochs = epochs
+        return cls(found, reg.decay_bias_and_norm)
 
     @property
     def stopper(self) -> EarlyStopping:
@@ -369,6 +557,10 @@ class Regularization:
 
     def layers(self, site: Site) -> list[nn.Module]:
         return [m for r in self.active for m in r.layers(site)]
+
+    def attach(self, model: nn.Module) -> None:
+        for r in self.active:
+            r.attach(model)
 
     def data_loss(self, logits: Tensor, y: Tensor) -> Tensor:
         for r in self.active:

@@ -4,10 +4,17 @@ A sweep folder holds ``sweep.json`` (the overrides as typed and every job's over
 Hydra's job order) and one run folder per job, named by the job's number. The jobs are
 expanded here exactly as Hydra's basic sweeper expands them, so that every job can be
 checked before any is launched, and a resumed sweep can tell which folders are finished.
+
+A search (``hydra/sweeper=optuna``, Hydra's Optuna sweeper plugin) picks its trials as it
+goes, so its jobs are known only afterwards: before it starts, each searched key is
+checked at the ends of its range (and each of its choices); afterwards sweep.json lists the
+trials that ran. Trials are ordinary run folders; the objective is the val accuracy at the
+run's best epoch (maximized), and a trial whose run did not finish is a failed trial.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -22,6 +29,8 @@ from regbench.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
 
 SWEEP_FILE = "sweep.json"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+OPTUNA_PLUGIN = "hydra_plugins.hydra_optuna_sweeper"
 INTERRUPTED = 130  # exit code of a sweep stopped by Ctrl-C
 
 
@@ -33,6 +42,13 @@ class SweepPlan:
     flags: list[str] = field(default_factory=list)  # Hydra flags other than --multirun
     jobs: list[list[str]] = field(default_factory=list)
     axes: list[str] = field(default_factory=list)  # keys that take more than one value
+    sweeper: str = "basic"  # basic (a grid) | optuna (a search: jobs are filled in afterwards)
+    trials: int = 0  # optuna: hydra.sweeper.n_trials
+
+    @property
+    def size(self) -> int:
+        """How many jobs the sweep runs."""
+        return self.trials if self.sweeper == "optuna" else len(self.jobs)
 
     def label(self, num: int) -> str:
         """The job's values on the sweep axes, e.g. 'reg.dropout.fc=0.3 seed=1'."""
@@ -44,8 +60,24 @@ def key_of(override: str) -> str:
     return re.split(r"=", override, maxsplit=1)[0].lstrip("+~")
 
 
+@dataclass
+class Expansion:
+    """A sweep's jobs (for a search: the probe jobs that check its ranges) and settings."""
+
+    jobs: list[list[str]]
+    hydra_overrides: list[str]
+    sweeper: str = "basic"
+    trials: int = 0
+
+
 def expand(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
-    """(each job's task overrides, Hydra's own overrides), as Hydra's basic sweeper expands them.
+    """(each job's task overrides, Hydra's own overrides), as Hydra's sweeper expands them."""
+    e = expand_sweep(overrides)
+    return e.jobs, e.hydra_overrides
+
+
+def expand_sweep(overrides: list[str]) -> Expansion:
+    """The sweep's jobs as Hydra's basic sweeper expands them, or a search's probe jobs.
 
     ``hydra.sweeper.params`` set by an experiment preset come first, then the command line,
     which wins on a shared key; ``range()``, ``glob()`` and comma lists all become axes.
@@ -62,16 +94,43 @@ def expand(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
         loader = GlobalHydra.instance().config_loader()
         cfg = loader.load_configuration("config", overrides, run_mode=RunMode.MULTIRUN)
         target = cfg.hydra.sweeper.get("_target_")
-        if target != BASIC_SWEEPER:
+        if target not in (BASIC_SWEEPER, OPTUNA_SWEEPER):
             raise ConfigError(f"hydra/sweeper: {target!r} is not supported; regbench sweep "
-                              "expands grids with Hydra's basic sweeper (comma lists, range, glob)")
+                              "runs grids (Hydra's basic sweeper) and searches (hydra/sweeper=optuna)")
         parser = OverridesParser.create(config_loader=loader)
         parsed = parser.parse_overrides(overrides)
         hydra_overrides = [o.input_line or "" for o in parsed if o.is_hydra_override()]
         task = [o.input_line or "" for o in parsed if not o.is_hydra_override()]
         params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
+        if target == OPTUNA_SWEEPER:
+            return Expansion(probe_jobs(params + task), hydra_overrides, "optuna",
+                             int(cfg.hydra.sweeper.n_trials))
         (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)
-    return [list(j) for j in jobs], hydra_overrides
+    return Expansion([list(j) for j in jobs], hydra_overrides)
+
+
+def probe_values(distribution: Any) -> list[Any]:
+    """Values that check a search range: each choice, or both ends of an interval (the
+    upper end just inside it, as the sampler draws from [low, high))."""
+    if hasattr(distribution, "choices"):
+        return list(distribution.choices)
+    low, high = distribution.low, distribution.high
+    if isinstance(low, int) and isinstance(high, int):
+        return [low, high]
+    return [low, high - (high - low) * 1e-6]
+
+
+def probe_jobs(params: list[str]) -> list[list[str]]:
+    """Jobs that try each searched key's probe values with the other keys at their first."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    space, fixed = create_params_from_overrides(params)
+    probes = {k: probe_values(d) for k, d in space.items() if k not in fixed}
+    first = {k: v[0] for k, v in probes.items()} | fixed
+    jobs = [[f"{k}={v}" for k, v in first.items()]]
+    for key, values in probes.items():
+        jobs += [[f"{k}={value if k == key else v}" for k, v in first.items()] for value in values[1:]]
+    return jobs
 
 
 def sweep_axes(jobs: list[list[str]]) -> list[str]:
@@ -91,19 +150,26 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
     CLI's rewriting; ``check`` composes and validates one job, raising ConfigError.
     """
     for o in overrides:
-        if key_of(o).startswith("hydra.sweep"):
+        if key_of(o) == "hydra.sweep" or key_of(o).startswith("hydra.sweep."):
             raise ConfigError(f"{o}: regbench sweep chooses the folder itself "
                               "(results/<experiment>/sweeps/<sweep-id>/<job>); set output.root "
                               "or experiment instead")
-    jobs, hydra_overrides = expand(overrides)
-    sweep_plan = SweepPlan(args=args, flags=flags, jobs=jobs, axes=sweep_axes(jobs))
+    if "hydra/sweeper=optuna" in overrides and importlib.util.find_spec(OPTUNA_PLUGIN) is None:
+        raise ConfigError("hydra/sweeper=optuna needs Hydra's Optuna sweeper plugin: "
+                          "pip install 'regbench[search]'")
+    e = expand_sweep(overrides)
+    sweep_plan = SweepPlan(args=args, flags=flags, jobs=e.jobs, axes=sweep_axes(e.jobs),
+                           sweeper=e.sweeper, trials=e.trials)
     first = None
-    for num, job in enumerate(jobs):
+    for num, job in enumerate(e.jobs):
         try:
-            schema = check(job + hydra_overrides)
-        except ConfigError as e:
-            raise ConfigError(f"job {num} ({sweep_plan.label(num) or 'no axis'}): {e}") from e
+            schema = check(job + e.hydra_overrides)
+        except ConfigError as err:
+            what = f"job {num}" if e.sweeper == "basic" else "search range"
+            raise ConfigError(f"{what} ({sweep_plan.label(num) or 'no axis'}): {err}") from err
         first = first if first is not None else schema
+    if e.sweeper == "optuna":
+        sweep_plan.jobs = []  # the trials are recorded once they have run
     return sweep_plan, first
 
 
@@ -128,6 +194,19 @@ def job_dir(sweep_dir: Path, num: int) -> Path:
     return sweep_dir / str(num)
 
 
+def record_trials(sweep_dir: Path, sweep_plan: SweepPlan) -> None:
+    """A search's trials as jobs, from each trial folder's .hydra/overrides.yaml, into sweep.json."""
+    from omegaconf import OmegaConf
+
+    nums = sorted(int(d.name) for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit())
+    jobs = []
+    for n in range(max(nums, default=-1) + 1):
+        path = job_dir(sweep_dir, n) / ".hydra" / "overrides.yaml"
+        jobs.append([str(o) for o in OmegaConf.load(path)] if path.exists() else [])
+    sweep_plan.jobs = jobs
+    write_plan(sweep_dir, sweep_plan)
+
+
 def pending(sweep_dir: Path, sweep_plan: SweepPlan) -> list[int]:
     """Numbers of the jobs that are missing or did not finish."""
     return [n for n in range(len(sweep_plan.jobs))
@@ -135,11 +214,25 @@ def pending(sweep_dir: Path, sweep_plan: SweepPlan) -> list[int]:
 
 
 def job_overrides(args: list[str]) -> list[str]:
-    """The overrides as typed, rewritten for Hydra, with progress bars off by default."""
-    overrides = rewrite_experiment(args)
+    """The overrides as typed, rewritten for Hydra, with progress bars off by default.
+
+    ``hydra.sweeper.sampler=NAME`` (a search's sampler by name) becomes the config-group
+    choice ``hydra/sweeper/sampler=NAME`` that the Optuna plugin defines.
+    """
+    overrides = [re.sub(r"^hydra\.sweeper\.sampler=(\w+)$", r"hydra/sweeper/sampler=\1", o)
+                 for o in rewrite_experiment(args)]
     if not any(key_of(o) == "trainer.progress" for o in overrides):
         overrides.append("trainer.progress=false")  # one line per job instead of bars
     return overrides
+
+
+def search_overrides(overrides: list[str]) -> list[str]:
+    """What a search needs besides the user's overrides: the objective, val accuracy, is
+    maximized, and a failed trial does not stop the others (unless the user sets a rate)."""
+    extra = ["hydra.sweeper.direction=maximize"]
+    if not any(key_of(o) == "hydra.sweeper.max_failure_rate" for o in overrides):
+        extra.append("hydra.sweeper.max_failure_rate=1.0")
+    return extra
 
 
 def check(args: list[str], flags: list[str]) -> tuple[SweepPlan, Any]:
@@ -156,6 +249,10 @@ def check(args: list[str], flags: list[str]) -> tuple[SweepPlan, Any]:
 def resume_plan(sweep_dir: Path, args: list[str]) -> tuple[SweepPlan, list[str], list[str], list[int]]:
     """(recorded plan, flags, overrides for Hydra, pending job numbers) of a sweep to resume."""
     recorded = read_plan(sweep_dir)
+    if recorded.sweeper != "basic":
+        raise ConfigError(f"{sweep_dir}: a search (hydra/sweeper={recorded.sweeper}) cannot be "
+                          "resumed: its sampler's state is not kept; its finished trials stay "
+                          "there for summarize and plot; start a new search for more trials")
     extra, flags = split_args(args)
     task = [o for o in extra if not key_of(o).startswith("hydra")]
     if task:
@@ -172,7 +269,12 @@ def resume_plan(sweep_dir: Path, args: list[str]) -> tuple[SweepPlan, list[str],
 def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: list[str]) -> int:
     """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
     job_env = [f"++hydra.job.env_set.{SWEEP_AXES_ENV}='{' '.join(sweep_plan.axes)}'",
-               f"++hydra.job.env_set.{SWEEP_SIZE_ENV}={len(sweep_plan.jobs)}"]
+               f"++hydra.job.env_set.{SWEEP_SIZE_ENV}={sweep_plan.size}"]
+    if sweep_plan.sweeper == "optuna":
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the jobs' lines say enough
+        job_env += search_overrides(overrides)
     try:
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)
@@ -186,6 +288,8 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
     """Compare the finished jobs, write summary.csv and the figures, show it all; exit code."""
     from regbench import compare, plots
 
+    if sweep_plan.sweeper == "optuna":
+        record_trials(sweep_dir, sweep_plan)
     dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
     status = [runs.job_status(d) for d in dirs]
     done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
@@ -202,5 +306,6 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
         (sweep_plan.label(n) or f"job {n}", st,
          runs.why_unfinished(runs.read_summary(dirs[n]) if st != "missing" else {}), dirs[n])
         for n, st in enumerate(status) if st not in runs.FINISHED]
-    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, len(sweep_plan.jobs))
+    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size,
+                             resumable=sweep_plan.sweeper == "basic")
     return 1 if unfinished else 0

@@ -129,6 +129,12 @@ def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = No
     if summary["epochs_run"]:
         print_table(gap_table(summary), out)
     out.print(f"[bold]verdict:[/bold] {summary['verdict']}")
+    mc = summary.get("mc_dropout")
+    if mc and summary.get("test_acc") is not None:
+        out.print(f"test, dropout off (weight scaling): acc {_pct(summary['test_acc'])}, "
+                  f"NLL {summary['test_loss']:.4f}, ECE {summary['test_ece']:.4f}; mean of "
+                  f"{mc['samples']} passes with dropout on: acc {_pct(mc['test_acc'])}, "
+                  f"NLL {mc['test_nll']:.4f}, ECE {mc['test_ece']:.4f}")
     speed = summary.get("train_images_per_s")
     out.print(f"status {summary['status']}, {plural(summary['epochs_run'], 'epoch')} in "
               f"{summary['wall_time_s']:.1f} s"
@@ -232,7 +238,8 @@ def print_comparison(comp: Comparison, out: Console | None = None,
 
 
 def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path],
-                    unfinished: list[tuple[str, str, str, Path]], n_jobs: int) -> None:
+                    unfinished: list[tuple[str, str, str, Path]], n_jobs: int,
+                    resumable: bool = True) -> None:
     """A finished sweep: its comparison and files, then each job that did not finish."""
     out = table_console()
     if comp is not None:
@@ -243,7 +250,8 @@ def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path
         out.print(f"{len(unfinished)} of {n_jobs} jobs did not finish (not in the table):")
         for name, status, why, path in unfinished:
             out.print(f"  {name}: {status}: {why} ({path})", soft_wrap=True)
-        out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
+        if resumable:
+            out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- fitting the terminal

@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from regbench import batching, metrics, models, optim, runs
+from regbench import batching, calibration, metrics, models, optim, runs
 from regbench.callbacks import Callback, CallbackList
 from regbench.config import RegbenchConfig
 from regbench.device import autocast, configure, prepare_batch, prepare_model, resolve_device
 from regbench.errors import RunDirError
-from regbench.regularizers import Regularization, describe_groups
+from regbench.regularizers import Regularization, describe_groups, rate_in_force
 
 log = logging.getLogger("regbench")
 
@@ -122,7 +122,7 @@ class Trainer:
 def build_trainer(cfg: RegbenchConfig, model: nn.Module, data: batching.Data,
                   epochs: int | None = None) -> Trainer:
     """Regularizers, optimizer (with their parameter groups), schedule, batch-order generator."""
-    regs = Regularization.from_config(cfg.reg)
+    regs = Regularization.from_config(cfg.reg, epochs or cfg.trainer.epochs)
     optimizer = optim.build_optimizer(cfg.optim, regs.param_groups(model))
     steps = batching.num_batches(len(data.train), cfg.trainer.batch_size)
     schedule = optim.Schedule(cfg.optim, optimizer, epochs or cfg.trainer.epochs, steps)
@@ -169,7 +169,7 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
     t_start = time.perf_counter()
     device = resolve_device(cfg.trainer.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    data = batching.load(cfg.dataset, device)
+    data = batching.load(cfg.dataset, device, augment=cfg.dataset.augment or cfg.reg.augment)
     if not resume:  # written once the data is there, so a data error leaves no run behind
         runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
@@ -206,7 +206,8 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
                 row = metrics.Row(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
                                   val_loss=val_loss, val_acc=val_acc, train_loss_running=running,
                                   penalty=pen, lr=optim.current_lr(trainer.optimizer),
-                                  epoch_time_s=time.perf_counter() - t0)
+                                  epoch_time_s=time.perf_counter() - t0,
+                                  dropout_rate=rate_in_force(model))
                 with signals_deferred():  # the row and its checkpoint land together
                     log_csv.append(row)
                     stop = trainer.regs.end_epoch(row, model)
@@ -229,12 +230,14 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
     finished = status in runs.FINISHED
     if stopper.keep_best and finished:
         stopper.restore(model)
-    test = (None, None)
+    test: tuple[float | None, float | None] = (None, None)
+    test_time: dict[str, Any] = {}
     if finished:
         test = evaluate(model, data.test, data, eval_size)
+        test_time = calibration.test_time(model, data.test, data, eval_size, cfg.eval.mc_samples)
     extra["wall_time_s"] += time.perf_counter() - t_start
     summary = write_summary(run_dir, cfg, log_csv.rows, status, model, device, extra,
-                            test=test, error=error, signal_name=signame)
+                            test=test, test_time=test_time, error=error, signal_name=signame)
     listeners.on_summary(summary, run_dir)
     return RunResult(run_dir, status, log_csv.rows, summary)
 
@@ -242,7 +245,7 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
 def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,
                   model: nn.Module, device: torch.device,
                   extra: dict[str, Any], *, test: tuple[float | None, float | None] = (None, None),
-                  error: str | None = None, signal_name: str | None = None) -> dict[str, Any]:
+                  test_time: dict[str, Any] | None = None, error: str | None = None, signal_name: str | None = None) -> dict[str, Any]:
     """Write summary.json with every key of the contract, and return it."""
     monitor = cfg.reg.early_stopping.monitor
     best_i = metrics.best_index(rows, monitor)
@@ -261,6 +264,9 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         "onset_epoch": metrics.onset_epoch(rows),
         "test_loss": test[0],
         "test_acc": test[1],
+        "test_ece": (test_time or {}).get("test_ece"),  # weight scaling (dropout off)
+        "mc_dropout": (test_time or {}).get("mc_dropout"),  # eval.mc_samples > 0: T passes
+        "convergence_epoch": metrics.convergence_epoch(rows),
         "verdict": metrics.verdict(rows, status, kept if status == "early_stopped" else None),
         "wall_time_s": extra["wall_time_s"],
         "train_images_per_s": extra["train_images"] / extra["train_time_s"] if extra["train_time_s"] else None,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from regbench import datasets, optim
-from regbench.config import (DEVICES, DROPOUT_KINDS, DROPOUT_POSITIONS, MODEL_CONFIGS, MONITORS,
-                             NAME_RE, RegbenchConfig, check, one_of)
+from regbench.config import (DEVICES, DROPOUT_KINDS, DROPOUT_POSITIONS, DROPOUT_SCHEDULES,
+                             MODEL_CONFIGS, MONITORS, NAME_RE, RegbenchConfig, check, one_of)
 from regbench.errors import ConfigError
 
 
@@ -34,6 +34,17 @@ def validate(cfg: RegbenchConfig) -> None:
         check(0.0 <= p < 1.0, f"reg.dropout.{part}", p, "a drop probability in [0, 1)")
     one_of("reg.dropout.kind", r.dropout.kind, DROPOUT_KINDS)
     one_of("reg.dropout.position", r.dropout.position, DROPOUT_POSITIONS)
+    d = r.dropout
+    one_of("reg.dropout.schedule", d.schedule, DROPOUT_SCHEDULES)
+    check(d.curriculum_gamma is None or d.curriculum_gamma > 0, "reg.dropout.curriculum_gamma",
+          d.curriculum_gamma, "null or a number > 0")
+    check(0.0 < d.switch_at < 1.0, "reg.dropout.switch_at", d.switch_at, "a fraction in (0, 1)")
+    check(0.0 <= d.adaptive_target < 1.0, "reg.dropout.adaptive_target", d.adaptive_target,
+          "an accuracy gap in [0, 1)")
+    check(d.adaptive_step > 0, "reg.dropout.adaptive_step", d.adaptive_step, "a number > 0")
+    check(0.0 < d.adaptive_max < 1.0, "reg.dropout.adaptive_max", d.adaptive_max,
+          "a drop probability in (0, 1)")
+    check(0.0 <= r.dropconnect < 1.0, "reg.dropconnect", r.dropconnect, "a drop probability in [0, 1)")
     for key in ("l1", "l2", "weight_decay", "label_smoothing"):
         check(getattr(r, key) >= 0.0, f"reg.{key}", getattr(r, key), "a number >= 0")
     check(r.label_smoothing < 1.0, "reg.label_smoothing", r.label_smoothing, "a number in [0, 1)")
@@ -58,6 +69,8 @@ def validate(cfg: RegbenchConfig) -> None:
     check(t.train_eval_size is None or t.train_eval_size >= 1, "trainer.train_eval_size",
           t.train_eval_size, "null or an integer >= 1")
     one_of("trainer.device", t.device.split(":")[0], DEVICES)
+    check(cfg.eval.mc_samples >= 0, "eval.mc_samples", cfg.eval.mc_samples,
+          "0 (off) or the number of stochastic passes, >= 1")
     check(":" not in t.device or bool(re.fullmatch(r"cuda:\d+", t.device)), "trainer.device",
           t.device, "auto, cpu, cuda, cuda:N or mps")
     if t.device not in ("auto", "cpu"):

@@ -97,7 +97,7 @@ def test_preset_studies_expand_to_their_grids() -> None:
     assert "reg.dropout.fc=0.7" in jobs[-1]
     jobs, _ = sweep.expand(["experiment=reg_compare", "seed=0"])  # the command line wins
     assert [j[0] for j in jobs] == [f"reg={r}" for r in
-                                    "none dropout l2 weight_decay batchnorm early_stopping all".split()]
+                                    "none dropout l2 weight_decay batchnorm early_stopping augment all".split()]
     jobs, hydra = sweep.expand(["experiment=bn_dropout_order", "hydra/launcher=joblib"])
     assert len(jobs) == 6 and hydra == ["hydra/launcher=joblib"]
     assert len(sweep.expand(["experiment=cifar10_dropout"])[0]) == 18
