@@ -47,7 +47,7 @@ RUN_METRICS = {
 # Computed from metrics.csv: how far val loss rose after its minimum (last - minimum).
 CURVE_METRICS = ("val_loss_rise",)
 # Differences against the baseline, paired by seed.
-DIFFERENCES = ("val_acc", "gap_acc", "gap_acc_last")
+DIFFERENCES = ("val_acc", "gap_acc", "gap_acc_last", "convergence_epoch", "train_images_per_s")
 
 
 @dataclass

@@ -32,18 +32,19 @@ def _zero(x: float) -> float:
     return 0.0 if abs(x) < 0.005 else x
 
 
-def _difference(row: pd.Series, metric: str, sep: str = "\n") -> str:
-    """'+1.23', its interval '[+0.40,+2.06]' in points, the verdict, and seeds needed."""
+def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100,
+                spec: str = "+.2f") -> str:
+    """'+1.23', its interval '[+0.40,+2.06]' (points unless scaled), verdict, seeds needed."""
     if row["baseline"]:
         return ""
     mean, low, high = (row[f"d_{metric}"], row[f"d_{metric}_low"], row[f"d_{metric}_high"])
     if pd.isna(mean):
         return f"no seed{sep}in common"
     if pd.isna(low):
-        return f"{_zero(100 * mean):+.2f}{sep}no interval{sep}(1 pair)"
+        return f"{_zero(scale * mean):{spec}}{sep}no interval{sep}(1 pair)"
     # the interval's bounds on two lines keep the column as narrow as its verdict
-    lines = [f"{_zero(100 * mean):+.2f}", f"[{_zero(100 * low):+.2f},",
-             f"{_zero(100 * high):+.2f}]"]
+    lines = [f"{_zero(scale * mean):{spec}}", f"[{_zero(scale * low):{spec}},",
+             f"{_zero(scale * high):{spec}}]"]
     if row[f"{metric}_established"]:
         lines.append("established")
     else:
@@ -52,6 +53,12 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n") -> str:
         if not pd.isna(needed):
             lines.append(f"~{needed:.0f} seeds" if math.isfinite(needed) else "no effect")
     return sep.join(lines)
+
+
+def _opt(row: pd.Series, key: str, spec: str, scale: float = 1) -> str:
+    """A mean that older runs may lack: '-' when absent."""
+    value = row.get(key)
+    return "-" if value is None or pd.isna(value) else f"{scale * value:{spec}}"
 
 
 def _seeds(row: pd.Series, sep: str) -> str:
@@ -96,6 +103,16 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("gap_loss_last", "loss gap|at last", lambda r, s: f"{_zero(r['gap_loss_last_mean']):+.3f}"),
     Column("val_acc_last", "val acc|at last %",
            lambda r, s: _pm(r["val_acc_last_mean"], r["val_acc_last_std"], sep=s)),
+    Column("conv_epoch", "converged|epoch", lambda r, s: _opt(r, "convergence_epoch_mean", ".1f")),
+    Column("d_conv_epoch", "Δ converged|epochs",
+           lambda r, s: _difference(r, "convergence_epoch", s, 1, "+.1f"), True),
+    Column("img_s", "train|img/s", lambda r, s: _opt(r, "train_images_per_s_mean", ".0f")),
+    Column("d_img_s", "Δ train|img/s",
+           lambda r, s: _difference(r, "train_images_per_s", s, 1, "+.0f"), True),
+    Column("test_ece", "test|ECE %", lambda r, s: _opt(r, "test_ece_mean", ".2f", 100)),
+    Column("mc_test_acc", "MC test|acc %", lambda r, s: _opt(r, "mc_test_acc_mean", ".2f", 100)),
+    Column("mc_test_nll", "MC test|NLL", lambda r, s: _opt(r, "mc_test_nll_mean", ".4f")),
+    Column("mc_test_ece", "MC test|ECE %", lambda r, s: _opt(r, "mc_test_ece_mean", ".2f", 100)),
 )}
 # Shown by default, most important first: a narrow terminal drops from the end.
 DEFAULT_COLUMNS = ("config", "seeds", "val_acc", "d_val_acc", "gap_last", "d_gap_last", "rise",
