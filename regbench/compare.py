@@ -28,6 +28,7 @@ from regbench.stats import paired_difference
 # are pooled over (the seed); they are left out when grouping runs by configuration.
 IGNORED_KEYS = ("seed", "experiment", "output.root", "dataset.root", "dataset.download",
                 "trainer.progress", "trainer.checkpoint")
+IGNORED_SECTIONS = ("logger.",)  # experiment trackers: where numbers are sent, not what they are
 # Per-run metrics: column -> (summary.json key, key inside it or None).
 RUN_METRICS = {
     "val_acc": ("best", "val_acc"), "train_acc": ("best", "train_acc"),
@@ -62,7 +63,8 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         rec: dict[str, Any] = {
             "path": str(d), "status": status, "seed": cfg.get("seed", summary.get("seed")),
             "error": None if status in runs.FINISHED else runs.why_unfinished(summary),
-            "config": {k: v for k, v in cfg.items() if k not in IGNORED_KEYS},
+            "config": {k: v for k, v in cfg.items()
+                       if k not in IGNORED_KEYS and not k.startswith(IGNORED_SECTIONS)},
         }
         for column, (key, inner) in RUN_METRICS.items():
             value = summary.get(key)

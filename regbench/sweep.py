@@ -20,7 +20,7 @@ from regbench.composition import compose, explain, rewrite_experiment, split_arg
 from regbench.errors import ConfigError, RegbenchError, RunDirError
 from regbench.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
 
-SWEEP_FILE = "sweep.json"
+SWEEP_FILE = runs.SWEEP_FILE
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 INTERRUPTED = 130  # exit code of a sweep stopped by Ctrl-C
 

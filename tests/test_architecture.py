@@ -18,7 +18,7 @@ LAYERS: dict[str, set[str]] = {
     "core": {"runs", "datasets", "batching", "models", "regularizers", "optim", "metrics",
              "callbacks", "train", "device", "stats", "labels", "compare", "validation"},
     "presentation": {"terminal", "tables", "plots"},
-    "orchestration": {"composition", "jobs", "sweep", "bench", "reference"},
+    "orchestration": {"composition", "jobs", "sweep", "bench", "reference", "trackers"},
     "cli": {"cli", "__main__"},
 }
 UPPER_PACKAGES = {"rich", "typer", "click"}
