@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,9 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Param
 
         uri = self.settings.tracking_uri
-        if uri.startswith("sqlite:///"):  # SQLite does not create the folder of its file
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=uri)
-        experiment_id = self.experiment_id()
+        with sqlite_lock(uri):  # the client creates the store's tables on first use
+            self.client = MlflowClient(tracking_uri=uri)
+            experiment_id = self.experiment_id()
         tag = {"regbench.run_dir": str(self.run_dir.resolve())}
         found = self.client.search_runs(  # a resumed run continues its MLflow run
             [experiment_id], filter_string=f"tags.`regbench.run_dir` = '{tag['regbench.run_dir']}'",
@@ -217,6 +217,31 @@ class MLflowTracker(Tracker):
                 if path.is_file() and not path.name.startswith("."):  # not atomic-write temps
                     self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, status=self.STATUS.get(status, "FAILED"))
+
+
+@contextmanager
+def sqlite_lock(uri: str) -> Iterator[None]:
+    """Hold a lock file beside an SQLite store while it may be created.
+
+    The first access creates the tables; parallel jobs of a sweep (joblib, Ray) doing that
+    at once break MLflow's schema migration, so they take turns.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)  # SQLite does not create the folder of its file
+    try:
+        import fcntl
+    except ImportError:  # no POSIX file locks: parallel first runs may still collide
+        yield
+        return
+    with open(db.with_name(db.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def build(cfg: RegbenchConfig, run_dir: Path, warn: Warn, sweep_id: str | None = None
