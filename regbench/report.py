@@ -47,7 +47,7 @@ class Study:
 
     folder: Path
     title: str
-    command: str | None
+    command: list[str]  # `regbench sweep` and the overrides as typed; empty for a study
     axes: list[str]
     seeds: list[Any]
     setup: list[tuple[str, str]]  # (what, value): data, model, training, machine, time
@@ -69,16 +69,17 @@ def _job_values(job: list[str], axes: list[str]) -> str:
 
 
 def _when(folder: Path, summaries: list[dict[str, Any]], dirs: list[Path]) -> str:
-    """'2026-11-23 12:19 to 12:21 (UTC), 31 s of training over 4 runs' from the files."""
+    """'2026-11-23 12:19 to 12:21 UTC; 31 s of run wall time over 4 run(s)', from the files."""
     stamps = [(d / runs.SUMMARY_FILE).stat().st_mtime for d in dirs if (d / runs.SUMMARY_FILE).exists()]
     try:  # run and sweep ids start with their creation time
         start = time.mktime(time.strptime(folder.name[:15], "%Y%m%d-%H%M%S"))
     except ValueError:
         start = min(stamps, default=0.0)
-    fmt = "%Y-%m-%d %H:%M UTC"
     end = max(stamps, default=start)
+    same_day = time.gmtime(start)[:3] == time.gmtime(end)[:3]
     wall = sum(float(s.get("wall_time_s") or 0) for s in summaries)
-    return (f"{time.strftime(fmt, time.gmtime(start))} to {time.strftime(fmt, time.gmtime(end))}; "
+    return (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} to "
+            f"{time.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M', time.gmtime(end))} UTC; "
             f"{wall:,.0f} s of run wall time over {len(summaries)} run(s)")
 
 
@@ -144,9 +145,7 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
             time_s="-" if s.get("wall_time_s") is None else f"{s['wall_time_s']:.1f}",
             error=None if status in runs.FINISHED else runs.why_unfinished(s), path=str(d)))
     seeds = sorted({s["seed"] for s in summaries if s.get("seed") is not None})
-    command = None
-    if plan:
-        command = " ".join(["regbench sweep", *plan.get("flags", []), *plan.get("args", [])])
+    command = ["regbench", "sweep", *plan.get("flags", []), *plan.get("args", [])] if plan else []
     figures = plots.make_plots(comp, folder) if comp is not None else []
     return Study(folder=folder, title=f"{folder.parent.parent.name}/{folder.name}" if plan else folder.name,
                  command=command, axes=axes, seeds=seeds,

@@ -9,6 +9,7 @@ checked before any is launched, and a resumed sweep can tell which folders are f
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -173,6 +174,8 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
     """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
     job_env = [f"++hydra.job.env_set.{SWEEP_AXES_ENV}='{' '.join(sweep_plan.axes)}'",
                f"++hydra.job.env_set.{SWEEP_SIZE_ENV}={len(sweep_plan.jobs)}"]
+    # Ray folds similar log lines of its workers into one; every job's line should show
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)

@@ -32,7 +32,9 @@ SUMMARY_METRICS = ("best_epoch", "epochs_run", "onset_epoch", "test_loss", "test
 # An unreachable tracking server must cost seconds, not MLflow's default minutes of retries.
 MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                        # the store's table creation is not news on a run's terminal
+                        "MLFLOW_LOGGING_LEVEL": "WARNING"}
 
 
 def hparams(cfg: RegbenchConfig) -> dict[str, str | int | float | bool]:
