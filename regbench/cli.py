@@ -245,17 +245,18 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
            baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
                                                    "'reg.dropout.fc=0.0'."),
            ) -> None:
-    """Write one shareable page for a sweep or a study: what was run, the comparison, the figures.
+    """Write one shareable page for a sweep or a study.
 
-    The HTML page is self-contained (figures embedded, no network needed) and reads on a
-    laptop and a phone; it shows the command, axes, seeds, data, machine and time, the
-    comparison table with its verdicts and intervals, each run's status, and the failures.
+    The HTML page is self-contained (figures embedded, no network
+    needed) and reads on a laptop and a phone: the command, axes,
+    seeds, data, machine and time; the comparison table with its
+    intervals and verdicts; the figures; each run's status; failures.
 
     Examples:
 
       regbench report results/dropout_grid/sweeps/20261122-101500-a1b2c3
 
-      regbench report results/default/sweeps/20261122-101500-a1b2c3 --format markdown > study.md
+      regbench report SWEEP_DIR --format markdown > study.md
     """
     from regbench import report as report_mod
     from regbench.runs import write_atomic
