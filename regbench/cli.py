@@ -261,6 +261,46 @@ def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment
 
 
 @app.command()
+def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
+                                         help="A sweep folder, or any folder of runs (a study)."),
+           fmt: str = typer.Option("html", "--format", help="html (a self-contained page) or "
+                                                           "markdown (printed, for a README or an issue)."),
+           out: Path = typer.Option(None, help="Where to write it (default: SWEEP_DIR/report.html; "
+                                               "markdown goes to stdout unless --out is given)."),
+           baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
+                                                   "'reg.dropout.fc=0.0'."),
+           ) -> None:
+    """Write one shareable page for a sweep or a study.
+
+    The HTML page is self-contained (figures embedded, no network
+    needed) and reads on a laptop and a phone: the command, axes,
+    seeds, data, machine and time; the comparison table with its
+    intervals and verdicts; the figures; each run's status; failures.
+
+    Examples:
+
+      regbench report results/dropout_grid/sweeps/20261122-101500-a1b2c3
+
+      regbench report SWEEP_DIR --format markdown > study.md
+    """
+    from regbench import report as report_mod
+    from regbench.runs import write_atomic
+
+    if fmt not in report_mod.FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(report_mod.FORMATS)}")
+    text = report_mod.render(report_mod.gather(folder, baseline), fmt)
+    if fmt == "markdown" and out is None:
+        print(text, end="")
+        return
+    path = out or folder / report_mod.REPORT_FILE
+    try:
+        write_atomic(path, text)
+    except OSError as e:
+        raise RunDirError(f"--out {str(path)!r}: cannot write ({e.strerror})") from e
+    print(path)
+
+
+@app.command()
 def resume(run_dir: Path = typer.Argument(..., help="A run directory under results/.")) -> None:
     """Continue an interrupted run from its last finished epoch.
 

@@ -28,6 +28,7 @@ from regbench.labels import config_key, differing_keys, label, matches, reg_pres
 # are pooled over (the seed); they are left out when grouping runs by configuration.
 IGNORED_KEYS = ("seed", "experiment", "output.root", "dataset.root", "dataset.download",
                 "trainer.progress", "trainer.checkpoint")
+IGNORED_SECTIONS = ("logger.",)  # experiment trackers: where numbers are sent, not what they are
 # Per-run metrics: column -> (summary.json key, key inside it or None).
 # At the best epoch the gap hides what dropout does (it moves the best epoch later); at the
 # last epoch every configuration has had the same training budget.
@@ -76,7 +77,8 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         rec: dict[str, Any] = {
             "path": str(d), "status": status, "seed": cfg.get("seed", summary.get("seed")),
             "error": None if status in runs.FINISHED else runs.why_unfinished(summary),
-            "config": {k: v for k, v in cfg.items() if k not in IGNORED_KEYS},
+            "config": {k: v for k, v in cfg.items()
+                       if k not in IGNORED_KEYS and not k.startswith(IGNORED_SECTIONS)},
         }
         for column, (key, inner) in RUN_METRICS.items():
             value = summary.get(key)

@@ -152,6 +152,31 @@ class OutputConfig:
 
 
 @dataclass
+class TensorBoardConfig:
+    enabled: bool = False
+    log_dir: str = "tensorboard"  # inside the run folder: `tensorboard --logdir` a sweep sees all
+
+
+@dataclass
+class MLflowConfig:
+    enabled: bool = False
+    # a local SQLite store by default; an http(s):// URI logs to a tracking server
+    tracking_uri: str = "sqlite:///${output.root}/mlflow.db"
+    experiment_name: str = "${experiment}"
+    # where a new experiment of a local store keeps its artifacts (a server chooses its own)
+    artifact_location: str = "${output.root}/mlruns"
+    log_artifacts: bool = True  # copy the run folder's files to the MLflow run at the end
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment trackers, each off by default; `logger=[tensorboard,mlflow]` turns on both."""
+
+    tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+    mlflow: MLflowConfig = field(default_factory=MLflowConfig)
+
+
+@dataclass
 class RegbenchConfig:
     # results/<experiment>/; a preset of conf/experiment/ sets it, else $REGBENCH_EXPERIMENT
     experiment: str = "${oc.env:REGBENCH_EXPERIMENT,default}"
@@ -163,6 +188,7 @@ class RegbenchConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 def register() -> None:

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from regbench import config as config_mod
-from regbench import runs, terminal
+from regbench import runs, terminal, trackers
 from regbench.errors import RegbenchError
 from regbench.validation import validate
 
@@ -71,7 +71,8 @@ def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool 
         schema = config_mod.to_schema(cfg)
         validate(schema)
         progress = terminal.Progress(enabled=schema.trainer.progress)
-        result = train.run(schema, run_dir, resume=resume, callbacks=[progress])
+        listeners = [progress, *trackers.build(schema, run_dir, terminal.warn, runs.sweep_id(run_dir))]
+        result = train.run(schema, run_dir, resume=resume, callbacks=listeners)
     except RegbenchError as e:
         if os.environ.get("REGBENCH_DEBUG") == "1":
             traceback.print_exc()

@@ -19,6 +19,7 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "run.log"
+SWEEP_FILE = "sweep.json"  # in a sweep's folder, whose job folders are its run folders
 # Statuses of a run that ended as planned: its metrics count in comparisons.
 FINISHED = ("completed", "early_stopped")
 
@@ -123,6 +124,17 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def sweep_id(run_dir: Path) -> str | None:
+    """The id of the sweep this run folder is a job of, or None."""
+    return run_dir.parent.name if (run_dir.parent / SWEEP_FILE).is_file() else None
+
+
+def machine() -> dict[str, Any]:
+    """Where a run ran: host name, operating system, processor and CPU count."""
+    return {"host": platform.node(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
 
 
 def mark_failed(run_dir: Path, error: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from regbench.composition import compose, explain, rewrite_experiment, split_arg
 from regbench.errors import ConfigError, RegbenchError, RunDirError
 from regbench.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
 
-SWEEP_FILE = "sweep.json"
+SWEEP_FILE = runs.SWEEP_FILE
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 OPTUNA_PLUGIN = "hydra_plugins.hydra_optuna_sweeper"
@@ -275,6 +276,8 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the jobs' lines say enough
         job_env += search_overrides(overrides)
+    # Ray folds similar log lines of its workers into one; every job's line should show
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)

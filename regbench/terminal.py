@@ -92,6 +92,11 @@ class Progress(Callback):
                         val=f"train/val acc {row['train_acc']:.3f}/{row['val_acc']:.3f}")
 
 
+def warn(message: str) -> None:
+    """One warning line on stderr, printed as it is (no rich markup)."""
+    err.print(f"regbench: warning: {message}", soft_wrap=True, markup=False)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 

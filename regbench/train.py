@@ -272,6 +272,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         "train_images_per_s": extra["train_images"] / extra["train_time_s"] if extra["train_time_s"] else None,
         "n_params": models.count_params(model),
         "device": str(device),
+        "machine": runs.machine(),
         "seed": cfg.seed,
         "experiment": cfg.experiment,
         "error": error,

@@ -18,8 +18,8 @@ LAYERS: dict[str, set[str]] = {
     "core": {"runs", "datasets", "batching", "models", "regularizers", "optim", "metrics",
              "callbacks", "train", "device", "stats", "labels", "compare", "validation",
              "calibration"},
-    "presentation": {"terminal", "tables", "plots"},
-    "orchestration": {"composition", "jobs", "sweep", "bench", "reference"},
+    "presentation": {"terminal", "tables", "plots", "report"},
+    "orchestration": {"composition", "jobs", "sweep", "bench", "reference", "trackers"},
     "cli": {"cli", "__main__"},
 }
 UPPER_PACKAGES = {"rich", "typer", "click"}

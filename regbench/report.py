@@ -1,0 +1,182 @@
+"""A sweep or a study as one shareable page: report.html (self-contained) or markdown.
+
+The page says what was run (command, axes, seeds, data, machine, time), shows the
+comparison table exactly as ``regbench.tables`` words it, the figures of
+``regbench.plots`` embedded as base64 PNGs (no network needed to view it), each run's
+status and the failures. It is rendered with Jinja2 from the templates shipped in
+``regbench/templates/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from regbench import __version__, compare, plots, runs, tables
+from regbench.errors import RunDirError
+
+REPORT_FILE = "report.html"
+FORMATS = ("html", "markdown")
+
+
+@dataclass
+class RunLine:
+    """One run of the study, as the page's run table shows it."""
+
+    name: str  # job number in a sweep, else the folder relative to the study
+    values: str  # its values on the sweep axes, or its configuration label
+    seed: Any
+    status: str
+    epochs: Any
+    val_acc: str
+    test_acc: str
+    time_s: str
+    error: str | None
+    path: str
+
+
+@dataclass
+class Study:
+    """Everything the templates show."""
+
+    folder: Path
+    title: str
+    command: list[str]  # `regbench sweep` and the overrides as typed; empty for a study
+    axes: list[str]
+    seeds: list[Any]
+    setup: list[tuple[str, str]]  # (what, value): data, model, training, machine, time
+    runs: list[RunLine]
+    comparison: compare.Comparison | None
+    figures: list[Path] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RunLine]:
+        return [r for r in self.runs if r.status not in runs.FINISHED]
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.2f}"
+
+
+def _job_values(job: list[str], axes: list[str]) -> str:
+    return " ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in axes)
+
+
+def _when(folder: Path, summaries: list[dict[str, Any]], dirs: list[Path]) -> str:
+    """'2026-11-23 12:19 to 12:21 UTC; 31 s of run wall time over 4 run(s)', from the files."""
+    stamps = [(d / runs.SUMMARY_FILE).stat().st_mtime for d in dirs if (d / runs.SUMMARY_FILE).exists()]
+    try:  # run and sweep ids start with their creation time
+        start = time.mktime(time.strptime(folder.name[:15], "%Y%m%d-%H%M%S"))
+    except ValueError:
+        start = min(stamps, default=0.0)
+    end = max(stamps, default=start)
+    same_day = time.gmtime(start)[:3] == time.gmtime(end)[:3]
+    wall = sum(float(s.get("wall_time_s") or 0) for s in summaries)
+    return (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} to "
+            f"{time.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M', time.gmtime(end))} UTC; "
+            f"{wall:,.0f} s of run wall time over {len(summaries)} run(s)")
+
+
+def _setup(folder: Path, dirs: list[Path], summaries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Data, model, training, machine and time, from the first run that has a config.yaml."""
+    cfg = next((runs.read_config(d) for d in dirs if (d / runs.CONFIG_FILE).exists()), {})
+    out: list[tuple[str, str]] = []
+    if cfg:
+        size = cfg.get("dataset.train_size")
+        out.append(("data", f"{cfg['dataset.name']}, "
+                            f"{'all' if size is None else size} training images, "
+                            f"{cfg['dataset.val_fraction']:g} held out for validation, "
+                            f"split seed {cfg['dataset.split_seed']}"))
+        out.append(("model", f"{cfg['model.name']}: channels {cfg.get('model.channels')}, "
+                             f"hidden {cfg.get('model.hidden')}"))
+        lr = cfg["optim.lr"] if cfg["optim.lr"] is not None else "default"
+        out.append(("training", f"{cfg['trainer.epochs']} epochs, batch {cfg['trainer.batch_size']}, "
+                                f"{cfg['optim.name']} lr {lr}, schedule {cfg['optim.schedule']}"))
+    machines = sorted({f"{m.get('host')} ({m.get('platform')}, {m.get('cpus')} CPUs)"
+                       for s in summaries if (m := s.get("machine"))})
+    devices = sorted({str(s["device"]) for s in summaries if s.get("device")})
+    if machines or devices:
+        out.append(("machine", "; ".join(machines) + (" on " if machines else "")
+                    + ", ".join(devices)))
+    versions = next((s["versions"] for s in summaries if s.get("versions")), None)
+    if versions:
+        out.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    out.append(("time", _when(folder, summaries, dirs)))
+    return out
+
+
+def gather(folder: Path, baseline: str | None = None) -> Study:
+    """Read a sweep folder (with sweep.json) or any folder of runs, compare, draw the figures."""
+    if not folder.is_dir():
+        raise RunDirError(f"{folder}: no such folder; give a sweep or experiment folder")
+    plan_path = folder / runs.SWEEP_FILE
+    plan: dict[str, Any] | None = None
+    if plan_path.is_file():
+        try:
+            plan = json.loads(plan_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise RunDirError(f"{plan_path}: unreadable ({e})") from e
+    if plan is not None:
+        dirs = [folder / str(n) for n in range(len(plan["jobs"]))]
+        names = [f"{n}" for n in range(len(dirs))]
+    else:
+        dirs = runs.find_runs([folder])
+        names = [str(d.relative_to(folder)) if d != folder else d.name for d in dirs]
+    summaries = [runs.load_summary(d) or {} for d in dirs]
+    finished = [d for d, s in zip(dirs, summaries, strict=True) if s.get("status") in runs.FINISHED]
+    comp = compare.compare(finished, baseline) if finished else None
+    labels = dict(zip(comp.runs["path"], comp.runs["label"], strict=True)) if comp else {}
+    axes = list(plan["axes"]) if plan else (comp.axes if comp else [])
+    lines = []
+    for n, (d, s, name) in enumerate(zip(dirs, summaries, names, strict=True)):
+        status = str(s.get("status", "missing"))
+        values = _job_values(plan["jobs"][n], axes) if plan else labels.get(str(d), "")
+        best = s.get("best") or {}
+        lines.append(RunLine(
+            name=name, values=values, seed=s.get("seed"), status=status,
+            epochs=s.get("epochs_run", "-"), val_acc=_pct(best.get("val_acc")),
+            test_acc=_pct(s.get("test_acc")),
+            time_s="-" if s.get("wall_time_s") is None else f"{s['wall_time_s']:.1f}",
+            error=None if status in runs.FINISHED else runs.why_unfinished(s), path=str(d)))
+    seeds = sorted({s["seed"] for s in summaries if s.get("seed") is not None})
+    command = ["regbench", "sweep", *plan.get("flags", []), *plan.get("args", [])] if plan else []
+    figures = plots.make_plots(comp, folder) if comp is not None else []
+    return Study(folder=folder, title=f"{folder.parent.parent.name}/{folder.name}" if plan else folder.name,
+                 command=command, axes=axes, seeds=seeds,
+                 setup=_setup(folder, dirs, summaries), runs=lines, comparison=comp,
+                 figures=figures)
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("regbench", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=False),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined)
+
+
+def render(study: Study, fmt: str = "html") -> str:
+    """The page (fmt 'html') or its markdown version (fmt 'markdown')."""
+    comp = study.comparison
+    context: dict[str, Any] = {
+        "study": study, "version": __version__,
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "header": [], "rows": [], "caption": "", "markdown_table": "",
+    }
+    if comp is not None and not comp.table.empty:
+        context["header"], context["rows"] = tables.display_rows(comp, sep="\n")
+        context["caption"] = tables.caption(comp)
+        context["markdown_table"] = tables.markdown(comp)
+    if fmt == "html":
+        context["images"] = [(p.name, base64.b64encode(p.read_bytes()).decode("ascii"))
+                             for p in study.figures]
+        return _environment().get_template("report.html.j2").render(context)
+    context["images"] = [(p.name, p.name) for p in study.figures]  # files beside report.md
+    return _environment().get_template("report.md.j2").render(context)

@@ -1,0 +1,121 @@
+"""`regbench report`: a sweep as one self-contained HTML page, or markdown; a Ray sweep."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import TINY, run_cli
+from regbench import compare, runs, tables
+from regbench.cli import app
+from regbench.errors import ConfigError, RunDirError
+
+VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
+
+
+class Page(HTMLParser):
+    """Checks that every element is closed in order; collects the text and the images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.text: list[str] = []
+        self.images: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a.get("src") or "")
+        for key in ("src", "href"):
+            if (a.get(key) or "").startswith(("http:", "https:", "//")):
+                self.external.append(a[key] or "")
+        if tag not in VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1:]}>"
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-job sweep; job 3 is then marked failed, as a crashed job leaves it."""
+    tmp = tmp_path_factory.mktemp("report")
+    result = CliRunner().invoke(app, ["sweep", *TINY, "trainer.epochs=1", "reg.dropout.fc=0.0,0.5",
+                                      "seed=0,1", f"output.root={tmp / 'results'}"])
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp / "results" / "default" / "sweeps").iterdir()
+    runs.mark_failed(folder / "3", "RuntimeError: out of memory <on purpose>")
+    return folder
+
+
+def test_the_page_is_valid_self_contained_html_with_the_table_and_figures(sweep_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(sweep_dir)])
+    assert result.exit_code == 0, result.output
+    page_path = sweep_dir / "report.html"
+    assert result.output.strip() == str(page_path)
+    html = page_path.read_text()
+    page = Page()
+    page.feed(html)
+    page.close()
+    assert page.open == [] and page.external == []
+    text = "".join(page.text)
+
+    comp = compare.compare([sweep_dir / str(n) for n in range(3)])
+    header, rows = tables.display_rows(comp, sep="\n")
+    assert rows and all(cell in text for cells in rows for cell in cells)
+    assert all(h in text for h in header) and tables.caption(comp) in text
+    assert "reg.dropout.fc=0.0\n(best)" in text or "reg.dropout.fc=0.5\n(best)" in text
+
+    figures = sorted(p.name for p in sweep_dir.glob("*.png"))
+    assert figures == ["curves.png", "vs_reg.dropout.fc.png"]
+    assert len(page.images) == 2
+    for src, name in zip(page.images, figures, strict=True):
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]) == (sweep_dir / name).read_bytes()
+
+    plan = json.loads((sweep_dir / "sweep.json").read_text())
+    assert " ".join(["regbench sweep", *plan["args"]]) in " ".join(text.split())
+    assert "RuntimeError: out of memory <on purpose>" in text  # escaped in the page, shown as is
+    assert "&lt;on purpose&gt;" in html
+    for label in ("reg.dropout.fc=0.5 seed=1", "synthetic", "completed", "failed"):
+        assert label in text
+
+
+def test_markdown_for_a_readme_or_an_issue(sweep_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(sweep_dir), "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    comp = compare.compare([sweep_dir / str(n) for n in range(3)])
+    assert tables.markdown(comp) in result.output
+    assert "![curves.png](curves.png)" in result.output
+    assert "| 3 | reg.dropout.fc=0.5 seed=1 | 1 | failed |" in result.output
+
+
+def test_bad_format_and_missing_folder_are_errors_naming_them(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
+    assert isinstance(result.exception, RunDirError) and "nope: no such folder" in str(result.exception)
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--format", "pdf"])
+    assert isinstance(result.exception, ConfigError)
+    assert "--format 'pdf' is not allowed: use one of html, markdown" in str(result.exception)
+
+
+def test_ray_launcher_runs_a_sweep_with_the_same_folders_and_failure_tolerance(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    # lr 1e6 makes the loss infinite in the first epoch: that job diverges, the other finishes
+    proc = run_cli("sweep", "hydra/launcher=ray", *TINY,
+                   "trainer.epochs=1", "optim.lr=0.05,1e6", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    (folder,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
+    statuses = [json.loads((folder / str(n) / "summary.json").read_text())["status"] for n in (0, 1)]
+    assert statuses == ["completed", "diverged"]
+    assert len((folder / "0" / "metrics.csv").read_text().splitlines()) == 2
+    assert (folder / "summary.csv").exists() and "1 of 2 jobs did not finish" in proc.stdout
