@@ -46,9 +46,13 @@ MODELS: dict[type[ModelConfig], Callable[..., nn.Module]] = {CNNConfig: CNN}
 
 
 def build(cfg: ModelConfig, reg: RegConfig, in_channels: int, image_size: tuple[int, int],
-          num_classes: int = 10) -> nn.Module:
-    """The model that cfg describes, with the layers of the reg section, sized for the data."""
-    layers = Regularization.from_config(reg).layers
+          num_classes: int = 10, layers: Layers | None = None) -> nn.Module:
+    """The model that cfg describes, with the layers of the reg section, sized for the data.
+
+    ``layers`` replaces the reg section's layer hook (the population engine swaps in its own
+    dropout layers).
+    """
+    layers = layers or Regularization.from_config(reg).layers
     return MODELS[type(cfg)](cfg, layers, in_channels, image_size, num_classes)
 
 

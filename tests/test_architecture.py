@@ -16,7 +16,8 @@ PACKAGE = Path(regbench.__file__).parent
 LAYERS: dict[str, set[str]] = {
     "config": {"errors", "config"},
     "core": {"runs", "datasets", "batching", "models", "regularizers", "optim", "metrics",
-             "callbacks", "train", "device", "stats", "labels", "compare", "validation"},
+             "callbacks", "train", "device", "stats", "labels", "compare", "validation",
+             "population"},
     "presentation": {"terminal", "tables", "plots"},
     "orchestration": {"composition", "jobs", "sweep", "bench", "reference"},
     "cli": {"cli", "__main__"},
