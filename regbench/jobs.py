@@ -157,6 +157,9 @@ def run_population_jobs(pending: list[PendingJob], max_members: int) -> list[Job
             outcomes[num] = _failed(job.run_dir, str(e), e.exit_code, keep=True, resume=False)
             continue
         members.append((num, schema))
+    for num in sorted(outcomes):  # kept and invalid jobs first: the populations take a while
+        terminal.print_job_line(pending[num].run_dir, actions[num],
+                                job_name(pending[num].run_dir, pending[num].task_overrides))
     groups = population.split_groups([schema for _, schema in members], max_members)
     for group in groups:
         nums = [members[k][0] for k in group]
@@ -179,9 +182,6 @@ def run_population_jobs(pending: list[PendingJob], max_members: int) -> list[Job
         if any(outcomes[n].status == "interrupted" for n in nums):
             LAST.extend(outcomes.values())
             raise KeyboardInterrupt  # the remaining populations wait for sweep --resume
-    for num in sorted(n for n in outcomes if actions[n] == "skip"):
-        terminal.print_job_line(pending[num].run_dir, "skip",
-                                job_name(pending[num].run_dir, pending[num].task_overrides))
     ordered = [outcomes[n] for n in range(len(pending))]
     LAST.extend(ordered)
     return ordered

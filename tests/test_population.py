@@ -149,3 +149,12 @@ def test_a_population_sweep_summarizes_like_the_sequential_sweep(tmp_path: Path)
     # seed 0 without dropout trains exactly as its sequential twin (within float rounding)
     assert_same_rows(metrics.read_rows(folders["pop"] / "0" / runs.METRICS_FILE),
                      metrics.read_rows(folders["seq"] / "0" / runs.METRICS_FILE))
+
+
+def test_a_bad_max_members_is_one_line_before_any_job() -> None:
+    from regbench import sweep
+    from regbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hydra.launcher.max_members='0' is not allowed"):
+        sweep.check([*TINY, "seed=0,1", "hydra/launcher=population",
+                     "hydra.launcher.max_members=0"], [])
