@@ -34,7 +34,8 @@ from regbench.device import (autocast, check_device, configure, memory_format, p
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
 from regbench.optim import learning_rate
-from regbench.train import build_trainer, evaluate
+from regbench.population import Population
+from regbench.train import Session, build_trainer, evaluate
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ BENCH_MODELS: dict[str, BenchModel] = {
     "cifar": BenchModel("cnn_cifar", (3, 32, 32), ("cifar10",), 50_000, 1_500),
 }
 SEED = 0
+POPULATION_SIZES = (1, 8, 24)  # members trained as one population, as hydra/launcher=population does
 WARMUP_BATCHES = 4  # untimed batches per loop first: allocator, cuDNN autotuning, worker start
 
 
@@ -258,7 +260,34 @@ def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int,
         "ten_epoch_s": 10 * b["full_epoch_s"],
         "peak_device_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "repetitions": {"regbench": rb.__dict__, "reference": ref.__dict__},
+        "population": population_rates(cfg, data, device, epochs, reps, b["train_images_per_s"]),
     }
+
+
+def population_rates(cfg: RegbenchConfig, data: datamod.Data, device: torch.device, epochs: int,
+                     reps: int, sequential_rate: float) -> dict[str, dict[str, float]]:
+    """Member-images/s of the population engine's train pass for each size M (median of reps),
+    and its ratio to regbench's sequential train pass (one model at a time)."""
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="regbench-population-") as tmp:
+        for size in POPULATION_SIZES:
+            sessions = []
+            for i in range(size):
+                run_dir = Path(tmp) / f"{size}-{i}"
+                run_dir.mkdir()
+                sessions.append(Session.open(replace(cfg, seed=SEED + i), run_dir, data, device))
+            population = Population.build(sessions)
+            seconds = []
+            for _ in range(reps):
+                sync(device)
+                t0 = time.perf_counter()
+                for epoch in range(1, epochs + 1):
+                    population.train_epoch(sessions, epoch)
+                sync(device)
+                seconds.append((time.perf_counter() - t0) / epochs)
+            rate = size * len(data.train) / statistics.median(seconds)
+            out[str(size)] = {"member_images_per_s": rate, "vs_sequential": rate / sequential_rate}
+    return out
 
 
 def peak_rss_mb() -> float:

@@ -123,6 +123,80 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path, task_overrides: list[str]) -> 
     return outcome
 
 
+@dataclass
+class PendingJob:
+    """A sweep job that Hydra has set up (folder, .hydra/ files) for a launcher to train."""
+
+    cfg: DictConfig
+    run_dir: Path
+    task_overrides: list[str]
+
+
+def run_population_jobs(pending: list[PendingJob], max_members: int) -> list[JobOutcome]:
+    """A sweep's jobs trained as populations (regbench.population); one outcome per job.
+
+    Finished jobs are kept, interrupted ones resume as members, and a job whose
+    configuration or checkpoint is bad fails alone, as in the sequential sweep. The jobs
+    are grouped by what they must share and trained max_members at a time; each prints its
+    line when its population ends. Ctrl-C stops the sweep after saving every member.
+    """
+    from regbench import population
+
+    outcomes: dict[int, JobOutcome] = {}
+    actions = [runs.job_action(job.run_dir) for job in pending]
+    members: list[tuple[int, Any]] = []
+    for num, (job, action) in enumerate(zip(pending, actions, strict=True)):
+        if action == "skip":
+            outcomes[num] = JobOutcome(job.run_dir, runs.job_status(job.run_dir), 0)
+            continue
+        if action == "fresh":
+            runs.clear_job(job.run_dir)
+        try:
+            schema = config_mod.to_schema(job.cfg)
+            validate(schema)
+        except RegbenchError as e:
+            outcomes[num] = _failed(job.run_dir, str(e), e.exit_code, keep=True, resume=False)
+            continue
+        members.append((num, schema))
+    for num in sorted(outcomes):  # kept and invalid jobs first: the populations take a while
+        terminal.print_job_line(pending[num].run_dir, actions[num],
+                                job_name(pending[num].run_dir, pending[num].task_overrides))
+    groups = population.split_groups([schema for _, schema in members], max_members)
+    for group in groups:
+        nums = [members[k][0] for k in group]
+        handlers = [setup_file_log(pending[n].run_dir) for n in nums]
+        try:
+            results: list[Any] = population.train(
+                [(members[k][1], pending[n].run_dir, actions[n] == "resume")
+                 for k, n in zip(group, nums, strict=True)])
+        except Exception as e:  # the shared data failed to load: every member fails with it
+            logging.getLogger("regbench").exception("population failed")
+            results = [e] * len(nums)
+        finally:
+            for handler in handlers:
+                logging.getLogger("regbench").removeHandler(handler)
+                handler.close()
+        for n, result in zip(nums, results, strict=True):
+            outcomes[n] = _member_outcome(pending[n].run_dir, result)
+            terminal.print_job_line(pending[n].run_dir, actions[n],
+                                    job_name(pending[n].run_dir, pending[n].task_overrides))
+        if any(outcomes[n].status == "interrupted" for n in nums):
+            LAST.extend(outcomes.values())
+            raise KeyboardInterrupt  # the remaining populations wait for sweep --resume
+    ordered = [outcomes[n] for n in range(len(pending))]
+    LAST.extend(ordered)
+    return ordered
+
+
+def _member_outcome(run_dir: Path, result: Any) -> JobOutcome:
+    """A population member's outcome: its run's, or a failure that keeps its folder."""
+    if isinstance(result, RegbenchError):
+        return _failed(run_dir, str(result), result.exit_code, keep=True, resume=False)
+    if isinstance(result, Exception):
+        return _failed(run_dir, f"{type(result).__name__}: {result}", 1, keep=True, resume=False)
+    return JobOutcome(run_dir, result.status, result.exit_code, result.summary.get("error"))
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> Any:
     """Run one job in the directory Hydra made for it (one of a sweep's under --multirun)."""

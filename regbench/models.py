@@ -46,10 +46,14 @@ MODELS: dict[type[ModelConfig], Callable[..., nn.Module]] = {CNNConfig: CNN}
 
 
 def build(cfg: ModelConfig, reg: RegConfig, in_channels: int, image_size: tuple[int, int],
-          num_classes: int = 10) -> nn.Module:
-    """The model that cfg describes, with the layers of the reg section, sized for the data."""
+          num_classes: int = 10, layers: Layers | None = None) -> nn.Module:
+    """The model that cfg describes, with the layers of the reg section, sized for the data.
+
+    ``layers`` replaces the reg section's layer hook (the population engine swaps in its own
+    dropout layers).
+    """
     regs = Regularization.from_config(reg)
-    model = MODELS[type(cfg)](cfg, regs.layers, in_channels, image_size, num_classes)
+    model = MODELS[type(cfg)](cfg, layers or regs.layers, in_channels, image_size, num_classes)
     regs.attach(model)
     return model
 

@@ -25,10 +25,12 @@ from typing import Any
 
 from regbench import runs, terminal
 from regbench.composition import compose, explain, rewrite_experiment, split_args
+from regbench.config import check as config_check
 from regbench.errors import ConfigError, RegbenchError, RunDirError
 from regbench.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
 
 SWEEP_FILE = runs.SWEEP_FILE
+MAX_MEMBERS = "hydra.launcher.max_members"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 OPTUNA_PLUGIN = "hydra_plugins.hydra_optuna_sweeper"
@@ -155,6 +157,9 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
             raise ConfigError(f"{o}: regbench sweep chooses the folder itself "
                               "(results/<experiment>/sweeps/<sweep-id>/<job>); set output.root "
                               "or experiment instead")
+        if key_of(o) == MAX_MEMBERS:  # the population launcher's bound, checked before any job
+            value = o.split("=", 1)[1]
+            config_check(value.isdigit() and int(value) >= 1, MAX_MEMBERS, value, "an integer >= 1")
     if "hydra/sweeper=optuna" in overrides and importlib.util.find_spec(OPTUNA_PLUGIN) is None:
         raise ConfigError("hydra/sweeper=optuna needs Hydra's Optuna sweeper plugin: "
                           "pip install 'regbench[search]'")

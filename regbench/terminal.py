@@ -342,11 +342,16 @@ def bench_table(result: dict[str, Any]) -> Any:
                       f"{f['train_images_per_s']:,.0f}", f"{f['train_epoch_s']:.2f}",
                       f"{f['full_epoch_s']:.2f}", ratio,
                       f"{rate / 1e9:,.1f}", f"{100 * rate / result['matmul_peak_flops_per_s']:.1f}%")
+        for size, p in m.get("population", {}).items():
+            t.add_row("", f"pop M={size}", f"{p['member_images_per_s']:,.0f}", "", "",
+                      f"{p['vs_sequential']:.2f}", "", "")
     load = "/".join("-" if v is None else f"{v:.1f}" for v in result["load_average"])
     lines = ["img/s: training images/s of the train pass; train s, full s: seconds per epoch, "
              "train pass alone and with the eval-mode passes over train and val; ref/rb: "
              "reference seconds / regbench seconds (train, full; median of per-repetition ratios); "
-             "peak: share of the matmul peak",
+             "peak: share of the matmul peak; pop M: M models trained as one "
+             "(hydra/launcher=population), img/s counting every member's images, ref/rb column: "
+             "its rate / regbench's sequential rate",
              f"matmul peak ({result['train_dtype']}): {result['matmul_peak_flops_per_s'] / 1e9:,.1f} "
              f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB; "
              f"host load average at start/end {load} (other processes slow the timings down)"]

@@ -163,83 +163,152 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@dataclass
+class Session:
+    """One run folder being trained: its model, trainer, metrics log, counters and status.
+
+    The sequential loop (``run``) and the population engine (regbench.population) both
+    open one per run, record each trained epoch with ``end_epoch`` and ``close`` it, so
+    a run folder is the same whichever engine trained it.
+    """
+
+    cfg: RegbenchConfig
+    run_dir: Path
+    device: torch.device
+    data: batching.Data
+    trainer: Trainer
+    train_eval: batching.Split
+    log_csv: metrics.MetricsLog
+    start: int  # first epoch to train (after a checkpoint's epoch when resuming)
+    extra: dict[str, Any]
+    t_start: float
+    next_epoch: int = 0
+    status: str = "completed"
+    error: str | None = None
+    signame: str | None = None
+
+    @classmethod
+    def open(cls, cfg: RegbenchConfig, run_dir: Path, data: batching.Data, device: torch.device,
+             *, resume: bool = False, t_start: float | None = None) -> Session:
+        """Seed, build the model and trainer, load a checkpoint to resume, start the log."""
+        t_start = time.perf_counter() if t_start is None else t_start
+        seed_everything(cfg.seed, cfg.trainer.deterministic)
+        if not resume:  # written once the data is there, so a data error leaves no run behind
+            runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
+        configure(device, cfg.trainer.deterministic)
+        model = prepare_model(model, device, compile=cfg.trainer.compile)
+        trainer = build_trainer(cfg, model, data)
+        train_eval = batching.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
+        log.info("model: %s", model)
+        log.info("parameter groups: %s", describe_groups(trainer.optimizer.param_groups))
+        start, extra = 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
+        if resume:
+            start, extra = load_checkpoint(run_dir, trainer)
+        log_csv = metrics.MetricsLog(run_dir / runs.METRICS_FILE, keep_epochs=start - 1)
+        write_summary(run_dir, cfg, log_csv.rows, "running", model, device, extra)
+        return cls(cfg, run_dir, device, data, trainer, train_eval, log_csv, start, extra, t_start,
+                   next_epoch=start)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.trainer.model
+
+    @property
+    def running(self) -> bool:
+        """Whether the run goes on to another epoch."""
+        return self.status == "completed" and self.next_epoch <= self.cfg.trainer.epochs
+
+    def end_epoch(self, epoch: int, running: float, pen: float, finite: bool, t0: float,
+                  train_time: float) -> metrics.Row | None:
+        """Evaluate and record a trained epoch; sets the status when the run ends with it.
+
+        Returns the epoch's row, or None when the epoch diverged (nothing is recorded).
+        """
+        if not finite:
+            self.status = "diverged"
+            return None
+        eval_size = self.cfg.trainer.eval_batch_size
+        train_loss, train_acc = evaluate(self.model, self.train_eval, self.data, eval_size)
+        val_loss, val_acc = evaluate(self.model, self.data.val, self.data, eval_size)
+        row = metrics.Row(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
+                          val_loss=val_loss, val_acc=val_acc, train_loss_running=running,
+                          penalty=pen, lr=optim.current_lr(self.trainer.optimizer),
+                          epoch_time_s=time.perf_counter() - t0,
+                          dropout_rate=rate_in_force(self.model))
+        with signals_deferred():  # the row and its checkpoint land together
+            self.log_csv.append(row)
+            stop = self.trainer.regs.end_epoch(row, self.model)
+            self.extra["train_time_s"] += train_time
+            self.extra["train_images"] += len(self.data.train)
+            if self.cfg.trainer.checkpoint:
+                save_checkpoint(self.run_dir, epoch, self.trainer, self.extra, self.t_start)
+        self.next_epoch = epoch + 1
+        if stop:
+            self.status = "early_stopped"
+        return row
+
+    def stopped_by(self, e: BaseException) -> None:
+        """Record why training ended early: a signal, or an error (logged with its traceback)."""
+        if isinstance(e, (KeyboardInterrupt, Interrupted)):
+            self.status = "interrupted"
+            self.signame = e.args[0] if isinstance(e, Interrupted) else "SIGINT"
+        else:
+            self.status, self.error = "failed", f"{type(e).__name__}: {e}"
+
+    def close(self) -> RunResult:
+        """Restore the best weights if asked, test a finished run, write summary.json."""
+        stopper = self.trainer.regs.stopper
+        finished = self.status in runs.FINISHED
+        if stopper.keep_best and finished:
+            stopper.restore(self.model)
+        test: tuple[float | None, float | None] = (None, None)
+        test_time: dict[str, Any] = {}
+        if finished:
+            eval_size = self.cfg.trainer.eval_batch_size
+            test = evaluate(self.model, self.data.test, self.data, eval_size)
+            test_time = calibration.test_time(self.model, self.data.test, self.data, eval_size,
+                                              self.cfg.eval.mc_samples)
+        self.extra["wall_time_s"] += time.perf_counter() - self.t_start
+        summary = write_summary(self.run_dir, self.cfg, self.log_csv.rows, self.status, self.model,
+                                self.device, self.extra, test=test, test_time=test_time,
+                                error=self.error,
+                                signal_name=self.signame)
+        return RunResult(self.run_dir, self.status, self.log_csv.rows, summary)
+
+
 def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
         callbacks: list[Callback] | None = None) -> RunResult:
     """Train one configuration into run_dir and write metrics.csv, summary.json, checkpoints."""
     t_start = time.perf_counter()
     device = resolve_device(cfg.trainer.device)
-    seed_everything(cfg.seed, cfg.trainer.deterministic)
     data = batching.load(cfg.dataset, device, augment=cfg.dataset.augment or cfg.reg.augment)
-    if not resume:  # written once the data is there, so a data error leaves no run behind
-        runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
-    configure(device, cfg.trainer.deterministic)
-    model = prepare_model(model, device, compile=cfg.trainer.compile)
-    trainer = build_trainer(cfg, model, data)
-    stopper = trainer.regs.stopper
-    train_eval = batching.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
-    log.info("model: %s", model)
-    log.info("parameter groups: %s", describe_groups(trainer.optimizer.param_groups))
-
-    start, extra = 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
-    if resume:
-        start, extra = load_checkpoint(run_dir, trainer)
-    log_csv = metrics.MetricsLog(run_dir / runs.METRICS_FILE, keep_epochs=start - 1)
-    status, error, signame = "completed", None, None
-    write_summary(run_dir, cfg, log_csv.rows, "running", model, device, extra)
+    session = Session.open(cfg, run_dir, data, device, resume=resume, t_start=t_start)
+    trainer = session.trainer
     listeners = CallbackList(callbacks)
-    eval_size = cfg.trainer.eval_batch_size
     try:
         with stop_on_signals():
             listeners.on_train_start(cfg.trainer.epochs, trainer.steps_per_epoch)
-            for epoch in range(start, cfg.trainer.epochs + 1):
+            for epoch in range(session.start, cfg.trainer.epochs + 1):
                 t0 = time.perf_counter()
-                trainer.regs.start_epoch(epoch, model)
+                trainer.regs.start_epoch(epoch, session.model)
                 listeners.on_epoch_start(epoch)
                 running, pen, finite = trainer.train_epoch(listeners)
-                train_time = time.perf_counter() - t0
-                if not finite:
-                    status = "diverged"
-                    break
-                train_loss, train_acc = evaluate(model, train_eval, data, eval_size)
-                val_loss, val_acc = evaluate(model, data.val, data, eval_size)
-                row = metrics.Row(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
-                                  val_loss=val_loss, val_acc=val_acc, train_loss_running=running,
-                                  penalty=pen, lr=optim.current_lr(trainer.optimizer),
-                                  epoch_time_s=time.perf_counter() - t0,
-                                  dropout_rate=rate_in_force(model))
-                with signals_deferred():  # the row and its checkpoint land together
-                    log_csv.append(row)
-                    stop = trainer.regs.end_epoch(row, model)
-                    extra["train_time_s"] += train_time
-                    extra["train_images"] += len(data.train)
-                    if cfg.trainer.checkpoint:
-                        save_checkpoint(run_dir, epoch, trainer, extra, t_start)
-                listeners.on_epoch_end(row)
-                if stop:
-                    status = "early_stopped"
+                row = session.end_epoch(epoch, running, pen, finite, t0, time.perf_counter() - t0)
+                if row is not None:
+                    listeners.on_epoch_end(row)
+                if not session.running:
                     break
     except (KeyboardInterrupt, Interrupted) as e:
-        status = "interrupted"
-        signame = e.args[0] if isinstance(e, Interrupted) else "SIGINT"
+        session.stopped_by(e)
     except Exception as e:  # keep what was computed, then let the caller report it
-        status, error = "failed", f"{type(e).__name__}: {e}"
+        session.stopped_by(e)
         log.exception("run failed")
     finally:
         listeners.on_train_end()
-    finished = status in runs.FINISHED
-    if stopper.keep_best and finished:
-        stopper.restore(model)
-    test: tuple[float | None, float | None] = (None, None)
-    test_time: dict[str, Any] = {}
-    if finished:
-        test = evaluate(model, data.test, data, eval_size)
-        test_time = calibration.test_time(model, data.test, data, eval_size, cfg.eval.mc_samples)
-    extra["wall_time_s"] += time.perf_counter() - t_start
-    summary = write_summary(run_dir, cfg, log_csv.rows, status, model, device, extra,
-                            test=test, test_time=test_time, error=error, signal_name=signame)
-    listeners.on_summary(summary, run_dir)
-    return RunResult(run_dir, status, log_csv.rows, summary)
+    result = session.close()
+    listeners.on_summary(result.summary, run_dir)
+    return result
 
 
 def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,

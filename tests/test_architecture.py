@@ -17,7 +17,7 @@ LAYERS: dict[str, set[str]] = {
     "config": {"errors", "config"},
     "core": {"runs", "datasets", "batching", "models", "regularizers", "optim", "metrics",
              "callbacks", "train", "device", "stats", "labels", "compare", "validation",
-             "calibration"},
+             "calibration", "population"},
     "presentation": {"terminal", "tables", "plots", "report"},
     "orchestration": {"composition", "jobs", "sweep", "bench", "reference", "trackers"},
     "cli": {"cli", "__main__"},

@@ -58,5 +58,8 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
                     "train_flops_per_s", "flops_fraction_of_peak"):
             assert m[key] > 0, key
         assert m["train_images"] == 256 and m["peak_device_mb"] is None
+        assert list(m["population"]) == [str(n) for n in bench.POPULATION_SIZES]
+        assert all(p["member_images_per_s"] > 0 and p["vs_sequential"] > 0
+                   for p in m["population"].values())
     flops = {k: m["train_flops_per_image"] for k, m in result["models"].items()}
     assert flops["cifar"] > 5 * flops["mnist"]  # ~240 vs ~25 MFLOP per training image

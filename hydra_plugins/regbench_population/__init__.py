@@ -1,0 +1,1 @@
+"""regbench's Hydra launcher plugin: ``hydra/launcher=population``."""

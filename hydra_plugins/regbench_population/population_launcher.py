@@ -1,0 +1,91 @@
+"""``hydra/launcher=population``: a sweep's jobs trained together as vectorised populations.
+
+Hydra finds this module through its plugin namespace (``hydra_plugins``), registers the
+launcher's config in the ConfigStore and instantiates ``PopulationLauncher`` from it. For
+each job the launcher does what Hydra's own launchers do (the sweep config, the job's
+folder and ``.hydra/`` files, through ``run_job``), but instead of calling the task
+function per job it hands all the jobs to ``regbench.jobs.run_population_jobs``, which
+groups them and trains each group as one population (``regbench.population``).
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PopulationLauncherConf:
+    _target_: str = "hydra_plugins.regbench_population.population_launcher.PopulationLauncher"
+    # Most members trained at once; a larger group is split into populations of this size
+    # (lower it when a population does not fit in the device's memory).
+    max_members: int = 24
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="population",
+                             node=PopulationLauncherConf, provider="regbench")
+
+
+class PopulationLauncher(Launcher):
+    """Sets up every job as Hydra does, then trains them as populations."""
+
+    def __init__(self, max_members: int = 24) -> None:
+        from regbench.config import check
+
+        check(isinstance(max_members, int) and max_members >= 1, "hydra.launcher.max_members",
+              max_members, "an integer >= 1")
+        self.max_members = max_members
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+               ) -> Sequence[JobReturn]:
+        from regbench.jobs import PendingJob, run_population_jobs
+
+        assert self.config is not None and self.hydra_context is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        pending: list[PendingJob] = []
+
+        def collect(cfg: DictConfig) -> Any:
+            hydra_cfg = HydraConfig.get()
+            pending.append(PendingJob(cfg, Path(hydra_cfg.runtime.output_dir),
+                                      list(hydra_cfg.overrides.task)))
+            return "pending"
+
+        returns, env = [], {}
+        for idx, overrides in enumerate(job_overrides):
+            num = initial_job_idx + idx
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                self.config, list(overrides))
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{num}"
+                sweep_config.hydra.job.num = num
+            env = {str(k): str(v) for k, v in sweep_config.hydra.job.env_set.items()}
+            returns.append(run_job(hydra_context=self.hydra_context, config=sweep_config,
+                                   task_function=collect, job_dir_key="hydra.sweep.dir",
+                                   job_subdir_key="hydra.sweep.subdir"))
+        log.info("population launcher: %d jobs, at most %d members at once", len(pending),
+                 self.max_members)
+        with env_override(env):
+            outcomes = run_population_jobs(pending, self.max_members)
+        for ret, outcome in zip(returns, outcomes, strict=True):
+            ret.status = JobStatus.COMPLETED
+            ret.return_value = outcome.status
+        return returns

@@ -1,0 +1,269 @@
+"""Population training: the members of a grid trained at once, as one vectorised model.
+
+Members share what one program over all of them needs (dataset and split, model, batch
+norm, dropout placement and kind, batch size, epochs, optimizer and schedule) and differ
+in what enters as numbers: seed (initial weights, batch order, dropout masks), dropout
+rates, L1/L2, weight decay, learning rate, label smoothing, max-norm and early stopping.
+
+Each member is a sequential ``train.Session``: its own model (whose parameters are the
+leaves its optimizer updates), optimizer, schedule, regularizers, early-stopping tracker,
+metrics log and checkpoint. Only the training step is vectorised: the members' parameters
+are stacked, one model runs over all members with ``torch.func.functional_call`` under
+``torch.func.vmap``, and the members' losses are summed; each member's loss depends on its
+own parameters alone, so one backward pass fills every member's gradients. Evaluating,
+recording and stopping are the sequential code, member by member, so a member's run folder
+is the one a sequential job writes. A member that stops early or diverges leaves the
+population; the others go on.
+
+On a GPU this turns dozens of launch-bound small trainings into one; on a CPU, already
+compute-bound, it is slower than training the members one after another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from regbench import batching, models
+from regbench.config import RegbenchConfig
+from regbench.device import autocast, prepare_batch, resolve_device
+from regbench.regularizers import Regularization, Site
+from regbench.train import Interrupted, RunResult, Session, stop_on_signals
+
+log = logging.getLogger("regbench")
+
+# Keys in which the members of one population may differ; every other key is shared.
+MEMBER_KEYS = ("seed", "experiment", "reg.dropout.input", "reg.dropout.conv", "reg.dropout.fc",
+               "reg.l1", "reg.l2", "reg.weight_decay", "reg.label_smoothing", "reg.max_norm",
+               "reg.early_stopping", "optim.lr", "trainer.checkpoint", "trainer.progress",
+               "output")
+DROPOUT_BLOCKS = ("input", "conv", "fc")
+
+
+def group_key(cfg: RegbenchConfig) -> str:
+    """What a member shares with the rest of its population, as text: equal keys, one group."""
+    node = asdict(cfg)
+    for key in MEMBER_KEYS:
+        *parents, leaf = key.split(".")
+        section = node
+        for part in parents:
+            section = section[part]
+        section.pop(leaf, None)
+    return json.dumps(node, sort_keys=True, default=str)
+
+
+def split_groups(cfgs: Sequence[RegbenchConfig], max_members: int) -> list[list[int]]:
+    """Indices of cfgs in populations: equal group keys together, at most max_members each."""
+    groups: dict[str, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(group_key(cfg), []).append(i)
+    size = max(max_members, 1)
+    return [g[k:k + size] for g in groups.values() for k in range(0, len(g), size)]
+
+
+def mask_seed(seed: int, epoch: int) -> int:
+    """The seed of a member's dropout masks in one epoch (distinct per seed and epoch)."""
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
+class MemberDropout(nn.Module):
+    """Dropout whose rate and uniform noise are per-member inputs of the vectorised model.
+
+    The rule of ``nn.Dropout`` / ``nn.Dropout2d`` (Srivastava et al., JMLR 2014; Tompson et
+    al., CVPR 2015): a unit (or, spatial, a whole feature map) is kept where its noise is
+    >= p, and the kept ones are scaled by 1/(1-p); p = 0 keeps the input unchanged. The
+    noise is drawn outside ``vmap`` from each member's own generator, so a member's masks
+    depend on its seed alone.
+    """
+
+    def __init__(self, block: str, spatial: bool) -> None:
+        super().__init__()
+        self.block, self.spatial = block, spatial
+        self.noise_shape: tuple[int, ...] | None = None  # per image, found by a dry run
+        self.register_buffer("p", torch.zeros(()), persistent=False)
+        self.register_buffer("noise", torch.ones(()), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.noise_shape is None:  # the dry run: learn the shape of this site's noise
+            c, *rest = x.shape[1:]
+            self.noise_shape = (c, *[1] * len(rest)) if self.spatial else tuple(x.shape[1:])
+            return x
+        if not self.training:
+            return x
+        return x * (self.noise >= self.p) / (1 - self.p)
+
+
+def member_layers(reg: Any) -> models.Layers:
+    """The reg section's layer hook with every dropout layer replaced by a MemberDropout."""
+    regs = Regularization.from_config(reg)
+
+    def layers(site: Site) -> list[nn.Module]:
+        return [MemberDropout(site.block, isinstance(m, nn.Dropout2d))
+                if isinstance(m, (nn.Dropout, nn.Dropout2d)) else m for m in regs.layers(site)]
+
+    return layers
+
+
+@dataclass
+class Population:
+    """The shared model that runs every member's parameters, and the members' sessions."""
+
+    sessions: list[Session]
+    base: nn.Module
+    param_names: list[str]
+    buffer_names: list[str]
+    dropouts: dict[str, MemberDropout]
+
+    @classmethod
+    def build(cls, sessions: list[Session]) -> Population:
+        """A model with a dropout layer wherever any member has one (a rate of 0 elsewhere)."""
+        first = sessions[0]
+        rates = {b: max(getattr(s.cfg.reg.dropout, b) for s in sessions) for b in DROPOUT_BLOCKS}
+        reg = replace(first.cfg.reg, dropout=replace(first.cfg.reg.dropout, **rates))
+        data = first.data
+        base = models.build(first.cfg.model, reg, data.in_channels, data.image_size,
+                            layers=member_layers(reg)).to(first.device)
+        base.eval()
+        with torch.no_grad():  # the dry run that sizes each dropout site's noise
+            base(batching.normalize(data.train.x[:2].float(), data.mean, data.std))
+        base.train()
+        dropouts = {n: m for n, m in base.named_modules() if isinstance(m, MemberDropout)}
+        param_names = [n for n, _ in base.named_parameters()]
+        buffer_names = [n for n, _ in base.named_buffers() if n.rsplit(".", 1)[0] not in dropouts]
+        for s in sessions:  # members' models differ from base only in parameter-free layers
+            shapes = [p.shape for p in s.model.parameters()]
+            if shapes != [p.shape for p in base.parameters()]:
+                raise ValueError(f"{s.run_dir}: its model does not match the population's")
+        return cls(sessions, base, param_names, buffer_names, dropouts)
+
+    def forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor],
+                inputs: dict[str, Tensor], x: Tensor) -> Tensor:
+        """One member's logits: the base model run on that member's tensors."""
+        return functional_call(self.base, {**params, **buffers, **inputs}, (x,))
+
+    def train_epoch(self, members: list[Session], epoch: int) -> list[tuple[float, float, bool]]:
+        """One pass over the training split for these members together.
+
+        Returns each member's (running loss, mean penalty, finite), as the sequential
+        ``Trainer.train_epoch`` does for one run.
+        """
+        device = members[0].device
+        trainers = [s.trainer for s in members]
+        cfg = members[0].cfg
+        data = members[0].data
+        for t in trainers:
+            t.model.train()
+        # Masks depend on (seed, epoch) alone, so a resumed member draws the masks it would have.
+        masks = [torch.Generator(device=device).manual_seed(mask_seed(s.cfg.seed, epoch))
+                 for s in members]
+        rates = {n: torch.tensor([getattr(s.cfg.reg.dropout, d.block) for s in members],
+                                 device=device) for n, d in self.dropouts.items()}
+        buffers = {n: torch.stack([dict(t.model.named_buffers())[n] for t in trainers])
+                   for n in self.buffer_names}
+        params = [list(t.model.parameters()) for t in trainers]
+        vforward = vmap(self.forward)
+        loss_sum = torch.zeros(len(members), device=device)
+        pen_sum = torch.zeros(len(members), device=device)
+        steps = 0
+        loaders = [batching.batches(data.train, cfg.trainer.batch_size, mean=data.mean,
+                                    std=data.std, shuffle=True, augment=data.augment,
+                                    generator=t.generator) for t in trainers]
+        for step in zip(*loaders, strict=True):
+            x = torch.stack([prepare_batch(xb) for xb, _ in step])
+            n = x.shape[1]
+            stacked = {name: torch.stack([ps[i] for ps in params])
+                       for i, name in enumerate(self.param_names)}
+            inputs: dict[str, Tensor] = {}
+            for name, d in self.dropouts.items():
+                assert d.noise_shape is not None
+                inputs[f"{name}.p"] = rates[name]
+                inputs[f"{name}.noise"] = torch.stack(
+                    [torch.rand((n, *d.noise_shape), device=device, generator=g) for g in masks])
+            with autocast(device):
+                logits = vforward(stacked, buffers, inputs, x)
+            totals, pens = [], []
+            for m, (t, (_, y)) in enumerate(zip(trainers, step, strict=True)):
+                loss = t.regs.data_loss(logits[m].float(), y)
+                pen = t.regs.loss_term()
+                totals.append(loss if pen is None else loss + pen)
+                pens.append(pen.detach() if pen is not None else loss.new_zeros(()))
+            total = torch.stack(totals)
+            for t in trainers:
+                t.optimizer.zero_grad(set_to_none=True)
+            total.sum().backward()  # member m's loss depends on its parameters only
+            for t in trainers:
+                t.optimizer.step()
+                t.scheduler.batch_step()
+                t.regs.after_step()
+            loss_sum += total.detach()
+            pen_sum += torch.stack(pens)
+            steps += 1
+        with torch.no_grad():  # batch-norm statistics back into each member's model
+            for name in self.buffer_names:
+                for m, t in enumerate(trainers):
+                    dict(t.model.named_buffers())[name].copy_(buffers[name][m])
+        out = []
+        for m, t in enumerate(trainers):
+            t.scheduler.epoch_step()
+            running = loss_sum[m].item() / max(steps, 1)
+            out.append((running, pen_sum[m].item() / max(steps, 1), math.isfinite(running)))
+        return out
+
+
+def train(members: Sequence[tuple[RegbenchConfig, Path, bool]]) -> list[RunResult | Exception]:
+    """Train (config, run folder, resume) members as one population; one result per member.
+
+    Every member's folder ends with the files a sequential run writes; a fault stops the
+    population and each member keeps what it had recorded. A member that cannot start (an
+    unreadable checkpoint) gets its exception instead of a result; the others train.
+    """
+    t_start = time.perf_counter()
+    cfg = members[0][0]
+    device = resolve_device(cfg.trainer.device)
+    data = batching.load(cfg.dataset, device)
+    opened: list[Session | Exception] = []
+    for c, d, r in members:
+        try:
+            opened.append(Session.open(c, d, data, device, resume=r, t_start=t_start))
+        except Exception as e:
+            opened.append(e)
+    sessions = [s for s in opened if isinstance(s, Session)]
+    if not sessions:
+        return list(opened)
+    try:
+        with stop_on_signals():
+            population = Population.build(sessions)
+            for epoch in range(min(s.next_epoch for s in sessions), cfg.trainer.epochs + 1):
+                active = [s for s in sessions if s.running and s.next_epoch == epoch]
+                if not active:
+                    continue
+                t0 = time.perf_counter()
+                for s in active:
+                    s.trainer.regs.start_epoch(epoch, s.model)
+                results = population.train_epoch(active, epoch)
+                train_time = time.perf_counter() - t0
+                for s, (running, pen, finite) in zip(active, results, strict=True):
+                    s.end_epoch(epoch, running, pen, finite, time.perf_counter() - train_time,
+                                train_time)
+                log.info("population epoch %d: %d members, %.2f s training", epoch, len(active),
+                         train_time)
+    except (KeyboardInterrupt, Interrupted) as e:
+        for s in sessions:
+            if s.running:
+                s.stopped_by(e)
+    except Exception as e:  # keep what was computed, then let the caller report it
+        for s in sessions:
+            if s.running:
+                s.stopped_by(e)
+        log.exception("population failed")
+    return [s.close() if isinstance(s, Session) else s for s in opened]

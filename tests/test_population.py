@@ -1,0 +1,160 @@
+"""Population training: members match their sequential runs; the launcher through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from helpers import TINY, run_cli
+from regbench import metrics, population, runs, train
+from regbench.config import RegbenchConfig
+
+# A member's run equals its sequential run up to float32 rounding: under vmap the
+# convolutions run as one batched (grouped) call whose sums are ordered differently, which
+# moves losses by ~1e-5 relative after a few epochs (measured: <= 2e-5); 1e-4 leaves room
+# for other CPUs while any real difference (a missed penalty, a wrong rate) is far larger.
+# The same rounding can flip one image whose two top logits nearly tie, so accuracies may
+# differ by one image of the 100-image validation split (0.01); the gap columns are
+# differences of these and are not compared.
+RTOL, ATOL = 1e-4, 1e-5
+LOSSES = ["train_loss", "val_loss", "train_loss_running", "penalty", "lr"]
+ACCURACIES, ONE_IMAGE = ["train_acc", "val_acc"], 0.011
+TINY_DATA = ["dataset.train_size=500", "trainer.deterministic=true"]
+
+
+def values(rows: list[metrics.Row], columns: list[str] = LOSSES) -> np.ndarray:
+    return np.array([[r[c] for c in columns] for r in rows], dtype=float)
+
+
+def assert_same_rows(pop: list[metrics.Row], seq: list[metrics.Row]) -> None:
+    np.testing.assert_allclose(values(pop), values(seq), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(values(pop, ACCURACIES), values(seq, ACCURACIES), atol=ONE_IMAGE)
+
+
+def assert_same_run(pop: train.RunResult, seq: train.RunResult) -> None:
+    assert pop.status == seq.status
+    assert_same_rows(pop.rows, seq.rows)
+    for key in ("best_epoch", "stopped_epoch", "kept_epoch", "epochs_run"):
+        assert pop.summary[key] == seq.summary[key], key
+    if seq.summary["test_loss"] is not None:
+        assert pop.summary["test_loss"] == pytest.approx(seq.summary["test_loss"], rel=RTOL)
+
+
+def sequential(cfg: RegbenchConfig, tmp_path: Path) -> train.RunResult:
+    return train.run(cfg, runs.make_run_dir(tmp_path / "seq", "t"))
+
+
+def together(cfgs: list[RegbenchConfig], tmp_path: Path, resume: bool = False,
+             dirs: list[Path] | None = None) -> list[train.RunResult]:
+    dirs = dirs or [runs.make_run_dir(tmp_path / "pop", "t") for _ in cfgs]
+    results = population.train([(c, d, resume) for c, d in zip(cfgs, dirs, strict=True)])
+    assert all(isinstance(r, train.RunResult) for r in results), results
+    return results  # type: ignore[return-value]
+
+
+def test_a_population_of_one_matches_the_sequential_run(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    cfg = make_cfg(*TINY_DATA, "trainer.epochs=2", "reg.batchnorm=true",
+                   "reg.l2=1e-3", "reg.l1=1e-5", "reg.weight_decay=1e-3", "reg.max_norm=3",
+                   "reg.label_smoothing=0.1", "optim.schedule=cosine")
+    (pop,) = together([cfg], tmp_path)
+    assert_same_run(pop, sequential(cfg, tmp_path))
+    files = {p.name for p in pop.run_dir.iterdir()}
+    assert {runs.CONFIG_FILE, runs.METRICS_FILE, runs.SUMMARY_FILE, runs.CHECKPOINT_FILE} <= files
+
+
+def test_members_without_dropout_match_their_sequential_runs(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    base = [*TINY_DATA, "trainer.epochs=3"]
+    cfgs = [make_cfg(*base, "seed=1", "optim.lr=0.02", "reg.l2=1e-3"),
+            # stops after epoch 2 and keeps epoch 1's weights; the others go on
+            make_cfg(*base, "seed=2", "reg.early_stopping.enabled=true",
+                     "reg.early_stopping.patience=1", "reg.early_stopping.min_delta=100"),
+            make_cfg(*base, "seed=3", "optim.lr=1e6")]  # diverges alone
+    results = together(cfgs, tmp_path)
+    assert [r.status for r in results] == ["completed", "early_stopped", "diverged"]
+    for pop, cfg in zip(results, cfgs, strict=True):
+        assert_same_run(pop, sequential(cfg, tmp_path))
+
+
+def test_dropout_members_agree_with_sequential_runs_statistically(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    """The in-epoch loss (dropout active) over 8 seeds: population and sequential are one
+    distribution (Welch's t-test), while the same test tells dropout 0.5 from no dropout."""
+    seeds = range(8)
+    one = ["trainer.epochs=1", "trainer.batch_size=16", "dataset.train_size=300",
+           "trainer.train_eval_size=100", "trainer.checkpoint=false"]
+    cfgs = [make_cfg(*one, "reg.dropout.input=0.4", "reg.dropout.fc=0.5", f"seed={s}")
+            for s in seeds]
+    pop = [r.rows[0].train_loss_running for r in together(cfgs, tmp_path)]
+    seq = [sequential(c, tmp_path).rows[0].train_loss_running for c in cfgs]
+    plain = [r.rows[0].train_loss_running for r in together(
+        [make_cfg(*one, f"seed={s}") for s in seeds],
+        tmp_path)]
+    assert stats.ttest_ind(pop, seq, equal_var=False).pvalue > 0.01
+    assert stats.ttest_ind(plain, seq, equal_var=False).pvalue < 0.01  # the test has power
+
+
+def test_a_member_resumes_from_its_checkpoint(make_cfg: Callable[..., RegbenchConfig],
+                                             tmp_path: Path) -> None:
+    def cfgs(epochs: int) -> list[RegbenchConfig]:
+        return [make_cfg(*TINY_DATA, f"trainer.epochs={epochs}", "reg=dropout", f"seed={s}")
+                for s in (0, 1)]
+
+    full = together(cfgs(2), tmp_path)
+    dirs = [runs.make_run_dir(tmp_path / "part", "t") for _ in range(2)]
+    together(cfgs(1)[:1], tmp_path, dirs=dirs[:1])  # member 0 stops after epoch 1
+    # member 0 resumes at epoch 2 while member 1 starts at epoch 1, in one population
+    resumed = population.train([(cfgs(2)[0], dirs[0], True), (cfgs(2)[1], dirs[1], False)])
+    for res, ref in zip(resumed, full, strict=True):
+        assert isinstance(res, train.RunResult)
+        assert_same_run(res, ref)
+    assert len(metrics.read_rows(dirs[0] / runs.METRICS_FILE)) == 2
+
+
+def test_groups_share_what_they_must_and_split_at_max_members(
+        make_cfg: Callable[..., RegbenchConfig]) -> None:
+    cfgs = [make_cfg(f"seed={s}", f"reg.dropout.fc={p}", "reg.l2=1e-3") for s in range(3)
+            for p in (0.0, 0.5)]
+    cfgs.append(make_cfg("reg.batchnorm=true"))  # a different model: its own population
+    assert population.split_groups(cfgs, 4) == [[0, 1, 2, 3], [4, 5], [6]]
+    assert population.split_groups(cfgs, 24) == [[0, 1, 2, 3, 4, 5], [6]]
+
+
+def test_a_population_sweep_summarizes_like_the_sequential_sweep(tmp_path: Path) -> None:
+    grid = [*TINY, "trainer.epochs=1", "reg.dropout.fc=0.0,0.5", "seed=0,1"]
+    folders = {}
+    for name, extra in (("seq", []), ("pop", ["hydra/launcher=population",
+                                              "hydra.launcher.max_members=3"])):
+        (tmp_path / name).mkdir()
+        proc = run_cli("sweep", *grid, *extra, cwd=tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+        (folders[name],) = (tmp_path / name / "results" / "default" / "sweeps").iterdir()
+    assert "[4/4] reg.dropout.fc=0.5 seed=1: completed" in proc.stdout
+    for job in range(4):
+        seq, pop = folders["seq"] / str(job), folders["pop"] / str(job)
+        assert (seq / runs.CONFIG_FILE).read_text() == (pop / runs.CONFIG_FILE).read_text()
+        assert set(json.loads((seq / runs.SUMMARY_FILE).read_text())) == \
+            set(json.loads((pop / runs.SUMMARY_FILE).read_text()))
+        assert runs.job_status(pop) == "completed"
+    tables = {n: (f / "summary.csv").read_text().splitlines() for n, f in folders.items()}
+    assert tables["pop"][0] == tables["seq"][0]
+    key = [line.split(",")[0] for line in tables["seq"][1:]]
+    assert sorted(line.split(",")[0] for line in tables["pop"][1:]) == sorted(key)
+    # seed 0 without dropout trains exactly as its sequential twin (within float rounding)
+    assert_same_rows(metrics.read_rows(folders["pop"] / "0" / runs.METRICS_FILE),
+                     metrics.read_rows(folders["seq"] / "0" / runs.METRICS_FILE))
+
+
+def test_a_bad_max_members_is_one_line_before_any_job() -> None:
+    from regbench import sweep
+    from regbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hydra.launcher.max_members='0' is not allowed"):
+        sweep.check([*TINY, "seed=0,1", "hydra/launcher=population",
+                     "hydra.launcher.max_members=0"], [])
