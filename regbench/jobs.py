@@ -157,6 +157,13 @@ def run_population_jobs(pending: list[PendingJob], max_members: int) -> list[Job
         except RegbenchError as e:
             outcomes[num] = _failed(job.run_dir, str(e), e.exit_code, keep=True, resume=False)
             continue
+        why = population.unsupported(schema)
+        if why is not None:  # a setting the population does not vectorise: train it alone
+            terminal.err.print(f"regbench: {why}: not trained per member by the population "
+                               "engine; this job runs on its own", soft_wrap=True)
+            outcomes[num] = execute(job.cfg, job.run_dir, resume=action == "resume", show=False,
+                                    keep_failed=True)
+            continue
         members.append((num, schema))
     for num in sorted(outcomes):  # kept and invalid jobs first: the populations take a while
         terminal.print_job_line(pending[num].run_dir, actions[num],

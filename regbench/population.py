@@ -50,6 +50,23 @@ MEMBER_KEYS = ("seed", "experiment", "reg.dropout.input", "reg.dropout.conv", "r
 DROPOUT_BLOCKS = ("input", "conv", "fc")
 
 
+def unsupported(cfg: RegbenchConfig) -> str | None:
+    """The first setting the population engine does not train per member, or None.
+
+    Gaussian dropout, DropConnect, dropout schedules, test-time MC dropout and the reg-level
+    augmentation switch run through the sequential engine instead.
+    """
+    r = cfg.reg
+    for key, value, plain in (("reg.dropout.kind", r.dropout.kind, ("standard", "spatial")),
+                              ("reg.dropout.schedule", r.dropout.schedule, ("constant",)),
+                              ("reg.dropconnect", r.dropconnect, (0.0,)),
+                              ("reg.augment", r.augment, (False,)),
+                              ("eval.mc_samples", cfg.eval.mc_samples, (0,))):
+        if value not in plain:
+            return f"{key}={value}"
+    return None
+
+
 def group_key(cfg: RegbenchConfig) -> str:
     """What a member shares with the rest of its population, as text: equal keys, one group."""
     node = asdict(cfg)
