@@ -175,8 +175,9 @@ def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True
         for metric in DIFFERENCES:
             per_seed = {name: g.set_index("seed")[metric] for name, g in grouped}
             diffs = stats.compare_to_baseline(per_seed, baseline, adjust).set_index("config")
-            k = int((diffs["pairs"] >= 2).sum())
-            table["pairs"] = diffs["pairs"].astype("Int64")
+            k = max(k, int((diffs["pairs"] >= 2).sum()))
+            if metric == DIFFERENCES[0]:  # pairs of the headline metric
+                table["pairs"] = diffs["pairs"].astype("Int64")
             table[f"d_{metric}"] = diffs["d"]
             table[f"d_{metric}_low"] = diffs["low"]
             table[f"d_{metric}_high"] = diffs["high"]
