@@ -66,26 +66,37 @@ def label(config: dict[str, Any], axes: list[str]) -> str:
     for key in axes:
         if key in reg_axes and len(reg_axes) > 1:
             if key == reg_axes[0]:
-                parts.append(reg_label(config))
+                parts.append(reg_label(config, axes))
             continue
         parts.append(f"{key}={fmt(config.get(key))}")
     return " ".join(parts) or reg_label(config)
 
 
-def reg_label(config: dict[str, Any]) -> str:
-    """The reg section as 'reg=PRESET', followed by the keys where it departs from that preset.
+def reg_label(config: dict[str, Any], axes: list[str] | None = None) -> str:
+    """The reg section as 'reg=PRESET' and the keys where it departs from that preset.
 
     The preset chosen is the one it departs from on the fewest keys, so the label is as short
-    as the section allows and determines it entirely; on a tie a regularizing preset wins
-    over none, so the keys written out are the regularizer's own ('reg=dropout
-    reg.dropout.fc=0.0' rather than 'reg=none reg.dropout.conv=0.25').
+    as the section allows and determines it entirely. On a tie, the departures that are on
+    the axes (keys that vary among the groups shown) win, then a regularizing preset over
+    none: next to 'reg=dropout', conv 0.25 with fc 0 is 'reg=dropout reg.dropout.fc=0.0',
+    naming the key that tells the two apart; with no axes (a lone configuration) none wins.
+    Departures from none are written alone ('reg.dropout.fc=0.5').
     """
+    on_axes = set(axes or [])
+
     def departures(section: dict[str, str]) -> list[str]:
         return [f"{k}={fmt(config.get(k))}" for k, v in section.items() if fmt(config.get(k)) != v]
 
-    name, section = min(reg_presets().items(),
-                        key=lambda item: (len(departures(item[1])), item[0] == "none"))
-    return " ".join([f"reg={name}", *departures(section)])
+    def cost(item: tuple[str, dict[str, str]]) -> tuple[int, int, bool]:
+        away = departures(item[1])
+        # among others a regularizing preset names the regularizer's own keys; alone, the
+        # departures from none are the keys that were set
+        return (len(away), sum(d.split("=")[0] not in on_axes for d in away),
+                (item[0] == "none") == bool(on_axes))
+
+    name, section = min(reg_presets().items(), key=cost)
+    away = departures(section)
+    return " ".join(away) if name == "none" and away else " ".join([f"reg={name}", *away])
 
 
 def config_key(config: dict[str, Any]) -> str:
