@@ -56,7 +56,7 @@ def test_bad_overrides_exit_2_with_one_line_naming_the_key(tmp_path: Path) -> No
         "reg.dropout.fc=1.5": "reg.dropout.fc=1.5",
         "reg.dropuot.fc=0.3": "did you mean reg.dropout.fc",
         "trainer.epochs=abc": "trainer.epochs",
-        "reg=nonsense": "available: all, batchnorm",
+        "reg=nonsense": "available: all, augment, batchnorm",
         "optim.name=rmsprop": "known values are sgd, adam, adamw",
         "reg.dropout.fc=0.1,0.2": "regbench sweep",
         "experiment=../../x": "experiment='../../x'",
