@@ -287,8 +287,12 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)
     except KeyboardInterrupt:
-        terminal.err.print(f"regbench: sweep interrupted; continue it with: regbench sweep --resume {sweep_dir}",
-                  soft_wrap=True)
+        if sweep_plan.sweeper == "basic":
+            hint = f"continue it with: regbench sweep --resume {sweep_dir}"
+        else:
+            record_trials(sweep_dir, sweep_plan)
+            hint = f"its finished trials are kept: regbench summarize {sweep_dir}"
+        terminal.err.print(f"regbench: sweep interrupted; {hint}", soft_wrap=True)
         return INTERRUPTED
 
 
