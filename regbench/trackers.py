@@ -33,8 +33,9 @@ SUMMARY_METRICS = ("best_epoch", "epochs_run", "onset_epoch", "test_loss", "test
 MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                         "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-                        # the store's table creation is not news on a run's terminal
-                        "MLFLOW_LOGGING_LEVEL": "WARNING"}
+                        # table creation and 'View run at URL' are not news on a run's terminal
+                        "MLFLOW_LOGGING_LEVEL": "WARNING",
+                        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def hparams(cfg: RegbenchConfig) -> dict[str, str | int | float | bool]:
