@@ -218,8 +218,8 @@ class Loops:
         self.reference(1, "warmup")
 
 
-def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int, reps: int
-                ) -> dict[str, Any]:
+def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int, reps: int,
+                members: tuple[int, ...] = POPULATION_SIZES) -> dict[str, Any]:
     """Every figure for one network: both loops' medians, ratios, FLOP/s, device memory."""
     spec = BENCH_MODELS[key]
     cfg = replace(RegbenchConfig(), model=model_config(spec.preset))
@@ -260,17 +260,27 @@ def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int,
         "ten_epoch_s": 10 * b["full_epoch_s"],
         "peak_device_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "repetitions": {"regbench": rb.__dict__, "reference": ref.__dict__},
-        "population": population_rates(cfg, data, device, epochs, reps, b["train_images_per_s"]),
+        "population": population_rates(cfg, data, device, epochs, reps, b["train_images_per_s"],
+                                       members),
     }
 
 
+def population_sizes(text: str) -> tuple[int, ...]:
+    """'1,8,24' -> (1, 8, 24); ConfigError naming --members unless integers >= 1."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise ConfigError(f"--members {text!r} is not allowed: use comma-separated integers >= 1")
+    return tuple(int(p) for p in parts)
+
+
 def population_rates(cfg: RegbenchConfig, data: datamod.Data, device: torch.device, epochs: int,
-                     reps: int, sequential_rate: float) -> dict[str, dict[str, float]]:
+                     reps: int, sequential_rate: float,
+                     sizes: tuple[int, ...] = POPULATION_SIZES) -> dict[str, dict[str, float]]:
     """Member-images/s of the population engine's train pass for each size M (median of reps),
     and its ratio to regbench's sequential train pass (one model at a time)."""
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="regbench-population-") as tmp:
-        for size in POPULATION_SIZES:
+        for size in sizes:
             sessions = []
             for i in range(size):
                 run_dir = Path(tmp) / f"{size}-{i}"
@@ -347,7 +357,8 @@ def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
 
 def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1, reps: int = 3,
               dataset: str = "synthetic", root: str = "data", device_name: str = "auto",
-              threads: int | None = None) -> dict[str, Any]:
+              threads: int | None = None, members: tuple[int, ...] = POPULATION_SIZES
+              ) -> dict[str, Any]:
     """Measure regbench against the tutorial loop for the chosen networks; a JSON-ready dict."""
     keys = check(model, dataset, images, epochs, reps, device_name, threads)
     if threads is not None:  # both loops: a CPU shared with other jobs is faster with fewer
@@ -374,7 +385,7 @@ def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1
             d = synthetic_data(spec.shape, n, device)
         else:
             d = real_data(dataset, root, images, device)
-        out["models"][key] = bench_model(key, d, device, epochs, reps)
+        out["models"][key] = bench_model(key, d, device, epochs, reps, members)
     # measured again at the end: a busy machine can slow one measurement down
     peak = out["matmul_peak_flops_per_s"] = max(peak, matmul_peak(device, dtype))
     for m in out["models"].values():

@@ -390,6 +390,8 @@ def bench(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     threads: int = typer.Option(None, help="CPU threads for both loops "
                                 "(default: PyTorch's, one per core)."),
+    members: str = typer.Option("1,8,24", help="Population sizes to measure "
+                                "(hydra/launcher=population), comma-separated."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Measure regbench's training loop against the standard PyTorch tutorial loop.
@@ -406,13 +408,14 @@ def bench(
     """
     import json
 
-    from regbench.bench import check, run_bench
+    from regbench.bench import check, population_sizes, run_bench
     from regbench.terminal import bench_table, print_table
 
+    sizes = population_sizes(members)
     check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
     result = run_bench(model, images=images, epochs=epochs, reps=reps, dataset=dataset,
                        root=root or os.environ.get("REGBENCH_DATA", "data"), device_name=device,
-                       threads=threads)
+                       threads=threads, members=sizes)
     if as_json:
         print(json.dumps(result))
     else:

@@ -133,9 +133,8 @@ def member_layers(reg: Any) -> models.Layers:
 
 @dataclass
 class Population:
-    """The shared model that runs every member's parameters, and the members' sessions."""
+    """The shared model that runs every member's parameters under vmap."""
 
-    sessions: list[Session]
     base: nn.Module
     param_names: list[str]
     buffer_names: list[str]
@@ -161,7 +160,7 @@ class Population:
             shapes = [p.shape for p in s.model.parameters()]
             if shapes != [p.shape for p in base.parameters()]:
                 raise ValueError(f"{s.run_dir}: its model does not match the population's")
-        return cls(sessions, base, param_names, buffer_names, dropouts)
+        return cls(base, param_names, buffer_names, dropouts)
 
     def forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor],
                 inputs: dict[str, Tensor], x: Tensor) -> Tensor:

@@ -42,10 +42,14 @@ def test_bad_options_name_the_option() -> None:
     with pytest.raises(ConfigError, match="--device 'tpu'"):
         bench.check("both", "synthetic", None, 1, 3, "tpu")
     assert bench.check("both", "cifar10", None, 1, 3) == ["cifar"]
+    with pytest.raises(ConfigError, match="--members '1,0'"):
+        bench.population_sizes("1,0")
+    assert bench.population_sizes("1, 8,24") == (1, 8, 24)
 
 
 def test_bench_json_has_every_figure(tmp_path: Path) -> None:
-    proc = run_cli("bench", "--json", "--images", "256", "--reps", "1", cwd=tmp_path)
+    proc = run_cli("bench", "--json", "--images", "256", "--reps", "1", "--members", "1,2",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["device"] == "cpu" and result["matmul_peak_flops_per_s"] > 0
@@ -58,7 +62,7 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
                     "train_flops_per_s", "flops_fraction_of_peak"):
             assert m[key] > 0, key
         assert m["train_images"] == 256 and m["peak_device_mb"] is None
-        assert list(m["population"]) == [str(n) for n in bench.POPULATION_SIZES]
+        assert list(m["population"]) == ["1", "2"]
         assert all(p["member_images_per_s"] > 0 and p["vs_sequential"] > 0
                    for p in m["population"].values())
     flops = {k: m["train_flops_per_image"] for k, m in result["models"].items()}
