@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -150,17 +151,32 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends, so an epoch's files are never half written."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    """Hold SIGINT and SIGTERM until the block ends, so an epoch's files are never half written.
+
+    The handlers are swapped for one that only notes the signal; the noted signal is handed
+    to the previous handler when the block ends. (A signal mask would not do: it holds the
+    signal for this thread only, and Python runs its handlers in the main thread whichever
+    thread, torch's included, the kernel delivered the signal to.)
+    """
+    noted: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
     try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    except (AttributeError, ValueError, OSError):  # no POSIX signal masks on this platform
+        previous = {s: signal.signal(s, lambda signum, _frame: noted.append(signum))
+                    for s in signals}
+    except ValueError:  # not the main thread (some launchers): leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if noted:
+            handler = previous[noted[0]]
+            if callable(handler):
+                handler(noted[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), noted[0])
 
 
 @dataclass
