@@ -39,7 +39,7 @@ BAD = [
     ("trainer.batch_size=0", "trainer.batch_size"), ("reg.early_stopping.patience=0", "patience"),
     ("dataset.val_fraction=1.0", "dataset.val_fraction"), ("dataset.name=imagenet", "dataset.name"),
     ("optim.schedule=warmup", "optim.schedule"), ("reg.early_stopping.monitor=loss", "monitor"),
-    ("reg.dropout.kind=gaussian", "reg.dropout.kind"), ("reg.dropout.position=middle", "position"),
+    ("reg.dropout.kind=bernoulli", "reg.dropout.kind"), ("reg.dropout.position=middle", "position"),
     ("trainer.device=tpu", "trainer.device"), ("reg.max_norm=0", "reg.max_norm"),
     ("reg.label_smoothing=1.0", "reg.label_smoothing"), ("model.channels=[]", "model.channels"),
     ("model.channels=[8,0]", "model.channels"), ("model.hidden=0", "model.hidden"),
