@@ -93,13 +93,14 @@ def test_a_bad_value_on_an_axis_stops_the_sweep_before_anything_runs(
 
 def test_preset_studies_expand_to_their_grids() -> None:
     jobs, _ = sweep.expand(["experiment=dropout_grid"])
-    assert len(jobs) == 24 and sweep.sweep_axes(jobs) == ["reg.dropout.fc", "seed"]
-    assert "reg.dropout.fc=0.7" in jobs[-1]
+    assert len(jobs) == 40 and sweep.sweep_axes(jobs) == ["reg.dropout.fc", "seed"]
+    assert "reg.dropout.fc=0.75" in jobs[-1] and "seed=9" in jobs[-1]  # ten seeds by default
+    assert len(sweep.expand(["experiment=dropout_grid", "seed=range(0,3)"])[0]) == 12
     jobs, _ = sweep.expand(["experiment=reg_compare", "seed=0"])  # the command line wins
     assert [j[0] for j in jobs] == [f"reg={r}" for r in
                                     "none dropout l2 weight_decay batchnorm early_stopping augment all".split()]
     jobs, hydra = sweep.expand(["experiment=bn_dropout_order", "hydra/launcher=joblib"])
-    assert len(jobs) == 6 and hydra == ["hydra/launcher=joblib"]
+    assert len(jobs) == 20 and hydra == ["hydra/launcher=joblib"]
     assert len(sweep.expand(["experiment=cifar10_dropout"])[0]) == 18
     jobs, _ = sweep.expand(["reg=glob(l*)", "seed=range(0,2)"])
     assert [j[0] for j in jobs[::2]] == ["reg=l1", "reg=l2", "reg=label_smoothing"]
