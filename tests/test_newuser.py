@@ -74,7 +74,7 @@ def test_help_everywhere_with_examples_and_no_bool_placeholder(tmp_path: Path) -
             assert "Example" in result.output and "<bool>" not in result.output, command
             assert max(map(len, result.output.splitlines())) <= 80
     run_help = runner.invoke(app, ["run", "-h"], env={"COLUMNS": "80"}).output
-    assert "reg=NAME: all, batchnorm, dropout" in run_help and "dropout_grid" in run_help
+    assert "reg=NAME: all, augment, batchnorm" in run_help and "dropout_grid" in run_help
     summarize = run_cli("summarize", str(tmp_path), "--debug", cwd=tmp_path)
     assert summarize.returncode == 2 and "Traceback" in summarize.stderr
 
