@@ -75,9 +75,9 @@ def t_interval(diffs: list[float]) -> tuple[float, float, float]:
 def test_groups_means_stds_and_paired_intervals_are_exact(study: Path) -> None:
     comp = compare.compare(runs.find_runs([study]), adjust=False)
     rows = by_config(comp)
-    assert list(comp.table["config"]) == ["reg=dropout reg.dropout.conv=0.0", "reg=weight_decay", "reg=l2", "reg=none"]
+    assert list(comp.table["config"]) == ["reg.dropout.fc=0.5", "reg=weight_decay", "reg=l2", "reg=none"]
     assert comp.baseline == "reg=none" and comp.table["best"].tolist() == [True, False, False, False]
-    drop, none, l2, wd = (rows[k] for k in ("reg=dropout reg.dropout.conv=0.0", "reg=none", "reg=l2", "reg=weight_decay"))
+    drop, none, l2, wd = (rows[k] for k in ("reg.dropout.fc=0.5", "reg=none", "reg=l2", "reg=weight_decay"))
     assert (drop["seeds"], none["seeds"], l2["seeds"], wd["seeds"]) == (3, 3, 2, 1)
     assert none["val_acc_mean"] == pytest.approx(0.92) and none["val_acc_std"] == pytest.approx(0.02)
     assert drop["val_acc_mean"] == pytest.approx(0.95)
@@ -107,7 +107,7 @@ def test_baseline_by_key_and_value_and_refusals(study: Path) -> None:
     run_dirs = runs.find_runs([study])
     assert compare.compare(run_dirs, "reg.l2=0.0005").baseline == "reg=l2"
     assert compare.compare(run_dirs, "reg=l2").baseline == "reg=l2"
-    assert compare.compare(run_dirs, "reg.dropout.fc=0.5").baseline == "reg=dropout reg.dropout.conv=0.0"
+    assert compare.compare(run_dirs, "reg.dropout.fc=0.5").baseline == "reg.dropout.fc=0.5"
     with pytest.raises(ConfigError, match="matches no configuration; the configurations are"):
         compare.compare(run_dirs, "reg=all")
     with pytest.raises(ConfigError, match="matches 3 configurations"):
@@ -124,7 +124,7 @@ def test_summarize_command_prints_the_table_and_formats(study: Path) -> None:
     assert "ddof=1" in table.output and "diverged" in table.output
     out = runner.invoke(app, ["summarize", str(study), "--format", "csv", "--baseline", "reg=none"])
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
-    assert [r["config"] for r in rows][0] == "reg=dropout reg.dropout.conv=0.0"
+    assert [r["config"] for r in rows][0] == "reg.dropout.fc=0.5"
     assert float(rows[0]["val_acc_mean"]) == pytest.approx(0.95)
     md = runner.invoke(app, ["summarize", str(study), "--format", "markdown"]).stdout
     assert md.startswith("| configuration | seeds |") and "| reg=none (baseline) |" in md
