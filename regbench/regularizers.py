@@ -386,31 +386,19 @@ class BatchNorm(Regularizer):
 
 
 @dataclass
-class L2(Regularizer):
-    """The L2 penalty l2/2 * sum(w^2) over the decayed weights, added to the loss."""
+class Penalty(Regularizer):
+    """The L2 / L1 penalty l2/2 * sum(w^2) + l1 * sum(|w|) over the decayed weights, added
+    to the loss (see penalty)."""
 
-    strength: float
-
-    @classmethod
-    def from_config(cls, reg: RegConfig) -> L2 | None:
-        return cls(reg.l2) if reg.l2 else None
-
-    def loss_term(self, params: Sequence[Tensor]) -> Tensor | None:
-        return penalty(params, l2=self.strength)
-
-
-@dataclass
-class L1(Regularizer):
-    """The L1 penalty l1 * sum(|w|) over the decayed weights, added to the loss."""
-
-    strength: float
+    l2: float
+    l1: float
 
     @classmethod
-    def from_config(cls, reg: RegConfig) -> L1 | None:
-        return cls(reg.l1) if reg.l1 else None
+    def from_config(cls, reg: RegConfig) -> Penalty | None:
+        return cls(reg.l2, reg.l1) if reg.l2 or reg.l1 else None
 
     def loss_term(self, params: Sequence[Tensor]) -> Tensor | None:
-        return penalty(params, l1=self.strength)
+        return penalty(params, l2=self.l2, l1=self.l1)
 
 
 @dataclass
@@ -527,10 +515,10 @@ class EarlyStopping(Regularizer):
         self.bad_epochs, self.best_state = int(state["bad_epochs"]), state["best_state"]
 
 
-# The regularizers, in the order their hooks run (L2 before L1: the penalty sums that way).
+# The regularizers, in the order their hooks run.
 REGULARIZERS: tuple[type[Regularizer], ...] = (
-    Dropout, DropoutSchedule, DropConnect, BatchNorm, L2, L1, WeightDecay, MaxNorm, LabelSmoothing,
-    EarlyStopping)
+    Dropout, DropoutSchedule, DropConnect, BatchNorm, Penalty, WeightDecay, MaxNorm,
+    LabelSmoothing, EarlyStopping)
 
 
 @dataclass
