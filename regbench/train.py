@@ -328,9 +328,10 @@ def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
 
 
 def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,
-                  model: nn.Module, device: torch.device,
-                  extra: dict[str, Any], *, test: tuple[float | None, float | None] = (None, None),
-                  test_time: dict[str, Any] | None = None, error: str | None = None, signal_name: str | None = None) -> dict[str, Any]:
+                  model: nn.Module, device: torch.device, extra: dict[str, Any], *,
+                  test: tuple[float | None, float | None] = (None, None),
+                  test_time: dict[str, Any] | None = None, error: str | None = None,
+                  signal_name: str | None = None) -> dict[str, Any]:
     """Write summary.json with every key of the contract, and return it."""
     monitor = cfg.reg.early_stopping.monitor
     best_i = metrics.best_index(rows, monitor)
