@@ -63,7 +63,7 @@ class Data:
 
 
 def normalize(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """uint8 [B, C, H, W] -> float32, scaled to [0, 1] then standardised per channel."""
+    """uint8 [..., C, H, W] -> float32, scaled to [0, 1] then standardised per channel."""
     scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
     shift = (-mean / std).view(1, -1, 1, 1)
     return torch.addcmul(shift, x.float(), scale)
@@ -103,17 +103,38 @@ def batches(split: Split, batch_size: int, *, mean: Tensor, std: Tensor, shuffle
     """Yield normalised (images, labels) batches taken by index from tensors on the device."""
     n = len(split)
     order = torch.randperm(n, device=split.x.device, generator=generator) if shuffle else None
-    for start in range(0, n, batch_size):
-        if shuffle and n - start == 1 and start > 0:
-            break  # batch norm cannot normalise a batch of one image; it is reshuffled next epoch
+    for batch in batch_slices(n, batch_size, shuffle):
         if order is None:
-            x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
+            x, y = split.x[batch], split.y[batch]
         else:
-            idx = order[start:start + batch_size]
+            idx = order[batch]
             x, y = split.x[idx], split.y[idx]
         if augment != "none":
             x = augment_batch(x, augment, generator)
         yield normalize(x, mean, std), y
+
+
+def member_batches(split: Split, batch_size: int, *, mean: Tensor, std: Tensor,
+                   generators: list[torch.Generator]) -> Iterator[tuple[Tensor, Tensor]]:
+    """Shuffled batches of several runs at once: images [M, B, C, H, W], labels [M, B].
+
+    Run m's batches are the ones ``batches(shuffle=True, generator=generators[m])`` yields
+    (same order, same generator draws), gathered for all runs in one indexing operation.
+    """
+    n = len(split)
+    orders = torch.stack([torch.randperm(n, device=split.x.device, generator=g)
+                          for g in generators])
+    for batch in batch_slices(n, batch_size, shuffle=True):
+        idx = orders[:, batch]
+        yield normalize(split.x[idx], mean, std), split.y[idx]
+
+
+def batch_slices(n: int, batch_size: int, shuffle: bool) -> Iterator[slice]:
+    """The batches' positions in an epoch of n images (in shuffled order, when shuffling)."""
+    for start in range(0, n, batch_size):
+        if shuffle and n - start == 1 and start > 0:
+            break  # batch norm cannot normalise a batch of one image; it is reshuffled next epoch
+        yield slice(start, start + batch_size)
 
 
 def num_batches(n: int, batch_size: int) -> int:

@@ -54,7 +54,16 @@ BENCH_MODELS: dict[str, BenchModel] = {
     "cifar": BenchModel("cnn_cifar", (3, 32, 32), ("cifar10",), 50_000, 1_500),
 }
 SEED = 0
-POPULATION_SIZES = (1, 8, 24)  # members trained as one population, as hydra/launcher=population does
+# Members trained as one population, as hydra/launcher=population does: up to a
+# 24-job grid on a CPU (already slower at 8), up to an 80-job grid on a GPU.
+POPULATION_SIZES = {"cpu": (1, 8, 24), "gpu": (1, 8, 24, 80)}
+# Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, without sparsity),
+# matched against torch.cuda.get_device_name: the first entry whose words all occur wins.
+BF16_SPEC_PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
+    (("H100", "PCIe"), 756e12), (("H100", "NVL"), 835e12), (("H100",), 989e12),
+    (("H200",), 989e12), (("GH200",), 989e12), (("A100",), 312e12), (("L40S",), 362e12),
+    (("L4",), 121e12), (("A10",), 125e12),
+)
 WARMUP_BATCHES = 4  # untimed batches per loop first: allocator, cuDNN autotuning, worker start
 
 
@@ -122,6 +131,20 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
         sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
+
+
+def spec_peak(name: str) -> float | None:
+    """The data-sheet dense bf16 peak of a GPU named `name`, or None if it is not listed."""
+    words = name.replace("-", " ").split()
+    for keys, peak in BF16_SPEC_PEAKS:
+        if all(k in words for k in keys):
+            return peak
+    return None
+
+
+def default_sizes(device: torch.device) -> tuple[int, ...]:
+    """The population sizes measured unless --members says otherwise."""
+    return POPULATION_SIZES["cpu" if device.type == "cpu" else "gpu"]
 
 
 def flops_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
@@ -219,7 +242,7 @@ class Loops:
 
 
 def bench_model(key: str, data: datamod.Data, device: torch.device, epochs: int, reps: int,
-                members: tuple[int, ...] = POPULATION_SIZES) -> dict[str, Any]:
+                members: tuple[int, ...]) -> dict[str, Any]:
     """Every figure for one network: both loops' medians, ratios, FLOP/s, device memory."""
     spec = BENCH_MODELS[key]
     cfg = replace(RegbenchConfig(), model=model_config(spec.preset))
@@ -274,8 +297,8 @@ def population_sizes(text: str) -> tuple[int, ...]:
 
 
 def population_rates(cfg: RegbenchConfig, data: datamod.Data, device: torch.device, epochs: int,
-                     reps: int, sequential_rate: float,
-                     sizes: tuple[int, ...] = POPULATION_SIZES) -> dict[str, dict[str, float]]:
+                     reps: int, sequential_rate: float, sizes: tuple[int, ...]
+                     ) -> dict[str, dict[str, float]]:
     """Member-images/s of the population engine's train pass for each size M (median of reps),
     and its ratio to regbench's sequential train pass (one model at a time)."""
     out: dict[str, dict[str, float]] = {}
@@ -357,7 +380,7 @@ def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
 
 def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1, reps: int = 3,
               dataset: str = "synthetic", root: str = "data", device_name: str = "auto",
-              threads: int | None = None, members: tuple[int, ...] = POPULATION_SIZES
+              threads: int | None = None, members: tuple[int, ...] | None = None
               ) -> dict[str, Any]:
     """Measure regbench against the tutorial loop for the chosen networks; a JSON-ready dict."""
     keys = check(model, dataset, images, epochs, reps, device_name, threads)
@@ -367,10 +390,13 @@ def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1
     configure(device, deterministic=False)
     dtype = train_dtype(device)
     peak = matmul_peak(device, dtype)
+    members = members or default_sizes(device)
+    sheet = spec_peak(machine(device)) if device.type == "cuda" else None
     out: dict[str, Any] = {
         "device": str(device), "machine": machine(device), "torch": torch.__version__,
         "train_dtype": str(dtype).removeprefix("torch."), "dataset": dataset, "epochs": epochs,
-        "reps": reps, "matmul_peak_flops_per_s": peak, "models": {}, "note": None,
+        "reps": reps, "matmul_peak_flops_per_s": peak, "bf16_spec_peak_flops_per_s": sheet,
+        "models": {}, "note": None,
         "load_average": [load_average()],  # other processes share the device: read timings with it
     }
     if images is None and dataset == "synthetic" and device.type == "cpu":
@@ -391,6 +417,10 @@ def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1
     for m in out["models"].values():
         m["flops_fraction_of_peak"] = m["train_flops_per_s"] / peak
         m["reference_flops_fraction_of_peak"] = m["reference_train_flops_per_s"] / peak
+        m["flops_fraction_of_spec_peak"] = m["train_flops_per_s"] / sheet if sheet else None
+        for p in m["population"].values():
+            p["flops_fraction_of_spec_peak"] = (
+                p["member_images_per_s"] * m["train_flops_per_image"] / sheet if sheet else None)
     out["peak_rss_mb"] = peak_rss_mb()
     out["load_average"].append(load_average())
     return out

@@ -158,7 +158,12 @@ def sweep_cmd(ctx: typer.Context,
     sweep.write_plan(sweep_dir, plan)
     what = f"{plan.trials} trials of an Optuna search" if plan.sweeper == "optuna" else f"{len(plan.jobs)} jobs"
     print(f"sweep: {what} over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}", flush=True)
-    code = sweep.launch(sweep_dir, plan, flags, sweep.job_overrides(task_overrides))
+    job_overrides = sweep.job_overrides(task_overrides)
+    engine = sweep.default_launcher(job_overrides, plan.sweeper, sweep.device_type(first))
+    if engine:
+        print("sweep: on the GPU the jobs train as populations (hydra/launcher=population); "
+              "hydra/launcher=basic trains them one at a time", flush=True)
+    code = sweep.launch(sweep_dir, plan, flags, job_overrides + engine)
     if code == sweep.INTERRUPTED:
         raise typer.Exit(code)
     raise typer.Exit(sweep.finish(sweep_dir, plan, baseline) or code)
@@ -390,8 +395,9 @@ def bench(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     threads: int = typer.Option(None, help="CPU threads for both loops "
                                 "(default: PyTorch's, one per core)."),
-    members: str = typer.Option("1,8,24", help="Population sizes to measure "
-                                "(hydra/launcher=population), comma-separated."),
+    members: str = typer.Option(None, help="Population sizes to measure "
+                                "(hydra/launcher=population), comma-separated "
+                                "(default: 1,8,24 on a CPU, 1,8,24,80 on a GPU)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Measure regbench's training loop against the standard PyTorch tutorial loop.
@@ -411,7 +417,7 @@ def bench(
     from regbench.bench import check, population_sizes, run_bench
     from regbench.terminal import bench_table, print_table
 
-    sizes = population_sizes(members)
+    sizes = population_sizes(members) if members is not None else None
     check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
     result = run_bench(model, images=images, epochs=epochs, reps=reps, dataset=dataset,
                        root=root or os.environ.get("REGBENCH_DATA", "data"), device_name=device,

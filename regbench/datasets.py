@@ -24,6 +24,8 @@ NUM_CLASSES = 10
 # Test split carved out of datasets that ship without one (mnist5k, synthetic).
 HELD_OUT_TEST_FRACTION = 0.2
 TEST_SPLIT_SEED = 12345
+# synthetic_mnist: MNIST's shape and size, for timing full-size epochs without the files.
+SYNTHETIC_MNIST_IMAGES, MNIST_TEST_IMAGES = 70_000, 10_000
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train x, y, test x, y
@@ -230,14 +232,16 @@ def _stratified_split(y: np.ndarray, held_out: float | int, seed: int
     return kept_idx, held_idx
 
 
-def _hold_out_test(x: np.ndarray, y: np.ndarray) -> Arrays:
-    """A fixed test split carved out of a dataset that ships without one."""
-    pool, test = _stratified_split(y, HELD_OUT_TEST_FRACTION, TEST_SPLIT_SEED)
+def _hold_out_test(x: np.ndarray, y: np.ndarray, held_out: float | int = HELD_OUT_TEST_FRACTION
+                   ) -> Arrays:
+    """A fixed test split (a fraction or a count) carved out of a dataset without one."""
+    pool, test = _stratified_split(y, held_out, TEST_SPLIT_SEED)
     return x[pool], y[pool], x[test], y[test]
 
 
-def _embedded(make: Callable[[], tuple[np.ndarray, np.ndarray]]) -> Callable[[DatasetConfig], Arrays]:
-    return lambda cfg: _hold_out_test(*make())
+def _embedded(make: Callable[[], tuple[np.ndarray, np.ndarray]],
+              held_out: float | int = HELD_OUT_TEST_FRACTION) -> Callable[[DatasetConfig], Arrays]:
+    return lambda cfg: _hold_out_test(*make(), held_out)
 
 
 def _files(name: str) -> Callable[[DatasetConfig], Arrays]:
@@ -270,6 +274,9 @@ DATASET_INFO: dict[str, DatasetInfo] = {
                            _embedded(_read_mnist5k)),
     "synthetic": DatasetInfo("synthetic", "", (), "generated in memory, learnable in seconds",
                              _embedded(make_synthetic)),
+    "synthetic_mnist": DatasetInfo(
+        "synthetic_mnist", "", (), "generated like synthetic, at MNIST's size (60,000 + 10,000)",
+        _embedded(lambda: make_synthetic(SYNTHETIC_MNIST_IMAGES), MNIST_TEST_IMAGES)),
     "mnist": DatasetInfo("mnist", "MNIST/raw", (
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.MNIST", _files("mnist")),

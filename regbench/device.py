@@ -84,8 +84,12 @@ def memory_format(device: torch.device) -> torch.memory_format:
 
 
 def prepare_batch(x: Tensor) -> Tensor:
-    """An image batch [B, C, H, W] in the memory format its device trains with."""
-    return x.contiguous(memory_format=memory_format(x.device))
+    """An image batch [B, C, H, W] in the memory format its device trains with; for several
+    runs' batches [M, B, C, H, W], each run's batch in that format."""
+    fmt = memory_format(x.device)
+    if x.dim() == 5 and fmt == torch.channels_last:
+        return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    return x.contiguous(memory_format=fmt)
 
 
 def prepare_model(model: nn.Module, device: torch.device, *, compile: bool = False) -> nn.Module:

@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,8 @@ from torch.func import functional_call, vmap
 from regbench import batching, models
 from regbench.config import RegbenchConfig
 from regbench.device import autocast, prepare_batch, resolve_device
-from regbench.regularizers import Regularization, Site
-from regbench.train import Interrupted, RunResult, Session, stop_on_signals
+from regbench.regularizers import Regularization, Regularizer, Site
+from regbench.train import Interrupted, RunResult, Session, Trainer, stop_on_signals
 
 log = logging.getLogger("regbench")
 
@@ -175,8 +175,6 @@ class Population:
         """
         device = members[0].device
         trainers = [s.trainer for s in members]
-        cfg = members[0].cfg
-        data = members[0].data
         for t in trainers:
             t.model.train()
         # Masks depend on (seed, epoch) alone, so a resumed member draws the masks it would have.
@@ -186,54 +184,110 @@ class Population:
                                  device=device) for n, d in self.dropouts.items()}
         buffers = {n: torch.stack([dict(t.model.named_buffers())[n] for t in trainers])
                    for n in self.buffer_names}
-        params = [list(t.model.parameters()) for t in trainers]
         vforward = vmap(self.forward)
+        data_losses = member_losses(trainers)
         loss_sum = torch.zeros(len(members), device=device)
         pen_sum = torch.zeros(len(members), device=device)
         steps = 0
-        loaders = [batching.batches(data.train, cfg.trainer.batch_size, mean=data.mean,
-                                    std=data.std, shuffle=True, augment=data.augment,
-                                    generator=t.generator) for t in trainers]
-        for step in zip(*loaders, strict=True):
-            x = torch.stack([prepare_batch(xb) for xb, _ in step])
-            n = x.shape[1]
-            stacked = {name: torch.stack([ps[i] for ps in params])
-                       for i, name in enumerate(self.param_names)}
-            inputs: dict[str, Tensor] = {}
-            for name, d in self.dropouts.items():
-                assert d.noise_shape is not None
-                inputs[f"{name}.p"] = rates[name]
-                inputs[f"{name}.noise"] = torch.stack(
-                    [torch.rand((n, *d.noise_shape), device=device, generator=g) for g in masks])
-            with autocast(device):
-                logits = vforward(stacked, buffers, inputs, x)
-            totals, pens = [], []
-            for m, (t, (_, y)) in enumerate(zip(trainers, step, strict=True)):
-                loss = t.regs.data_loss(logits[m].float(), y)
-                pen = t.regs.loss_term()
-                totals.append(loss if pen is None else loss + pen)
-                pens.append(pen.detach() if pen is not None else loss.new_zeros(()))
-            total = torch.stack(totals)
-            for t in trainers:
-                t.optimizer.zero_grad(set_to_none=True)
-            total.sum().backward()  # member m's loss depends on its parameters only
-            for t in trainers:
-                t.optimizer.step()
-                t.scheduler.batch_step()
-                t.regs.after_step()
-            loss_sum += total.detach()
-            pen_sum += torch.stack(pens)
-            steps += 1
-        with torch.no_grad():  # batch-norm statistics back into each member's model
-            for name in self.buffer_names:
-                for m, t in enumerate(trainers):
-                    dict(t.model.named_buffers())[name].copy_(buffers[name][m])
+        stacked = stack_parameters(self.param_names, [t.model for t in trainers])
+        try:
+            for x, y in member_batches(members):
+                inputs: dict[str, Tensor] = {}
+                for name, d in self.dropouts.items():
+                    assert d.noise_shape is not None
+                    noise = torch.empty((len(members), y.shape[1], *d.noise_shape), device=device)
+                    for m, g in enumerate(masks):  # as torch.rand(..., generator=g) would draw
+                        noise[m].uniform_(generator=g)
+                    inputs[f"{name}.p"], inputs[f"{name}.noise"] = rates[name], noise
+                with autocast(device):
+                    logits = vforward(stacked, buffers, inputs, prepare_batch(x))
+                total = data_losses(logits.float(), y)
+                pens = [t.regs.loss_term() for t in trainers]
+                if any(p is not None for p in pens):
+                    pen = torch.stack([total.new_zeros(()) if p is None else p for p in pens])
+                    total = total + pen
+                    pen_sum += pen.detach()
+                for leaf in stacked.values():
+                    assert leaf.grad is not None
+                    leaf.grad.zero_()
+                total.sum().backward()  # member m's loss depends on its parameters only
+                for t in trainers:
+                    t.optimizer.step()
+                    t.scheduler.batch_step()
+                    t.regs.after_step()
+                loss_sum += total.detach()
+                steps += 1
+        finally:
+            unstack_parameters([t.model for t in trainers])
+            with torch.no_grad():  # batch-norm statistics back into each member's model
+                for name in self.buffer_names:
+                    for m, t in enumerate(trainers):
+                        dict(t.model.named_buffers())[name].copy_(buffers[name][m])
         out = []
         for m, t in enumerate(trainers):
             t.scheduler.epoch_step()
             running = loss_sum[m].item() / max(steps, 1)
             out.append((running, pen_sum[m].item() / max(steps, 1), math.isfinite(running)))
         return out
+
+
+def member_batches(members: list[Session]) -> Iterator[tuple[Tensor, Tensor]]:
+    """The members' training batches stacked, [M, B, C, H, W] and [M, B]: each member's
+    are those of its sequential run (its own generator); gathered at once unless augmented."""
+    data, size = members[0].data, members[0].cfg.trainer.batch_size
+    generators = [s.trainer.generator for s in members]
+    if data.augment == "none":
+        yield from batching.member_batches(data.train, size, mean=data.mean, std=data.std,
+                                           generators=generators)
+        return
+    loaders = [batching.batches(data.train, size, mean=data.mean, std=data.std, shuffle=True,
+                                augment=data.augment, generator=g) for g in generators]
+    for step in zip(*loaders, strict=True):
+        yield torch.stack([x for x, _ in step]), torch.stack([y for _, y in step])
+
+
+def member_losses(trainers: list[Trainer]) -> Callable[[Tensor, Tensor], Tensor]:
+    """Logits [M, B, K] and labels [M, B] to each member's data loss [M]: one vmapped call
+    when every member's data loss is the same function (e.g. equal label smoothing)."""
+    def defines_loss(t: Trainer) -> list[Regularizer]:
+        return [r for r in t.regs.active if type(r).data_loss is not Regularizer.data_loss]
+
+    if all(defines_loss(t) == defines_loss(trainers[0]) for t in trainers):
+        return vmap(trainers[0].regs.data_loss)
+    return lambda logits, y: torch.stack([t.regs.data_loss(logits[m], y[m])
+                                          for m, t in enumerate(trainers)])
+
+
+def stack_parameters(names: list[str], models: list[nn.Module]) -> dict[str, Tensor]:
+    """Each parameter of the members' models as one leaf [M, ...] that vmap runs over.
+
+    Every member's parameter and gradient become views of their slice of the stack, so one
+    backward pass fills all members' gradients and each member's own optimizer, stepping
+    its parameters in place, updates the stack: nothing is copied per step.
+    """
+    per_model = [list(m.parameters()) for m in models]
+    stacked = {}
+    for i, name in enumerate(names):
+        params = [ps[i] for ps in per_model]
+        first = params[0]  # each member's slice keeps its layout (channels_last kernels)
+        leaf = torch.empty_strided((len(params), *first.shape), (first.numel(), *first.stride()),
+                                   dtype=first.dtype, device=first.device)
+        with torch.no_grad():
+            for m, p in enumerate(params):
+                leaf[m].copy_(p)
+        leaf.requires_grad_()
+        leaf.grad = torch.zeros_like(leaf)
+        for m, p in enumerate(params):
+            p.data, p.grad = leaf.data[m], leaf.grad[m]
+        stacked[name] = leaf
+    return stacked
+
+
+def unstack_parameters(models: list[nn.Module]) -> None:
+    """Give every member's parameters storage of their own again (checkpoints, eval)."""
+    for model in models:
+        for p in model.parameters():
+            p.data, p.grad = p.data.clone(), None
 
 
 def train(members: Sequence[tuple[RegbenchConfig, Path, bool]]) -> list[RunResult | Exception]:

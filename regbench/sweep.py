@@ -232,6 +232,19 @@ def job_overrides(args: list[str]) -> list[str]:
     return overrides
 
 
+def default_launcher(overrides: list[str], sweeper: str, device_type: str) -> list[str]:
+    """``hydra/launcher=population`` for a grid on a GPU unless a launcher is chosen.
+
+    On a GPU a small CNN's training step is mostly kernel-launch overhead, so training the
+    grid as populations pays; on a CPU, already compute-bound, one job after another is
+    faster and Hydra's basic launcher stays the default.
+    """
+    chosen = any(key_of(o) in ("hydra/launcher", "hydra.launcher") for o in overrides)
+    if chosen or sweeper != "basic" or device_type != "cuda":
+        return []
+    return ["hydra/launcher=population"]
+
+
 def search_overrides(overrides: list[str]) -> list[str]:
     """What a search needs besides the user's overrides: the objective, val accuracy, is
     maximized, and a failed trial does not stop the others (unless the user sets a rate)."""
@@ -264,12 +277,20 @@ def resume_plan(sweep_dir: Path, args: list[str]) -> tuple[SweepPlan, list[str],
     if task:
         raise ConfigError(f"{task[0]}: --resume runs the recorded jobs unchanged; only Hydra "
                           "settings such as hydra/launcher=joblib may be added")
-    checked, _ = check(recorded.args + extra, recorded.flags + flags)
+    checked, first = check(recorded.args + extra, recorded.flags + flags)
     if checked.jobs != recorded.jobs:
         raise ConfigError(f"{sweep_dir}: its jobs expand differently now (were the presets "
                           "changed?); start a new sweep instead")
-    return (recorded, recorded.flags + flags, job_overrides(recorded.args + extra),
-            pending(sweep_dir, recorded))
+    overrides = job_overrides(recorded.args + extra)
+    overrides += default_launcher(overrides, recorded.sweeper, device_type(first))
+    return recorded, recorded.flags + flags, overrides, pending(sweep_dir, recorded)
+
+
+def device_type(cfg: Any) -> str:
+    """'cuda', 'mps' or 'cpu': where a job with this configuration trains."""
+    from regbench.device import resolve_device
+
+    return resolve_device(cfg.trainer.device).type
 
 
 def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: list[str]) -> int:

@@ -343,8 +343,10 @@ def bench_table(result: dict[str, Any]) -> Any:
                       f"{f['full_epoch_s']:.2f}", ratio,
                       f"{rate / 1e9:,.1f}", f"{100 * rate / result['matmul_peak_flops_per_s']:.1f}%")
         for size, p in m.get("population", {}).items():
+            rate = p["member_images_per_s"] * m["train_flops_per_image"]
             t.add_row("", f"pop M={size}", f"{p['member_images_per_s']:,.0f}", "", "",
-                      f"{p['vs_sequential']:.2f}", "", "")
+                      f"{p['vs_sequential']:.2f}", f"{rate / 1e9:,.1f}",
+                      f"{100 * rate / result['matmul_peak_flops_per_s']:.1f}%")
     load = "/".join("-" if v is None else f"{v:.1f}" for v in result["load_average"])
     lines = ["img/s: training images/s of the train pass; train s, full s: seconds per epoch, "
              "train pass alone and with the eval-mode passes over train and val; ref/rb: "
@@ -355,6 +357,12 @@ def bench_table(result: dict[str, Any]) -> Any:
              f"matmul peak ({result['train_dtype']}): {result['matmul_peak_flops_per_s'] / 1e9:,.1f} "
              f"GFLOP/s; peak host RSS {result['peak_rss_mb']:,.0f} MiB; "
              f"host load average at start/end {load} (other processes slow the timings down)"]
+    if result.get("bf16_spec_peak_flops_per_s"):
+        spec = result["bf16_spec_peak_flops_per_s"]
+        shares = ", ".join(f"{k} {100 * m['flops_fraction_of_spec_peak']:.2f}%"
+                           for k, m in result["models"].items())
+        lines.append(f"data-sheet dense bf16 peak of this GPU: {spec / 1e12:,.0f} TFLOP/s; "
+                     f"regbench's train pass reaches {shares} of it")
     for key, m in result["models"].items():
         dev = f", peak device memory {m['peak_device_mb']:,.0f} MiB" if m["peak_device_mb"] else ""
         lines.append(f"{key} ({m['model']}): regbench's full epoch = {m['full_vs_reference_train']:.2f}x "

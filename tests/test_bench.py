@@ -47,6 +47,16 @@ def test_bad_options_name_the_option() -> None:
     assert bench.population_sizes("1, 8,24") == (1, 8, 24)
 
 
+def test_gpu_names_find_their_data_sheet_peak_and_gpus_measure_bigger_populations() -> None:
+    assert bench.spec_peak("NVIDIA H100 80GB HBM3") == 989e12  # SXM
+    assert bench.spec_peak("NVIDIA H100 PCIe") == 756e12
+    assert bench.spec_peak("NVIDIA A100-SXM4-80GB") == 312e12
+    assert bench.spec_peak("NVIDIA A10") == 125e12 and bench.spec_peak("NVIDIA L4") == 121e12
+    assert bench.spec_peak("NVIDIA GeForce GTX 1080") is None
+    assert bench.default_sizes(torch.device("cpu")) == (1, 8, 24)
+    assert 80 in bench.default_sizes(torch.device("cuda"))
+
+
 def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     proc = run_cli("bench", "--json", "--images", "256", "--reps", "1", "--members", "1,2",
                    cwd=tmp_path)
@@ -62,6 +72,7 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
                     "train_flops_per_s", "flops_fraction_of_peak"):
             assert m[key] > 0, key
         assert m["train_images"] == 256 and m["peak_device_mb"] is None
+        assert m["flops_fraction_of_spec_peak"] is None  # a CPU has no bf16 data-sheet peak
         assert list(m["population"]) == ["1", "2"]
         assert all(p["member_images_per_s"] > 0 and p["vs_sequential"] > 0
                    for p in m["population"].values())

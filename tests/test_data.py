@@ -128,3 +128,11 @@ def test_synthetic_is_learnable_shape() -> None:
     x, y = datasets.make_synthetic()
     assert x.shape == (1000, 1, 28, 28) and x.dtype == np.uint8
     assert np.bincount(y).tolist() == [100] * 10
+
+
+def test_synthetic_mnist_has_mnists_splits() -> None:
+    train_x, train_y, test_x, test_y = datasets.read_arrays(DatasetConfig(name="synthetic_mnist"))
+    assert train_x.shape == (60_000, 1, 28, 28) and test_x.shape == (10_000, 1, 28, 28)
+    assert np.bincount(test_y).tolist() == [1_000] * 10  # stratified, as MNIST's test set nearly is
+    d = data.load(DatasetConfig(name="synthetic_mnist", train_size=2_000))
+    assert (len(d.train), len(d.val), len(d.test)) == (2_000, 6_000, 10_000)

@@ -157,3 +157,32 @@ def test_a_bad_max_members_is_one_line_before_any_job() -> None:
     with pytest.raises(ConfigError, match="hydra.launcher.max_members='0' is not allowed"):
         sweep.check([*TINY, "seed=0,1", "hydra/launcher=population",
                      "hydra.launcher.max_members=0"], [])
+
+
+def test_members_batches_gathered_at_once_are_their_sequential_batches() -> None:
+    import torch
+
+    from regbench import batching
+
+    split = batching.Split(torch.randint(0, 256, (21, 1, 4, 4), dtype=torch.uint8),
+                           torch.arange(21))
+    kw = {"mean": torch.tensor([0.5]), "std": torch.tensor([0.25])}
+    seeds = (3, 4, 5)
+    together = list(batching.member_batches(
+        split, 10, generators=[torch.Generator().manual_seed(s) for s in seeds], **kw))
+    for m, seed in enumerate(seeds):
+        alone = list(batching.batches(split, 10, shuffle=True,
+                                      generator=torch.Generator().manual_seed(seed), **kw))
+        assert len(alone) == len(together) == 2  # the 21st image waits for the next epoch
+        for (x, y), (xs, ys) in zip(alone, together, strict=True):
+            assert torch.equal(xs[m], x) and torch.equal(ys[m], y)
+
+
+def test_a_gpu_sweep_trains_as_populations_unless_a_launcher_is_chosen() -> None:
+    from regbench import sweep
+
+    grid = ["reg.dropout.fc=0.0,0.5", "seed=0,1"]
+    assert sweep.default_launcher(grid, "basic", "cuda") == ["hydra/launcher=population"]
+    assert sweep.default_launcher(grid, "basic", "cpu") == []  # slower there; see the README
+    assert sweep.default_launcher([*grid, "hydra/launcher=joblib"], "basic", "cuda") == []
+    assert sweep.default_launcher(grid, "optuna", "cuda") == []
