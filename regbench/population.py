@@ -25,7 +25,9 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -173,62 +175,86 @@ class Population:
         Returns each member's (running loss, mean penalty, finite), as the sequential
         ``Trainer.train_epoch`` does for one run.
         """
-        device = members[0].device
         trainers = [s.trainer for s in members]
         for t in trainers:
             t.model.train()
-        # Masks depend on (seed, epoch) alone, so a resumed member draws the masks it would have.
-        masks = [torch.Generator(device=device).manual_seed(mask_seed(s.cfg.seed, epoch))
-                 for s in members]
-        rates = {n: torch.tensor([getattr(s.cfg.reg.dropout, d.block) for s in members],
-                                 device=device) for n, d in self.dropouts.items()}
         buffers = {n: torch.stack([dict(t.model.named_buffers())[n] for t in trainers])
                    for n in self.buffer_names}
-        vforward = vmap(self.forward)
-        data_losses = member_losses(trainers)
-        loss_sum = torch.zeros(len(members), device=device)
-        pen_sum = torch.zeros(len(members), device=device)
-        steps = 0
+        noise = self.noise(members, epoch)
+        vforward, data_losses = vmap(self.forward), member_losses(trainers)
+        loss_sum = torch.zeros(len(members), device=members[0].device)
+        pen_sum, steps = torch.zeros_like(loss_sum), 0
         stacked = stack_parameters(self.param_names, [t.model for t in trainers])
+        shared = SharedOptimizer.build(trainers, self.param_names, stacked)
         try:
-            for x, y in member_batches(members):
-                inputs: dict[str, Tensor] = {}
-                for name, d in self.dropouts.items():
-                    assert d.noise_shape is not None
-                    noise = torch.empty((len(members), y.shape[1], *d.noise_shape), device=device)
-                    for m, g in enumerate(masks):  # as torch.rand(..., generator=g) would draw
-                        noise[m].uniform_(generator=g)
-                    inputs[f"{name}.p"], inputs[f"{name}.noise"] = rates[name], noise
-                with autocast(device):
-                    logits = vforward(stacked, buffers, inputs, prepare_batch(x))
-                total = data_losses(logits.float(), y)
-                pens = [t.regs.loss_term() for t in trainers]
-                if any(p is not None for p in pens):
-                    pen = torch.stack([total.new_zeros(()) if p is None else p for p in pens])
-                    total = total + pen
-                    pen_sum += pen.detach()
-                for leaf in stacked.values():
-                    assert leaf.grad is not None
-                    leaf.grad.zero_()
-                total.sum().backward()  # member m's loss depends on its parameters only
+            with own_optimizers_idle(shared is not None):
+                for x, y in member_batches(members):
+                    with autocast(x.device):
+                        logits = vforward(stacked, buffers, noise(y.shape[1]), prepare_batch(x))
+                    total = data_losses(logits.float(), y)
+                    pens = [t.regs.loss_term() for t in trainers]
+                    if any(p is not None for p in pens):
+                        pen = torch.stack([total.new_zeros(()) if p is None else p for p in pens])
+                        total = total + pen
+                        pen_sum += pen.detach()
+                    for leaf in stacked.values():
+                        leaf.grad.zero_()  # type: ignore[union-attr]
+                    total.sum().backward()  # member m's loss depends on its parameters only
+                    if shared is not None:
+                        shared.step()
+                    for t in trainers:
+                        if shared is None:
+                            t.optimizer.step()
+                        t.scheduler.batch_step()
+                        t.regs.after_step()
+                    loss_sum += total.detach()
+                    steps += 1
                 for t in trainers:
-                    t.optimizer.step()
-                    t.scheduler.batch_step()
-                    t.regs.after_step()
-                loss_sum += total.detach()
-                steps += 1
+                    t.scheduler.epoch_step()
         finally:
+            if shared is not None:
+                shared.write_back()
             unstack_parameters([t.model for t in trainers])
             with torch.no_grad():  # batch-norm statistics back into each member's model
                 for name in self.buffer_names:
                     for m, t in enumerate(trainers):
                         dict(t.model.named_buffers())[name].copy_(buffers[name][m])
-        out = []
-        for m, t in enumerate(trainers):
-            t.scheduler.epoch_step()
-            running = loss_sum[m].item() / max(steps, 1)
-            out.append((running, pen_sum[m].item() / max(steps, 1), math.isfinite(running)))
-        return out
+        running = (loss_sum / max(steps, 1)).tolist()
+        return [(r, p, math.isfinite(r)) for r, p in zip(running, (pen_sum / max(steps, 1)).tolist())]
+
+    def noise(self, members: list[Session], epoch: int) -> Callable[[int], dict[str, Tensor]]:
+        """For a batch of n images per member: each dropout site's rates and uniform noise.
+
+        Masks depend on (seed, epoch) alone, so a resumed member draws the masks it would have.
+        """
+        device = members[0].device
+        masks = [torch.Generator(device=device).manual_seed(mask_seed(s.cfg.seed, epoch))
+                 for s in members]
+        rates = {n: torch.tensor([getattr(s.cfg.reg.dropout, d.block) for s in members],
+                                 device=device) for n, d in self.dropouts.items()}
+
+        def draw(n: int) -> dict[str, Tensor]:
+            inputs: dict[str, Tensor] = {}
+            for name, d in self.dropouts.items():
+                assert d.noise_shape is not None
+                noise = torch.empty((len(members), n, *d.noise_shape), device=device)
+                for m, g in enumerate(masks):  # as torch.rand(..., generator=g) would draw
+                    noise[m].uniform_(generator=g)
+                inputs[f"{name}.p"], inputs[f"{name}.noise"] = rates[name], noise
+            return inputs
+
+        return draw
+
+
+@contextmanager
+def own_optimizers_idle(idle: bool) -> Iterator[None]:
+    """Silence torch's warning that a schedule stepped before its optimizer when the
+    members' own optimizers stand idle (a SharedOptimizer steps for them)."""
+    with warnings.catch_warnings():
+        if idle:
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`",
+                                    category=UserWarning)
+        yield
 
 
 def member_batches(members: list[Session]) -> Iterator[tuple[Tensor, Tensor]]:
@@ -281,6 +307,87 @@ def stack_parameters(names: list[str], models: list[nn.Module]) -> dict[str, Ten
             p.data, p.grad = leaf.data[m], leaf.grad[m]
         stacked[name] = leaf
     return stacked
+
+
+class SharedOptimizer:
+    """One optimizer over the stacked parameters, standing in for the members' own.
+
+    SGD, Adam and AdamW update every number on its own, so one step over the stack is each
+    member's step, exactly, when the members' optimizers have equal settings (type, groups,
+    learning rate, weight decay, momentum, step count); one call then replaces M. The
+    members' optimizer states are stacked into it for the epoch and written back at its
+    end, so checkpoints and resuming see the members' own optimizers.
+    """
+
+    ELEMENTWISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
+    def __init__(self, trainers: list[Trainer], optimizer: torch.optim.Optimizer,
+                 members: list[list[Tensor]], stacked: list[Tensor]) -> None:
+        self.trainers, self.optimizer = trainers, optimizer
+        self.members, self.stacked = members, stacked  # members[m][i] is a slice of stacked[i]
+
+    @classmethod
+    def build(cls, trainers: list[Trainer], names: list[str], stacked: dict[str, Tensor]
+              ) -> SharedOptimizer | None:
+        """The shared optimizer, or None where the members' optimizers differ."""
+        first = trainers[0].optimizer
+        if not isinstance(first, cls.ELEMENTWISE):
+            return None
+        members = [list(t.model.parameters()) for t in trainers]
+        states = [[t.optimizer.state.get(p, {}) for p in ps] for t, ps in zip(trainers, members)]
+        if not all(type(t.optimizer) is type(first) and settings(t.optimizer) == settings(first)
+                   and steps(st) == steps(states[0]) for t, st in zip(trainers, states)):
+            return None
+        leaves = [stacked[n] for n in names]
+        index = {id(p): i for i, p in enumerate(members[0])}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [leaves[index[id(p)]] for p in g["params"]]}
+                  for g in first.param_groups]
+        optimizer = type(first)(groups)
+        for i, leaf in enumerate(leaves):
+            if states[0][i]:
+                optimizer.state[leaf] = {k: torch.stack([st[i][k] for st in states])
+                                         if per_number(v, leaf[0]) else clone(v)
+                                         for k, v in states[0][i].items()}
+        return cls(trainers, optimizer, members, leaves)
+
+    def step(self) -> None:
+        """Step every member at the learning rate their schedules set."""
+        for group, own in zip(self.optimizer.param_groups, self.trainers[0].optimizer.param_groups,
+                              strict=True):
+            group["lr"] = own["lr"]
+        self.optimizer.step()
+
+    def write_back(self) -> None:
+        """Each member's slice of the optimizer state into its own optimizer."""
+        for i, leaf in enumerate(self.stacked):
+            state = self.optimizer.state.get(leaf)
+            if not state:
+                continue
+            for m, t in enumerate(self.trainers):
+                t.optimizer.state[self.members[m][i]] = {
+                    k: v[m].clone() if per_number(v, leaf) else clone(v)
+                    for k, v in state.items()}
+
+
+def settings(optimizer: torch.optim.Optimizer) -> list[Any]:
+    """An optimizer's group settings and sizes (everything but the parameters themselves)."""
+    return [({k: v for k, v in g.items() if k != "params"}, len(g["params"]))
+            for g in optimizer.param_groups]
+
+
+def steps(states: list[dict[str, Any]]) -> list[Any]:
+    """The step counters in a member's optimizer states (equal for members trained alike)."""
+    return [float(st["step"]) if "step" in st else None for st in states]
+
+
+def per_number(value: Any, param: Tensor) -> bool:
+    """Whether an optimizer state value holds one number per parameter entry (moments)."""
+    return isinstance(value, Tensor) and value.shape == param.shape and value.dim() > 0
+
+
+def clone(value: Any) -> Any:
+    return value.clone() if isinstance(value, Tensor) else value
 
 
 def unstack_parameters(models: list[nn.Module]) -> None:

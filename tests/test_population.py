@@ -186,3 +186,34 @@ def test_a_gpu_sweep_trains_as_populations_unless_a_launcher_is_chosen() -> None
     assert sweep.default_launcher(grid, "basic", "cpu") == []  # slower there; see the README
     assert sweep.default_launcher([*grid, "hydra/launcher=joblib"], "basic", "cuda") == []
     assert sweep.default_launcher(grid, "optuna", "cuda") == []
+
+
+def test_members_with_equal_optimizers_step_as_one_and_keep_their_own_states(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    built: list[object] = []
+    original = population.SharedOptimizer.build
+
+    def record(*args: object) -> object:
+        built.append(original(*args))  # type: ignore[arg-type]
+        return built[-1]
+
+    monkeypatch.setattr(population.SharedOptimizer, "build", record)
+    base = [*TINY_DATA, "trainer.epochs=2", "optim=adamw", "reg.weight_decay=1e-2",
+            "optim.schedule=step", "optim.step_size=1", "reg.max_norm=2"]
+    cfgs = [make_cfg(*base, f"seed={s}") for s in (1, 2)]
+    results = together(cfgs, tmp_path)
+    assert built and all(b is not None for b in built)  # one optimizer stepped both members
+    for res, cfg in zip(results, cfgs, strict=True):
+        assert_same_run(res, sequential(cfg, tmp_path))
+        state = torch.load(res.run_dir / runs.CHECKPOINT_FILE, weights_only=True)["optimizer"]
+        shapes = [tuple(s["exp_avg"].shape) for s in state["state"].values()]
+        model = torch.load(res.run_dir / runs.CHECKPOINT_FILE, weights_only=True)["model"]
+        assert shapes == [tuple(v.shape) for k, v in model.items() if "running" not in k
+                          and "num_batches" not in k]
+    built.clear()
+    lr_grid = [make_cfg(*base, "seed=1", f"optim.lr={lr}") for lr in (1e-3, 2e-3)]
+    together(lr_grid, tmp_path)
+    assert built and all(b is None for b in built)  # different rates: each steps its own
