@@ -122,13 +122,44 @@ class MemberDropout(nn.Module):
         return x * (self.noise >= self.p) / (1 - self.p)
 
 
+class Float32BatchNorm1d(nn.BatchNorm1d):
+    """Batch norm computed in float32 and returned in its input's dtype.
+
+    Under bf16 autocast (CUDA) a member's batch norm gets bf16 activations and float32
+    weights; the plain layer accepts the mix, but vmap's batch-norm rule needs one dtype.
+    Normalising in float32 is what the plain layer does inside, so members still train as
+    their sequential runs do (to bf16 rounding).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+class Float32BatchNorm2d(nn.BatchNorm2d):
+    """Float32BatchNorm1d's rule for convolutional feature maps."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+def member_layer(m: nn.Module, site: Site) -> nn.Module:
+    """The population's version of a regularizer's layer: dropout with per-member rates,
+    batch norm in float32; other layers as they are."""
+    if isinstance(m, (nn.Dropout, nn.Dropout2d)):
+        return MemberDropout(site.block, isinstance(m, nn.Dropout2d))
+    for plain, float32 in ((nn.BatchNorm1d, Float32BatchNorm1d), (nn.BatchNorm2d, Float32BatchNorm2d)):
+        if type(m) is plain:
+            assert isinstance(m, nn.modules.batchnorm._BatchNorm)
+            return float32(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+    return m
+
+
 def member_layers(reg: Any) -> models.Layers:
-    """The reg section's layer hook with every dropout layer replaced by a MemberDropout."""
+    """The reg section's layer hook with its layers as the population runs them."""
     regs = Regularization.from_config(reg)
 
     def layers(site: Site) -> list[nn.Module]:
-        return [MemberDropout(site.block, isinstance(m, nn.Dropout2d))
-                if isinstance(m, (nn.Dropout, nn.Dropout2d)) else m for m in regs.layers(site)]
+        return [member_layer(m, site) for m in regs.layers(site)]
 
     return layers
 
