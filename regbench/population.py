@@ -38,7 +38,7 @@ from torch.func import functional_call, vmap
 
 from regbench import batching, models
 from regbench.config import RegbenchConfig
-from regbench.device import autocast, prepare_batch, resolve_device
+from regbench.device import autocast, prepare_batch, resolve_device, warn
 from regbench.regularizers import Regularization, Regularizer, Site
 from regbench.train import Interrupted, RunResult, Session, Trainer, stop_on_signals
 
@@ -439,10 +439,14 @@ def train(members: Sequence[tuple[RegbenchConfig, Path, bool]]) -> list[RunResul
     cfg = members[0][0]
     device = resolve_device(cfg.trainer.device)
     data = batching.load(cfg.dataset, device)
+    if cfg.trainer.compile:
+        warn("trainer.compile=true: a population trains through torch.func and evaluates its "
+             "members uncompiled (a compilation per member would cost more than it saves)")
     opened: list[Session | Exception] = []
     for c, d, r in members:
         try:
-            opened.append(Session.open(c, d, data, device, resume=r, t_start=t_start))
+            opened.append(Session.open(c, d, data, device, resume=r, t_start=t_start,
+                                       compile=False))
         except Exception as e:
             opened.append(e)
     sessions = [s for s in opened if isinstance(s, Session)]

@@ -205,15 +205,20 @@ class Session:
 
     @classmethod
     def open(cls, cfg: RegbenchConfig, run_dir: Path, data: batching.Data, device: torch.device,
-             *, resume: bool = False, t_start: float | None = None) -> Session:
-        """Seed, build the model and trainer, load a checkpoint to resume, start the log."""
+             *, resume: bool = False, t_start: float | None = None,
+             compile: bool | None = None) -> Session:
+        """Seed, build the model and trainer, load a checkpoint to resume, start the log.
+
+        ``compile`` overrides trainer.compile (the population engine trains without it).
+        """
         t_start = time.perf_counter() if t_start is None else t_start
         seed_everything(cfg.seed, cfg.trainer.deterministic)
         if not resume:  # written once the data is there, so a data error leaves no run behind
             runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
         configure(device, cfg.trainer.deterministic)
-        model = prepare_model(model, device, compile=cfg.trainer.compile)
+        compile = cfg.trainer.compile if compile is None else compile
+        model = prepare_model(model, device, compile=compile)
         trainer = build_trainer(cfg, model, data)
         train_eval = batching.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
         log.info("model: %s", model)

@@ -234,3 +234,17 @@ def test_the_gpu_bf16_path_trains_a_population_on_the_cpu_too(
     # (measured: losses within 0.7% after 2 epochs)
     np.testing.assert_allclose(values(results[0].rows, ["train_loss", "val_loss"]),
                                values(seq.rows, ["train_loss", "val_loss"]), rtol=0.02)
+
+
+def test_a_compiled_population_trains_uncompiled_with_one_line(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from regbench import device
+
+    compiled: list[object] = []
+    monkeypatch.setattr(device, "compile_forward", compiled.append)
+    cfgs = [make_cfg(*TINY_DATA, "trainer.epochs=1", "trainer.compile=true", f"seed={s}")
+            for s in (0, 1)]
+    results = together(cfgs, tmp_path)
+    assert [r.status for r in results] == ["completed", "completed"] and not compiled
+    assert capsys.readouterr().err.count("trainer.compile=true: a population trains") == 1
