@@ -122,7 +122,7 @@ class MemberDropout(nn.Module):
         return x * (self.noise >= self.p) / (1 - self.p)
 
 
-class Float32BatchNorm1d(nn.BatchNorm1d):
+class Float32Norm(nn.modules.batchnorm._BatchNorm):
     """Batch norm computed in float32 and returned in its input's dtype.
 
     Under bf16 autocast (CUDA) a member's batch norm gets bf16 activations and float32
@@ -135,11 +135,16 @@ class Float32BatchNorm1d(nn.BatchNorm1d):
         return super().forward(x.float()).to(x.dtype)
 
 
-class Float32BatchNorm2d(nn.BatchNorm2d):
-    """Float32BatchNorm1d's rule for convolutional feature maps."""
+class Float32BatchNorm1d(Float32Norm, nn.BatchNorm1d):
+    """nn.BatchNorm1d in float32 (see Float32Norm)."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).to(x.dtype)
+
+class Float32BatchNorm2d(Float32Norm, nn.BatchNorm2d):
+    """nn.BatchNorm2d in float32 (see Float32Norm)."""
+
+
+FLOAT32_NORMS: dict[type[nn.Module], type[Float32Norm]] = {
+    nn.BatchNorm1d: Float32BatchNorm1d, nn.BatchNorm2d: Float32BatchNorm2d}
 
 
 def member_layer(m: nn.Module, site: Site) -> nn.Module:
@@ -147,10 +152,9 @@ def member_layer(m: nn.Module, site: Site) -> nn.Module:
     batch norm in float32; other layers as they are."""
     if isinstance(m, (nn.Dropout, nn.Dropout2d)):
         return MemberDropout(site.block, isinstance(m, nn.Dropout2d))
-    for plain, float32 in ((nn.BatchNorm1d, Float32BatchNorm1d), (nn.BatchNorm2d, Float32BatchNorm2d)):
-        if type(m) is plain:
-            assert isinstance(m, nn.modules.batchnorm._BatchNorm)
-            return float32(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+    if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) in FLOAT32_NORMS:
+        return FLOAT32_NORMS[type(m)](m.num_features, m.eps, m.momentum, m.affine,
+                                      m.track_running_stats)
     return m
 
 
