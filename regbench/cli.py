@@ -128,7 +128,9 @@ def sweep_cmd(ctx: typer.Context,
     Every comma list, range() or glob() in OVERRIDES is an axis, config groups included;
     jobs go to results/<experiment>/sweeps/<sweep-id>/<job>/. A failed or diverged job
     does not stop the others; the exit code is 1 if any did not finish.
-    hydra/launcher=joblib runs jobs in parallel, hydra/launcher=submitit_slurm on SLURM.
+    hydra/launcher=joblib runs jobs in parallel, hydra/launcher=submitit_slurm on SLURM;
+    on a GPU the grid trains as populations (hydra/launcher=population) unless a launcher
+    is named.
 
     Examples:
       regbench sweep reg=dropout reg.dropout.fc=0.0,0.1,0.2,0.3,0.5 seed=0,1,2
