@@ -88,9 +88,14 @@ def predict(model: nn.Module, split: batching.Split, data: batching.Data, batch_
 
 
 def test_time(model: nn.Module, split: batching.Split, data: batching.Data, batch_size: int,
-              samples: int) -> dict[str, Any]:
-    """The summary's test-time keys: the weight-scaled ECE, and the MC scores when T > 0."""
-    result: dict[str, Any] = {"test_ece": scores(*predict(model, split, data, batch_size))["test_ece"],
+              samples: int, weight_scaled: Tensor | None = None) -> dict[str, Any]:
+    """The summary's test-time keys: the weight-scaled ECE, and the MC scores when T > 0.
+
+    ``weight_scaled``: the split's log-probabilities with dropout off, if already computed.
+    """
+    if weight_scaled is None:
+        weight_scaled, _ = predict(model, split, data, batch_size)
+    result: dict[str, Any] = {"test_ece": expected_calibration_error(weight_scaled.exp(), split.y),
                               "mc_dropout": None}
     if samples:
         result["mc_dropout"] = {"samples": samples,

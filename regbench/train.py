@@ -60,9 +60,12 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: batching.Split, data: batching.Data, batch_size: int
-             ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy in eval mode (dropout off, BN running statistics)."""
+def evaluate(model: nn.Module, split: batching.Split, data: batching.Data, batch_size: int,
+             log_probs: list[Tensor] | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy in eval mode (dropout off, BN running statistics).
+
+    ``log_probs``, when given, collects each batch's log-probabilities (for calibration).
+    """
     model.eval()
     loss_sum = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.long)
@@ -71,6 +74,8 @@ def evaluate(model: nn.Module, split: batching.Split, data: batching.Data, batch
             logits = model(prepare_batch(x))
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
+        if log_probs is not None:
+            log_probs.append(F.log_softmax(logits.float(), dim=1))
     n = max(len(split), 1)
     return loss_sum.item() / n, correct.item() / n
 
@@ -287,9 +292,10 @@ class Session:
         test_time: dict[str, Any] = {}
         if finished:
             eval_size = self.cfg.trainer.eval_batch_size
-            test = evaluate(self.model, self.data.test, self.data, eval_size)
+            scaled: list[Tensor] = []  # the test pass's log-probabilities serve calibration too
+            test = evaluate(self.model, self.data.test, self.data, eval_size, scaled)
             test_time = calibration.test_time(self.model, self.data.test, self.data, eval_size,
-                                              self.cfg.eval.mc_samples)
+                                              self.cfg.eval.mc_samples, torch.cat(scaled))
         self.extra["wall_time_s"] += time.perf_counter() - self.t_start
         summary = write_summary(self.run_dir, self.cfg, self.log_csv.rows, self.status, self.model,
                                 self.device, self.extra, test=test, test_time=test_time,

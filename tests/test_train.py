@@ -52,8 +52,9 @@ def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
     real_evaluate = train.evaluate
     calls: list[torch.Tensor] = []
 
-    def scripted(model: torch.nn.Module, split: object, data: object, bs: int) -> tuple[float, float]:
-        loss, acc = real_evaluate(model, split, data, bs)  # type: ignore[arg-type]
+    def scripted(model: torch.nn.Module, split: object, data: object, bs: int,
+                 *rest: object) -> tuple[float, float]:
+        loss, acc = real_evaluate(model, split, data, bs, *rest)  # type: ignore[arg-type]
         calls.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
         n = len(calls)
         if n % 2 == 0 and n // 2 <= len(val_curve):  # every second call is the val pass
