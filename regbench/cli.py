@@ -192,7 +192,9 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
                                                "comma list (config, seeds, val_acc, d_val_acc, "
                                                "gap_last, d_gap_last, rise, best_epoch, gap_best, "
                                                "d_gap_best, test_acc, time, train_acc, gap_loss, "
-                                               "gap_loss_last, val_acc_last)."),
+                                               "gap_loss_last, val_acc_last, conv_epoch, "
+                                               "d_conv_epoch, img_s, d_img_s, test_ece, "
+                                               "mc_test_acc, mc_test_nll, mc_test_ece)."),
               ) -> None:
     """Compare runs: one row per configuration, seeds pooled, differences against a baseline.
 
@@ -225,7 +227,7 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
         terminal.print_comparison(comp, columns=chosen)
         return
     for line in comp.duplicates:
-        err.print(f"regbench: warning: {line}", soft_wrap=True)
+        terminal.warn(line)
     if fmt == "markdown":
         print(tables.markdown(comp, chosen), end="")
     else:

@@ -170,10 +170,12 @@ def render(study: Study, fmt: str = "html") -> str:
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "header": [], "rows": [], "caption": "", "markdown_table": "",
     }
-    if comp is not None and not comp.table.empty:
-        context["header"], context["rows"] = tables.display_rows(comp, sep="\n")
-        context["caption"] = tables.caption(comp)
-        context["markdown_table"] = tables.markdown(comp)
+    if comp is not None and not comp.table.empty:  # each format builds only its own table
+        if fmt == "html":
+            context["header"], context["rows"] = tables.display_rows(comp, sep="\n")
+            context["caption"] = tables.caption(comp)
+        else:
+            context["markdown_table"] = tables.markdown(comp)
     if fmt == "html":
         context["images"] = [(p.name, base64.b64encode(p.read_bytes()).decode("ascii"))
                              for p in study.figures]

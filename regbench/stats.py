@@ -54,7 +54,6 @@ def paired_difference(a: pd.Series, b: pd.Series) -> Difference:
         return Difference(mean, math.nan, 1, math.nan)
     sd = float(d.std(ddof=1))
     if sd <= 1e-12 * max(1.0, abs(mean)):  # identical differences (up to rounding): certain
-        sd = 0.0
         return Difference(mean, 0.0, n, 1.0 if mean == 0 else 0.0)
     p = float(stats.ttest_1samp(d.to_numpy(), 0.0).pvalue)
     return Difference(mean, sd, n, p)

@@ -236,7 +236,7 @@ def print_comparison(comp: Comparison, out: Console | None = None,
     from regbench import tables
 
     for line in comp.duplicates:
-        err.print(f"regbench: warning: {line}", soft_wrap=True)
+        warn(line)
     out = out or table_console()
     print_table(comparison_table(comp, columns, out.width), out)
     out.print(tables.failed_text(comp), end="", soft_wrap=True)
