@@ -55,15 +55,18 @@ DROPOUT_BLOCKS = ("input", "conv", "fc")
 def unsupported(cfg: RegbenchConfig) -> str | None:
     """The first setting the population engine does not train per member, or None.
 
-    Gaussian dropout, DropConnect, dropout schedules, test-time MC dropout and the reg-level
-    augmentation switch run through the sequential engine instead.
+    Gaussian dropout, DropConnect, dropout schedules, test-time MC dropout, the reg-level
+    augmentation switch and the experiment trackers (which report through the sequential
+    loop's callbacks) run through the sequential engine instead.
     """
-    r = cfg.reg
+    r, trackers = cfg.reg, cfg.logger
     for key, value, plain in (("reg.dropout.kind", r.dropout.kind, ("standard", "spatial")),
                               ("reg.dropout.schedule", r.dropout.schedule, ("constant",)),
                               ("reg.dropconnect", r.dropconnect, (0.0,)),
                               ("reg.augment", r.augment, (False,)),
-                              ("eval.mc_samples", cfg.eval.mc_samples, (0,))):
+                              ("eval.mc_samples", cfg.eval.mc_samples, (0,)),
+                              ("logger.tensorboard.enabled", trackers.tensorboard.enabled, (False,)),
+                              ("logger.mlflow.enabled", trackers.mlflow.enabled, (False,))):
         if value not in plain:
             return f"{key}={value}"
     return None

@@ -248,3 +248,10 @@ def test_a_compiled_population_trains_uncompiled_with_one_line(
     results = together(cfgs, tmp_path)
     assert [r.status for r in results] == ["completed", "completed"] and not compiled
     assert capsys.readouterr().err.count("trainer.compile=true: a population trains") == 1
+
+
+def test_jobs_with_a_tracker_train_alone_so_the_tracker_records_them(
+        make_cfg: Callable[..., RegbenchConfig]) -> None:
+    assert population.unsupported(make_cfg()) is None
+    assert population.unsupported(make_cfg("logger=tensorboard")) == "logger.tensorboard.enabled=True"
+    assert population.unsupported(make_cfg("logger=mlflow")) == "logger.mlflow.enabled=True"
