@@ -1,8 +1,8 @@
 """The command line: a thin Typer layer over regbench's library.
 
 Every command parses its arguments and calls the library; overrides go to Hydra unchanged
-(``regbench.jobs``), after one check (``regbench.composition``) that turns a bad value
-into one line and exit 2. What is shown on the terminal is ``regbench.terminal``.
+(``regbench.launch.jobs``), after one check (``regbench.launch.composition``) that turns a bad value
+into one line and exit 2. What is shown on the terminal is ``regbench.present.terminal``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typer.core import TyperOption
 
 from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.composition import (NO_JOB_FLAGS, compose, one_line, refuse_sweep_preset,
+from regbench.launch.composition import (NO_JOB_FLAGS, compose, one_line, refuse_sweep_preset,
                                   rewrite_experiment, split_args)
-from regbench.terminal import err
+from regbench.present.terminal import err
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 HELP_FLAGS = {"help_option_names": ["-h", "--help"]}  # inherited by every command
@@ -73,8 +73,8 @@ def run(ctx: typer.Context,
       regbench run experiment=smoke
       regbench run --config-path RUN_DIR --config-name config
     """
-    from regbench import runs
-    from regbench.jobs import call_hydra
+    from regbench.store import runs
+    from regbench.launch.jobs import call_hydra
 
     args = list(overrides or []) + list(ctx.args)
     task_overrides, flags = split_args(args)
@@ -139,8 +139,9 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
       regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
     """
-    from regbench import runs, sweep
-    from regbench.jobs import call_hydra
+    from regbench.store import runs
+    from regbench.launch import sweep
+    from regbench.launch.jobs import call_hydra
 
     args = list(overrides or []) + list(ctx.args)
     if resume_dir is not None:
@@ -172,7 +173,7 @@ def sweep_cmd(ctx: typer.Context,
 
 
 def _runs(paths: list[Path] | None) -> list[Path]:
-    from regbench import runs
+    from regbench.store import runs
 
     return runs.find_runs(paths or [Path("results")])
 
@@ -213,7 +214,9 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     """
     import json
 
-    from regbench import compare, tables, terminal
+    from regbench.study import compare
+    from regbench.present import tables
+    from regbench.present import terminal
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(FORMATS)}")
@@ -259,7 +262,8 @@ def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment
       regbench plot results/dropout_grid/sweeps/SWEEP_ID
       regbench plot results/default --out figures
     """
-    from regbench import compare, plots
+    from regbench.study import compare
+    from regbench.present import plots
 
     comp = compare.compare(_runs(paths))
     if comp.table.empty:
@@ -292,8 +296,8 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
 
       regbench report SWEEP_DIR --format markdown > study.md
     """
-    from regbench import report as report_mod
-    from regbench.runs import write_atomic
+    from regbench.present import report as report_mod
+    from regbench.store.runs import write_atomic
 
     if fmt not in report_mod.FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(report_mod.FORMATS)}")
@@ -320,7 +324,8 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
     """
     from omegaconf import OmegaConf
 
-    from regbench import jobs, runs
+    from regbench.launch import jobs
+    from regbench.store import runs
 
     runs.check_run_dir(run_dir)
     summary = runs.load_summary(run_dir) or {}
@@ -354,8 +359,8 @@ def datasets_list(ctx: typer.Context,
     """
     if ctx.invoked_subcommand is not None:
         return
-    from regbench.datasets import DATASET_INFO, dataset_dir, is_present
-    from regbench.terminal import datasets_table, print_table
+    from regbench.data.datasets import DATASET_INFO, dataset_dir, is_present
+    from regbench.present.terminal import datasets_table, print_table
 
     root = root or os.environ.get("REGBENCH_DATA", "data")
     rows = [(name, is_present(name, root), "(embedded)" if not info.files else str(dataset_dir(name, root)),
@@ -376,7 +381,7 @@ def datasets_download(name: str = typer.Argument(..., help="mnist, fashion_mnist
       regbench datasets download mnist
       regbench datasets download cifar10 --root /shared/data
     """
-    from regbench.datasets import DATASET_INFO, download
+    from regbench.data.datasets import DATASET_INFO, download
 
     if name not in DATASET_INFO:
         raise ConfigError(f"dataset {name!r} is unknown; known: {', '.join(DATASET_INFO)}")
@@ -418,8 +423,8 @@ def bench(
     """
     import json
 
-    from regbench.bench import check, population_sizes, run_bench
-    from regbench.terminal import bench_table, print_table
+    from regbench.launch.bench import check, population_sizes, run_bench
+    from regbench.present.terminal import bench_table, print_table
 
     sizes = population_sizes(members) if members is not None else None
     check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
@@ -441,7 +446,7 @@ def reflow(doc: str) -> str:
 
 def presets_help() -> str:
     """The presets `regbench run` accepts, one config group per line."""
-    from regbench.composition import presets, sweep_presets
+    from regbench.launch.composition import presets, sweep_presets
 
     lines = [f"  {group}=NAME: {', '.join(presets(group))}" for group in ("reg", "dataset", "model", "optim")]
     studies = sweep_presets()

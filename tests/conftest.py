@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import cfg_maker
-from regbench.config import RegbenchConfig
+from regbench.config.schema import RegbenchConfig
 
 
 @pytest.fixture

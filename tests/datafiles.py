@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regbench.reference import write_cifar10_batches, write_idx
+from regbench.launch.reference import write_cifar10_batches, write_idx
 
 
 def write_mnist(root: Path, n_train: int = 200, n_test: int = 50, folder: str = "MNIST",

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from regbench.composition import compose
-from regbench.config import RegbenchConfig
+from regbench.launch.composition import compose
+from regbench.config.schema import RegbenchConfig
 
 TINY = ["dataset=synthetic", "model.channels=[8,16]", "model.hidden=32", "trainer.epochs=2",
         "trainer.progress=false"]

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from helpers import run_cli
-from regbench import bench, reference
-from regbench import batching as datamod
+from regbench.launch import bench
+from regbench.launch import reference
+from regbench.data import batching as datamod
 from regbench.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from helpers import run_cli
 from datafiles import write_mnist
-from regbench import metrics
+from regbench.store import metrics
 
 SMOKE = ["run", "experiment=smoke", "trainer.progress=false"]
 

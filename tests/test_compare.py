@@ -12,9 +12,11 @@ import pytest
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
-from regbench import compare, metrics, runs
+from regbench.study import compare
+from regbench.store import metrics
+from regbench.store import runs
 from regbench.cli import app
-from regbench.config import RegbenchConfig
+from regbench.config.schema import RegbenchConfig
 from regbench.errors import ConfigError, RunDirError
 
 # Student t quantiles for a two-sided 95% interval, from a printed t-table.

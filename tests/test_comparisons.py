@@ -20,9 +20,12 @@ from omegaconf import OmegaConf
 from scipy import stats as sps
 from typer.testing import CliRunner
 
-from regbench import compare, metrics, runs, stats
+from regbench.study import compare
+from regbench.store import metrics
+from regbench.store import runs
+from regbench.study import stats
 from regbench.cli import app
-from regbench.config import RegbenchConfig
+from regbench.config.schema import RegbenchConfig
 
 
 def write_run(folder: Path, seed: int, curve: list[tuple[float, float, float, float]],

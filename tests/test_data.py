@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from datafiles import write_cifar10, write_mnist
-from regbench import batching as data
-from regbench import datasets
-from regbench.config import DatasetConfig
+from regbench.data import batching as data
+from regbench.data import datasets
+from regbench.config.schema import DatasetConfig
 from regbench.errors import ConfigError, DataError
 
 

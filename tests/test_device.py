@@ -9,9 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from regbench import batching as datamod
-from regbench import device, models, runs, terminal, train
-from regbench.config import CNNConfig, RegbenchConfig, RegConfig
+from regbench.data import batching as datamod
+from regbench.training import device
+from regbench.training import models
+from regbench.store import runs
+from regbench.present import terminal
+from regbench.training import loop as train
+from regbench.config.schema import CNNConfig, RegbenchConfig, RegConfig
 
 CPU = torch.device("cpu")
 

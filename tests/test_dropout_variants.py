@@ -12,10 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench import batching, calibration, regularizers, runs, train
-from regbench.config import CNNConfig, DropoutConfig, RegbenchConfig, RegConfig
-from regbench.metrics import Row, convergence_epoch
-from regbench.models import build
+from regbench.data import batching
+from regbench.training import calibration
+from regbench.training import regularizers
+from regbench.store import runs
+from regbench.training import loop as train
+from regbench.config.schema import CNNConfig, DropoutConfig, RegbenchConfig, RegConfig
+from regbench.store.metrics import Row, convergence_epoch
+from regbench.training.models import build
 
 
 def mlp(p: float) -> nn.Sequential:

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import run_cli
 from datafiles import write_cifar10, write_mnist
-from regbench import metrics
+from regbench.store import metrics
 
 LONG = ["run", "experiment=smoke", "trainer.progress=false", "model.channels=[8,16]", "model.hidden=32",
         "trainer.epochs=12", "trainer.deterministic=true", "reg=dropout", "dataset.augment=true"]

@@ -16,8 +16,16 @@ from rich.console import Console
 from rich.table import Table
 
 from helpers import run_cli
-from regbench import datasets, device, labels, metrics, plots, runs, sweep, terminal, train
-from regbench.composition import compose
+from regbench.data import datasets
+from regbench.training import device
+from regbench.study import labels
+from regbench.store import metrics
+from regbench.present import plots
+from regbench.store import runs
+from regbench.launch import sweep
+from regbench.present import terminal
+from regbench.training import loop as train
+from regbench.launch.composition import compose
 from regbench.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +128,7 @@ def test_a_label_names_the_keys_that_tell_groups_apart() -> None:
 def test_figures_for_one_run_and_one_epoch(tmp_path: Path) -> None:
     from test_compare import write_run
 
-    from regbench import compare
+    from regbench.study import compare
 
     write_run(tmp_path / "one" / "r", 0, 0.9, 1.0, **{"reg.dropout.fc": 0.5})
     comp = compare.compare(runs.find_runs([tmp_path / "one"]))
@@ -183,7 +191,7 @@ def test_ci_smoke_script_passes_and_fails_in_one_line(tmp_path: Path) -> None:
 def test_a_run_is_rerun_from_its_config_yaml_and_checked_against_it(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from regbench.config import RegbenchConfig
+    from regbench.config.schema import RegbenchConfig
 
     cfg = OmegaConf.structured(RegbenchConfig)
     OmegaConf.update(cfg, "experiment", "smoke")

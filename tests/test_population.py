@@ -11,8 +11,11 @@ import pytest
 from scipy import stats
 
 from helpers import TINY, run_cli
-from regbench import metrics, population, runs, train
-from regbench.config import RegbenchConfig
+from regbench.store import metrics
+from regbench.training import population
+from regbench.store import runs
+from regbench.training import loop as train
+from regbench.config.schema import RegbenchConfig
 
 # A member's run equals its sequential run up to float32 rounding: under vmap the
 # convolutions run as one batched (grouped) call whose sums are ordered differently, which
@@ -151,7 +154,7 @@ def test_a_population_sweep_summarizes_like_the_sequential_sweep(tmp_path: Path)
 
 
 def test_a_bad_max_members_is_one_line_before_any_job() -> None:
-    from regbench import sweep
+    from regbench.launch import sweep
     from regbench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="hydra.launcher.max_members='0' is not allowed"):
@@ -162,7 +165,7 @@ def test_a_bad_max_members_is_one_line_before_any_job() -> None:
 def test_members_batches_gathered_at_once_are_their_sequential_batches() -> None:
     import torch
 
-    from regbench import batching
+    from regbench.data import batching
 
     split = batching.Split(torch.randint(0, 256, (21, 1, 4, 4), dtype=torch.uint8),
                            torch.arange(21))
@@ -179,7 +182,7 @@ def test_members_batches_gathered_at_once_are_their_sequential_batches() -> None
 
 
 def test_a_gpu_sweep_trains_as_populations_unless_a_launcher_is_chosen() -> None:
-    from regbench import sweep
+    from regbench.launch import sweep
 
     grid = ["reg.dropout.fc=0.0,0.5", "seed=0,1"]
     assert sweep.default_launcher(grid, "basic", "cuda") == ["hydra/launcher=population"]
@@ -222,7 +225,7 @@ def test_members_with_equal_optimizers_step_as_one_and_keep_their_own_states(
 def test_the_gpu_bf16_path_trains_a_population_on_the_cpu_too(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from regbench import device
+    from regbench.training import device
 
     monkeypatch.setattr(device, "BF16_AUTOCAST", {"cpu"})  # as on CUDA: bf16 autocast
     base = [*TINY_DATA, "trainer.epochs=2", "reg.batchnorm=true"]
@@ -239,7 +242,7 @@ def test_the_gpu_bf16_path_trains_a_population_on_the_cpu_too(
 def test_a_compiled_population_trains_uncompiled_with_one_line(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from regbench import device
+    from regbench.training import device
 
     compiled: list[object] = []
     monkeypatch.setattr(device, "compile_forward", compiled.append)

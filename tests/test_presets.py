@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from datafiles import write_cifar10
-from regbench import runs, sweep, train
-from regbench.composition import compose
-from regbench.config import CONF_DIR
+from regbench.store import runs
+from regbench.launch import sweep
+from regbench.training import loop as train
+from regbench.launch.composition import compose
+from regbench.config.schema import CONF_DIR
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 SHRINK = ["trainer.epochs=1", "trainer.progress=false", "trainer.checkpoint=false"]

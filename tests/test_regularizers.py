@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regbench import regularizers
-from regbench.config import CNNConfig, DropoutConfig, RegConfig
-from regbench.models import CNN, build
-from regbench.regularizers import describe_groups
+from regbench.training import regularizers
+from regbench.config.schema import CNNConfig, DropoutConfig, RegConfig
+from regbench.training.models import CNN, build
+from regbench.training.regularizers import describe_groups
 
 
 def tiny_cnn(batchnorm: bool = False, **dropout: object) -> CNN:

@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import TINY, run_cli
-from regbench import compare, runs, tables
+from regbench.study import compare
+from regbench.store import runs
+from regbench.present import tables
 from regbench.cli import app
 from regbench.errors import ConfigError, RunDirError
 

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import TINY, run_cli
-from regbench import sweep
+from regbench.launch import sweep
 from regbench.cli import app
 from regbench.errors import ConfigError
-from regbench.jobs import JobOutcome, search_objective
+from regbench.launch.jobs import JobOutcome, search_objective
 
 SEARCH = ["hydra/sweeper=optuna", "hydra.sweeper.sampler=random", "hydra.sweeper.sampler.seed=0",
           "hydra.sweeper.n_trials=4", "reg.dropout.fc=interval(0,0.8)", *TINY, "trainer.epochs=1",

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import TINY, run_cli
-from regbench import sweep
+from regbench.launch import sweep
 from regbench.cli import app
 from regbench.errors import ConfigError
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from regbench import trackers, train
-from regbench.config import RegbenchConfig
-from regbench.metrics import COLUMNS
+from regbench.training import trackers
+from regbench.training import loop as train
+from regbench.config.schema import RegbenchConfig
+from regbench.store.metrics import COLUMNS
 
 
 def train_with_trackers(cfg: RegbenchConfig, run_dir: Path, sweep_id: str | None = None
@@ -110,7 +111,8 @@ def test_trackers_are_off_by_default_and_do_not_split_a_comparison(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from regbench import compare, runs
+    from regbench.study import compare
+    from regbench.store import runs
 
     assert trackers.build(make_cfg(), tmp_path, print) == []
     best = {"val_acc": 0.5, "train_acc": 0.6, "gap_acc": 0.1, "gap_loss": 0.2}

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from regbench import metrics, runs, train
-from regbench.config import RegbenchConfig
+from regbench.store import metrics
+from regbench.store import runs
+from regbench.training import loop as train
+from regbench.config.schema import RegbenchConfig
 
 
 def run_dir_for(tmp_path: Path) -> Path:

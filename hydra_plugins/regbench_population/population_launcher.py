@@ -4,8 +4,8 @@ Hydra finds this module through its plugin namespace (``hydra_plugins``), regist
 launcher's config in the ConfigStore and instantiates ``PopulationLauncher`` from it. For
 each job the launcher does what Hydra's own launchers do (the sweep config, the job's
 folder and ``.hydra/`` files, through ``run_job``), but instead of calling the task
-function per job it hands all the jobs to ``regbench.jobs.run_population_jobs``, which
-groups them and trains each group as one population (``regbench.population``).
+function per job it hands all the jobs to ``regbench.launch.jobs.run_population_jobs``, which
+groups them and trains each group as one population (``regbench.training.population``).
 """
 
 import logging
@@ -40,7 +40,7 @@ class PopulationLauncher(Launcher):
     """Sets up every job as Hydra does, then trains them as populations."""
 
     def __init__(self, max_members: int = 24) -> None:
-        from regbench.config import check
+        from regbench.config.schema import check
 
         check(isinstance(max_members, int) and max_members >= 1, "hydra.launcher.max_members",
               max_members, "an integer >= 1")
@@ -55,7 +55,7 @@ class PopulationLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
                ) -> Sequence[JobReturn]:
-        from regbench.jobs import PendingJob, run_population_jobs
+        from regbench.launch.jobs import PendingJob, run_population_jobs
 
         assert self.config is not None and self.hydra_context is not None
         setup_globals()

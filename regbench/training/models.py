@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from regbench.config import CNNConfig, ModelConfig, RegConfig
-from regbench.regularizers import Regularization, Site
+from regbench.config.schema import CNNConfig, ModelConfig, RegConfig
+from regbench.training.regularizers import Regularization, Site
 
 Layers = Callable[[Site], list[nn.Module]]
 
@@ -41,7 +41,7 @@ class CNN(nn.Sequential):
         super().__init__(*modules)
 
 
-# Each model config type (regbench.config.MODEL_CONFIGS) and the module class it builds.
+# Each model config type (regbench.config.schema.MODEL_CONFIGS) and the module class it builds.
 MODELS: dict[type[ModelConfig], Callable[..., nn.Module]] = {CNNConfig: CNN}
 
 

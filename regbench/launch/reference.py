@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from regbench.batching import Split
-from regbench.datasets import torchvision_class
+from regbench.data.batching import Split
+from regbench.data.datasets import torchvision_class
 
 LOG_INTERVAL = 10  # batches between loss.item() calls, as in the example
 TEST_BATCH_SIZE = 1000  # the example's --test-batch-size

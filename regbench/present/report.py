@@ -1,8 +1,8 @@
 """A sweep or a study as one shareable page: report.html (self-contained) or markdown.
 
 The page says what was run (command, axes, seeds, data, machine, time), shows the
-comparison table exactly as ``regbench.tables`` words it, the figures of
-``regbench.plots`` embedded as base64 PNGs (no network needed to view it), each run's
+comparison table exactly as ``regbench.present.tables`` words it, the figures of
+``regbench.present.plots`` embedded as base64 PNGs (no network needed to view it), each run's
 status and the failures. It is rendered with Jinja2 from the templates shipped in
 ``regbench/templates/``.
 """
@@ -18,7 +18,11 @@ from typing import Any
 
 import jinja2
 
-from regbench import __version__, compare, plots, runs, tables
+from regbench import __version__
+from regbench.study import compare
+from regbench.present import plots
+from regbench.store import runs
+from regbench.present import tables
 from regbench.errors import RunDirError
 
 REPORT_FILE = "report.html"

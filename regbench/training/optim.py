@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from regbench.config import OptimConfig
+from regbench.config.schema import OptimConfig
 
 if TYPE_CHECKING:
     import torch

@@ -22,10 +22,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from numpy.polynomial import Polynomial  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from regbench import runs  # noqa: E402
-from regbench.compare import Comparison  # noqa: E402
-from regbench.labels import fmt  # noqa: E402
-from regbench.metrics import read_rows  # noqa: E402
+from regbench.store import runs  # noqa: E402
+from regbench.study.compare import Comparison  # noqa: E402
+from regbench.study.labels import fmt  # noqa: E402
+from regbench.store.metrics import read_rows  # noqa: E402
 
 # What a swept key means, for axis labels a student can read.
 PARAM_WORDS = {

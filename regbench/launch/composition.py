@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from regbench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from regbench.config import RegbenchConfig
+    from regbench.config.schema import RegbenchConfig
 
 # Hydra flags that take the next word as their value.
 FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
@@ -50,7 +50,7 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 def presets(group: str) -> list[str]:
     """The preset names of a config group (conf/<group>/*.yaml)."""
-    from regbench.config import CONF_DIR
+    from regbench.config.schema import CONF_DIR
 
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
@@ -61,7 +61,7 @@ def experiment_presets() -> list[str]:
 
 def sweep_presets() -> list[str]:
     """Experiment presets that set sweep axes (hydra.sweeper.params): studies for `sweep`."""
-    from regbench.config import CONF_DIR
+    from regbench.config.schema import CONF_DIR
 
     return [n for n in experiment_presets()
             if "sweeper:" in (CONF_DIR / "experiment" / f"{n}.yaml").read_text()]
@@ -96,7 +96,7 @@ def explain(e: Exception, overrides: list[str]) -> str:
     """Turn a Hydra / OmegaConf composition error into one line that says what is allowed."""
     from hydra.errors import MissingConfigException, OverrideParseException
 
-    from regbench.config import suggest_key
+    from regbench.config.schema import suggest_key
 
     cause = e.__cause__ or e
     text = str(e)
@@ -161,8 +161,8 @@ def compose(overrides: list[str], flags: list[str] | None = None) -> tuple[Any, 
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from regbench.config import CONF_DIR, to_schema
-    from regbench.validation import validate
+    from regbench.config.schema import CONF_DIR, to_schema
+    from regbench.training.validation import validate
 
     folder, name = config_source(flags or [])
     try:

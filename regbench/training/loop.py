@@ -18,12 +18,17 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from regbench import batching, calibration, metrics, models, optim, runs
-from regbench.callbacks import Callback, CallbackList
-from regbench.config import RegbenchConfig
-from regbench.device import autocast, configure, prepare_batch, prepare_model, resolve_device
+from regbench.data import batching
+from regbench.training import calibration
+from regbench.store import metrics
+from regbench.training import models
+from regbench.training import optim
+from regbench.store import runs
+from regbench.training.callbacks import Callback, CallbackList
+from regbench.config.schema import RegbenchConfig
+from regbench.training.device import autocast, configure, prepare_batch, prepare_model, resolve_device
 from regbench.errors import RunDirError
-from regbench.regularizers import Regularization, describe_groups, rate_in_force
+from regbench.training.regularizers import Regularization, describe_groups, rate_in_force
 
 log = logging.getLogger("regbench")
 
@@ -188,7 +193,7 @@ def signals_deferred() -> Iterator[None]:
 class Session:
     """One run folder being trained: its model, trainer, metrics log, counters and status.
 
-    The sequential loop (``run``) and the population engine (regbench.population) both
+    The sequential loop (``run``) and the population engine (regbench.training.population) both
     open one per run, record each trained epoch with ``end_epoch`` and ``close`` it, so
     a run folder is the same whichever engine trained it.
     """

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from regbench.metrics import Row
+    from regbench.store.metrics import Row
 
 
 class Callback:

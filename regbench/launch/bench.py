@@ -26,16 +26,18 @@ from torch import nn
 from torch.utils.data import Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-from regbench import batching as datamod
-from regbench import datasets, models, reference
-from regbench.callbacks import Callback
-from regbench.config import DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset
-from regbench.device import (autocast, check_device, configure, memory_format, prepare_batch, prepare_model,
+from regbench.data import batching as datamod
+from regbench.data import datasets
+from regbench.training import models
+from regbench.launch import reference
+from regbench.training.callbacks import Callback
+from regbench.config.schema import DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset
+from regbench.training.device import (autocast, check_device, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
-from regbench.optim import learning_rate
-from regbench.population import Population
-from regbench.train import Session, build_trainer, evaluate
+from regbench.training.optim import learning_rate
+from regbench.training.population import Population
+from regbench.training.loop import Session, build_trainer, evaluate
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regbench import batching
-from regbench.device import autocast, prepare_batch
-from regbench.regularizers import dropout_layers
+from regbench.data import batching
+from regbench.training.device import autocast, prepare_batch
+from regbench.training.regularizers import dropout_layers
 
 ECE_BINS = 15
 

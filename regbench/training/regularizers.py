@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from regbench.config import RegConfig
+from regbench.config.schema import RegConfig
 
 if TYPE_CHECKING:
-    from regbench.metrics import Row
+    from regbench.store.metrics import Row
 
 
 def make_dropout(p: float, kind: str = "standard") -> nn.Module:

@@ -2,7 +2,7 @@
 
 Batches are taken by index, normalised per batch and augmented with batched tensor
 operations, so the training loop runs no per-sample Python and no DataLoader workers.
-Reading and splitting the files is regbench.datasets.
+Reading and splitting the files is regbench.data.datasets.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from regbench import datasets
-from regbench.config import DatasetConfig
+from regbench.data import datasets
+from regbench.config.schema import DatasetConfig
 
 
 @dataclass(frozen=True)

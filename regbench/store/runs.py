@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from regbench.config import new_run_id
+from regbench.config.schema import new_run_id
 from regbench.errors import RunDirError
 
 CONFIG_FILE = "config.yaml"

@@ -18,10 +18,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from regbench import runs
-from regbench.callbacks import Callback
-from regbench.config import MLflowConfig, RegbenchConfig, TensorBoardConfig
-from regbench.metrics import COLUMNS, Row
+from regbench.store import runs
+from regbench.training.callbacks import Callback
+from regbench.config.schema import MLflowConfig, RegbenchConfig, TensorBoardConfig
+from regbench.store.metrics import COLUMNS, Row
 
 log = logging.getLogger("regbench")
 Warn = Callable[[str], None]

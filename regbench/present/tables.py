@@ -1,7 +1,7 @@
 """A comparison as columns of text cells, a caption and markdown: what every renderer shows.
 
 ``COLUMNS`` defines each column once: its name (for ``--columns``), its header and how a
-row becomes its cell. The terminal (regbench.terminal) fits the chosen columns to the
+row becomes its cell. The terminal (regbench.present.terminal) fits the chosen columns to the
 screen; markdown and the report page use the same cells. Cells break lines only between
 numbers or words ("\\n"), never inside one.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from regbench.compare import Comparison
+from regbench.study.compare import Comparison
 from regbench.errors import ConfigError
-from regbench.stats import simultaneous_confidence
+from regbench.study.stats import simultaneous_confidence
 
 
 def _pm(mean: float, std: float, scale: float = 100, sign: str = "", sep: str = "\n") -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from regbench.runs import atomic_file
+from regbench.store.runs import atomic_file
 
 # A validation loss this much above its minimum (relative) counts as having risen.
 ONSET_RISE = 0.01

@@ -13,8 +13,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from regbench.config import CONF_DIR, RegConfig, load_preset
-from regbench.runs import flatten
+from regbench.config.schema import CONF_DIR, RegConfig, load_preset
+from regbench.store.runs import flatten
 
 
 def fmt(value: Any) -> str:

@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regbench import runs, terminal
-from regbench.composition import compose, explain, rewrite_experiment, split_args
-from regbench.config import check as config_check
+from regbench.store import runs
+from regbench.present import terminal
+from regbench.launch.composition import compose, explain, rewrite_experiment, split_args
+from regbench.config.schema import check as config_check
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
+from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
 
 SWEEP_FILE = runs.SWEEP_FILE
 MAX_MEMBERS = "hydra.launcher.max_members"
@@ -91,7 +92,7 @@ def expand_sweep(overrides: list[str]) -> Expansion:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
 
-    from regbench.config import CONF_DIR
+    from regbench.config.schema import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
@@ -288,7 +289,7 @@ def resume_plan(sweep_dir: Path, args: list[str]) -> tuple[SweepPlan, list[str],
 
 def device_type(cfg: Any) -> str:
     """'cuda', 'mps' or 'cpu': where a job with this configuration trains."""
-    from regbench.device import resolve_device
+    from regbench.training.device import resolve_device
 
     return resolve_device(cfg.trainer.device).type
 
@@ -319,7 +320,8 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
 
 def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
     """Compare the finished jobs, write summary.csv and the figures, show it all; exit code."""
-    from regbench import compare, plots
+    from regbench.study import compare
+    from regbench.present import plots
 
     if sweep_plan.sweeper == "optuna":
         record_trials(sweep_dir, sweep_plan)

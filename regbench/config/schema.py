@@ -1,7 +1,7 @@
 """The configuration schema: typed dataclasses registered in Hydra's ConfigStore.
 
 The dataclasses hold the defaults and the types; the YAML files in ``conf/`` are presets
-that Hydra merges into this schema (and so type-checks). ``regbench.validation`` checks the
+that Hydra merges into this schema (and so type-checks). ``regbench.training.validation`` checks the
 values that a type cannot express (ranges, known names) before any work starts.
 """
 
@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.errors import ConfigError
 
-CONF_DIR = Path(__file__).parent / "conf"
+CONF_DIR = Path(__file__).parent.parent / "conf"
 
 # The vocabulary of the schema's string keys. Names of datasets, models and optimizers are
-# not here: each comes from its registry (regbench.datasets, MODEL_CONFIGS, regbench.optim).
+# not here: each comes from its registry (regbench.data.datasets, MODEL_CONFIGS, regbench.training.optim).
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MONITORS = ("val_loss", "val_acc")
 DROPOUT_KINDS = ("standard", "spatial", "gaussian")
@@ -57,7 +57,7 @@ class ModelConfig:
 
 @dataclass
 class CNNConfig(ModelConfig):
-    """The CNN of regbench.models: conv blocks of these widths, then one hidden FC layer."""
+    """The CNN of regbench.training.models: conv blocks of these widths, then one hidden FC layer."""
 
     name: str = "cnn"
     channels: list[int] = field(default_factory=lambda: [32, 64])
@@ -69,7 +69,7 @@ class CNNConfig(ModelConfig):
         check(self.hidden >= 1, "model.hidden", self.hidden, "an integer >= 1")
 
 
-# The model registry's names: each model's configuration type. regbench.models maps each
+# The model registry's names: each model's configuration type. regbench.training.models maps each
 # type to the module that builds it; a preset in conf/model/ starts from `<name>_schema`.
 MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"cnn": CNNConfig}
 

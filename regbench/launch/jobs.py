@@ -22,10 +22,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from regbench import config as config_mod
-from regbench import runs, terminal, trackers
+from regbench.config import schema as config_mod
+from regbench.store import runs
+from regbench.present import terminal
+from regbench.training import trackers
 from regbench.errors import RegbenchError
-from regbench.validation import validate
+from regbench.training.validation import validate
 
 # Environment variables a sweep sets for its jobs (through hydra.job.env_set, so every
 # launcher passes them on): the keys that vary between jobs, and how many jobs there are.
@@ -64,7 +66,7 @@ def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool 
     one-line error in summary.json, and unexpected exceptions are caught too, so that one
     job's failure never stops the others.
     """
-    from regbench import train  # torch is imported only when a run really starts
+    from regbench.training import loop as train  # torch is imported only when a run really starts
 
     handler = setup_file_log(run_dir)
     try:
@@ -133,14 +135,14 @@ class PendingJob:
 
 
 def run_population_jobs(pending: list[PendingJob], max_members: int) -> list[JobOutcome]:
-    """A sweep's jobs trained as populations (regbench.population); one outcome per job.
+    """A sweep's jobs trained as populations (regbench.training.population); one outcome per job.
 
     Finished jobs are kept, interrupted ones resume as members, and a job whose
     configuration or checkpoint is bad fails alone, as in the sequential sweep. The jobs
     are grouped by what they must share and trained max_members at a time; each prints its
     line when its population ends. Ctrl-C stops the sweep after saving every member.
     """
-    from regbench import population
+    from regbench.training import population
 
     outcomes: dict[int, JobOutcome] = {}
     actions = [runs.job_action(job.run_dir) for job in pending]
@@ -204,7 +206,7 @@ def _member_outcome(run_dir: Path, result: Any) -> JobOutcome:
     return JobOutcome(run_dir, result.status, result.exit_code, result.summary.get("error"))
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> Any:
     """Run one job in the directory Hydra made for it (one of a sweep's under --multirun)."""
     hydra_cfg = HydraConfig.get()

@@ -22,13 +22,13 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
-from regbench import runs
-from regbench.callbacks import Callback
-from regbench.metrics import number, plural
+from regbench.store import runs
+from regbench.training.callbacks import Callback
+from regbench.store.metrics import number, plural
 
 if TYPE_CHECKING:
-    from regbench.compare import Comparison
-    from regbench.metrics import Row
+    from regbench.study.compare import Comparison
+    from regbench.store.metrics import Row
 
 # A run folder's files, in the order the files: line names them.
 RUN_FILES = (runs.METRICS_FILE, runs.SUMMARY_FILE, runs.CONFIG_FILE, runs.CHECKPOINT_FILE,
@@ -187,7 +187,7 @@ def comparison_table(comp: Comparison, columns: list[str] | None = None,
     column wraps only between its KEY=VALUE tokens. When the chosen columns do not fit,
     the least important ones (the last) are left out and the caption says which.
     """
-    from regbench import tables
+    from regbench.present import tables
 
     width = width or table_console().width
     wanted = list(columns or tables.DEFAULT_COLUMNS)
@@ -207,7 +207,7 @@ def _narrowest(comp: Comparison, shown: list[str]) -> int:
 
 def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
                       squeeze: bool = False) -> Table:
-    from regbench import tables
+    from regbench.present import tables
 
     header, rows = tables.display_rows(comp, columns=shown)
     text = tables.caption(comp)
@@ -233,7 +233,7 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
 def print_comparison(comp: Comparison, out: Console | None = None,
                      columns: list[str] | None = None) -> None:
     """Warnings about repeated seeds, the comparison table, then the runs left out of it."""
-    from regbench import tables
+    from regbench.present import tables
 
     for line in comp.duplicates:
         warn(line)

@@ -36,11 +36,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from regbench import batching, models
-from regbench.config import RegbenchConfig
-from regbench.device import autocast, prepare_batch, resolve_device, warn
-from regbench.regularizers import Regularization, Regularizer, Site
-from regbench.train import Interrupted, RunResult, Session, Trainer, stop_on_signals
+from regbench.data import batching
+from regbench.training import models
+from regbench.config.schema import RegbenchConfig
+from regbench.training.device import autocast, prepare_batch, resolve_device, warn
+from regbench.training.regularizers import Regularization, Regularizer, Site
+from regbench.training.loop import Interrupted, RunResult, Session, Trainer, stop_on_signals
 
 log = logging.getLogger("regbench")
 

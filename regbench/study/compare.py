@@ -1,14 +1,14 @@
 """Comparing runs: group them by configuration, pool the seeds, test against a baseline.
 
-Finding run folders is regbench.runs, naming configurations regbench.labels, the
-statistics regbench.stats, and showing the result regbench.tables / regbench.terminal.
+Finding run folders is regbench.store.runs, naming configurations regbench.study.labels, the
+statistics regbench.study.stats, and showing the result regbench.present.tables / regbench.present.terminal.
 
 Every number comes from the runs' own files: config.yaml, the ``best`` and ``last`` rows
 of summary.json (the metrics.csv rows of the epoch the run counts as best, lowest val loss
 or the early-stopping monitor, and of its last epoch) and metrics.csv. Seeds are the unit:
 a configuration run twice with one seed counts once (the newest finished run). Spreads
 are sample standard deviations (ddof=1); differences against the baseline are paired by
-seed and adjusted for the number of comparisons (regbench.stats).
+seed and adjusted for the number of comparisons (regbench.study.stats).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from regbench import metrics, runs, stats
+from regbench.store import metrics
+from regbench.store import runs
+from regbench.study import stats
 from regbench.errors import ConfigError, RunDirError
-from regbench.labels import config_key, differing_keys, label, matches, reg_preset
+from regbench.study.labels import config_key, differing_keys, label, matches, reg_preset
 
 # Keys that never change a run's numbers (where files go, what the terminal shows) or that
 # are pooled over (the seed); they are left out when grouping runs by configuration.

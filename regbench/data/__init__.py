@@ -1,0 +1,1 @@
+"""Data: datasets as files and arrays, and batches on the training device."""

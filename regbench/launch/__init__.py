@@ -1,0 +1,1 @@
+"""Launching: composing configurations, jobs, sweeps and the benchmark."""

@@ -1,0 +1,1 @@
+"""Presentation: terminal tables, figures and the shareable report."""

@@ -1,0 +1,1 @@
+"""The study: grouping runs by configuration, statistics, comparisons."""

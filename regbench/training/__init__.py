@@ -1,0 +1,1 @@
+"""Training: models, regularizers, optimizers, the epoch loop and its engines."""
