@@ -15,7 +15,6 @@ import traceback
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from typer.core import TyperOption
 
 from regbench import __version__
@@ -325,12 +324,12 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
     from omegaconf import OmegaConf
 
     from regbench.launch import jobs
-    from regbench.store import runs
+    from regbench.store import runs, summary
 
     runs.check_run_dir(run_dir)
-    summary = runs.load_summary(run_dir) or {}
-    if summary.get("status") in runs.FINISHED:
-        err.print(f"regbench: {run_dir} already finished ({summary['status']}); nothing to resume",
+    state = summary.status(run_dir)
+    if state in runs.FINISHED:
+        err.print(f"regbench: {run_dir} already finished ({state}); nothing to resume",
                   soft_wrap=True)
         raise typer.Exit(0)
     try:

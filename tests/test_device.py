@@ -15,6 +15,7 @@ from regbench.training import models
 from regbench.store import runs
 from regbench.present import terminal
 from regbench.training import loop as train
+from regbench.training import session
 from regbench.config.schema import CNNConfig, RegbenchConfig, RegConfig
 
 CPU = torch.device("cpu")
@@ -140,7 +141,7 @@ def test_metrics_are_read_once_per_epoch_not_per_batch(make_cfg: Callable[..., R
     cfg = make_cfg("trainer.batch_size=32", "trainer.eval_batch_size=64")
     d = datamod.load(cfg.dataset)
     model = device.prepare_model(models.build(cfg.model, cfg.reg, 1, (28, 28)), CPU)
-    trainer = train.build_trainer(cfg, model, d)
+    trainer = session.build_trainer(cfg, model, d)
     reads: list[int] = []
     real_item = torch.Tensor.item
     monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(1) or real_item(t))
@@ -152,5 +153,5 @@ def test_metrics_are_read_once_per_epoch_not_per_batch(make_cfg: Callable[..., R
     progress.on_train_end()
     assert len(reads) == 2  # running loss and penalty, for 20+ batches
     reads.clear()
-    train.evaluate(model, d.train, d, 64)
+    session.evaluate(model, d.train, d, 64)
     assert len(reads) == 2  # loss and accuracy, for 10+ batches

@@ -123,7 +123,7 @@ def test_a_late_schedule_is_recorded_in_metrics_csv(make_cfg: Callable[..., Regb
     (tmp_path / "run").mkdir()
     result = train.run(cfg, tmp_path / "run")
     assert pd.read_csv(tmp_path / "run" / runs.METRICS_FILE)["dropout_rate"].tolist() == [0.0, 0.5]
-    assert result.summary["mc_dropout"] is None and 0 <= result.summary["test_ece"] <= 1
+    assert result.summary.mc_dropout is None and 0 <= result.summary.test_ece <= 1
 
 
 def test_gaussian_dropout_has_mean_one_and_the_variance_of_dropout() -> None:

@@ -13,8 +13,10 @@ from scipy import stats
 from helpers import TINY, run_cli
 from regbench.store import metrics
 from regbench.training import population
-from regbench.store import runs
+from regbench.store import runs, summary
+from regbench.training import trackers
 from regbench.training import loop as train
+from regbench.training import session
 from regbench.config.schema import RegbenchConfig
 
 # A member's run equals its sequential run up to float32 rounding: under vmap the
@@ -39,24 +41,30 @@ def assert_same_rows(pop: list[metrics.Row], seq: list[metrics.Row]) -> None:
     np.testing.assert_allclose(values(pop, ACCURACIES), values(seq, ACCURACIES), atol=ONE_IMAGE)
 
 
-def assert_same_run(pop: train.RunResult, seq: train.RunResult) -> None:
+def assert_same_run(pop: session.RunResult, seq: session.RunResult) -> None:
     assert pop.status == seq.status
     assert_same_rows(pop.rows, seq.rows)
     for key in ("best_epoch", "stopped_epoch", "kept_epoch", "epochs_run"):
-        assert pop.summary[key] == seq.summary[key], key
-    if seq.summary["test_loss"] is not None:
-        assert pop.summary["test_loss"] == pytest.approx(seq.summary["test_loss"], rel=RTOL)
+        assert getattr(pop.summary, key) == getattr(seq.summary, key), key
+    if seq.summary.test_loss is not None:
+        assert pop.summary.test_loss == pytest.approx(seq.summary.test_loss, rel=RTOL)
 
 
-def sequential(cfg: RegbenchConfig, tmp_path: Path) -> train.RunResult:
+def population_train(members: list[tuple[RegbenchConfig, Path, bool]]
+                     ) -> list[session.RunResult | Exception]:
+    """Members trained together by the epoch loop with the population engine."""
+    return train.train([train.Member(c, d, r) for c, d, r in members], population.PopulationEngine())
+
+
+def sequential(cfg: RegbenchConfig, tmp_path: Path) -> session.RunResult:
     return train.run(cfg, runs.make_run_dir(tmp_path / "seq", "t"))
 
 
 def together(cfgs: list[RegbenchConfig], tmp_path: Path, resume: bool = False,
-             dirs: list[Path] | None = None) -> list[train.RunResult]:
+             dirs: list[Path] | None = None) -> list[session.RunResult]:
     dirs = dirs or [runs.make_run_dir(tmp_path / "pop", "t") for _ in cfgs]
-    results = population.train([(c, d, resume) for c, d in zip(cfgs, dirs, strict=True)])
-    assert all(isinstance(r, train.RunResult) for r in results), results
+    results = population_train([(c, d, resume) for c, d in zip(cfgs, dirs, strict=True)])
+    assert all(isinstance(r, session.RunResult) for r in results), results
     return results  # type: ignore[return-value]
 
 
@@ -112,9 +120,9 @@ def test_a_member_resumes_from_its_checkpoint(make_cfg: Callable[..., RegbenchCo
     dirs = [runs.make_run_dir(tmp_path / "part", "t") for _ in range(2)]
     together(cfgs(1)[:1], tmp_path, dirs=dirs[:1])  # member 0 stops after epoch 1
     # member 0 resumes at epoch 2 while member 1 starts at epoch 1, in one population
-    resumed = population.train([(cfgs(2)[0], dirs[0], True), (cfgs(2)[1], dirs[1], False)])
+    resumed = population_train([(cfgs(2)[0], dirs[0], True), (cfgs(2)[1], dirs[1], False)])
     for res, ref in zip(resumed, full, strict=True):
-        assert isinstance(res, train.RunResult)
+        assert isinstance(res, session.RunResult)
         assert_same_run(res, ref)
     assert len(metrics.read_rows(dirs[0] / runs.METRICS_FILE)) == 2
 
@@ -143,7 +151,7 @@ def test_a_population_sweep_summarizes_like_the_sequential_sweep(tmp_path: Path)
         assert (seq / runs.CONFIG_FILE).read_text() == (pop / runs.CONFIG_FILE).read_text()
         assert set(json.loads((seq / runs.SUMMARY_FILE).read_text())) == \
             set(json.loads((pop / runs.SUMMARY_FILE).read_text()))
-        assert runs.job_status(pop) == "completed"
+        assert summary.status(pop) == "completed"
     tables = {n: (f / "summary.csv").read_text().splitlines() for n, f in folders.items()}
     assert tables["pop"][0] == tables["seq"][0]
     key = [line.split(",")[0] for line in tables["seq"][1:]]
@@ -253,8 +261,35 @@ def test_a_compiled_population_trains_uncompiled_with_one_line(
     assert capsys.readouterr().err.count("trainer.compile=true: a population trains") == 1
 
 
-def test_jobs_with_a_tracker_train_alone_so_the_tracker_records_them(
-        make_cfg: Callable[..., RegbenchConfig]) -> None:
-    assert population.unsupported(make_cfg()) is None
-    assert population.unsupported(make_cfg("logger=tensorboard")) == "logger.tensorboard.enabled=True"
-    assert population.unsupported(make_cfg("logger=mlflow")) == "logger.mlflow.enabled=True"
+def test_each_member_run_log_holds_its_own_run_only(tmp_path: Path) -> None:
+    grid = [*TINY, "trainer.epochs=2", "reg.dropout.fc=0.0,0.5", "hydra/launcher=population"]
+    proc = run_cli("sweep", *grid, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
+    logs = {job: (folder / str(job) / runs.LOG_FILE).read_text() for job in (0, 1)}
+    for job, text in logs.items():
+        assert text.count("model: ") == 1, text
+        other = folder / str(1 - job)
+        assert str(other) not in text
+    # member 1 has FC dropout, member 0 none: each dump shows its own model
+    assert "Dropout(p=0.5" in logs[1] and "Dropout(p=0.5" not in logs[0]
+
+
+def test_each_population_member_gets_its_own_tracker_run(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert population.unsupported(make_cfg("logger=tensorboard")) is None
+    cfgs = [make_cfg(*TINY_DATA, "trainer.epochs=2", "logger=tensorboard", f"seed={s}")
+            for s in (0, 1)]
+    dirs = [runs.make_run_dir(tmp_path, "t") for _ in cfgs]
+    warnings: list[str] = []
+    members = [train.Member(c, d, callbacks=trackers.build(c, d, warnings.append))
+               for c, d in zip(cfgs, dirs, strict=True)]
+    results = train.train(members, population.PopulationEngine())
+    assert [r.status for r in results] == ["completed", "completed"] and not warnings  # type: ignore[union-attr]
+    for d in dirs:
+        events = EventAccumulator(str(d / "tensorboard"), size_guidance={"scalars": 0})
+        events.Reload()
+        own = [r.val_acc for r in metrics.read_rows(d / runs.METRICS_FILE)]
+        assert [e.value for e in events.Scalars("val_acc")] == pytest.approx(own)

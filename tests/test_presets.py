@@ -27,5 +27,5 @@ def test_experiment_preset_runs_one_epoch(preset: str, tmp_path: Path) -> None:
     _, cfg = compose([*last, *SHRINK, "model.hidden=16",
                       f"model.channels=[{','.join(['4'] * len(compose(last)[1].model.channels))}]"])
     result = train.run(cfg, runs.make_run_dir(cfg.output.root, cfg.experiment))
-    assert result.status in runs.FINISHED, result.summary.get("error")
-    assert len(result.rows) == 1 and result.summary["test_acc"] is not None
+    assert result.status in runs.FINISHED, result.summary.error
+    assert len(result.rows) == 1 and result.summary.test_acc is not None

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from helpers import TINY, run_cli
 from regbench.study import compare
-from regbench.store import runs
+from regbench.store import runs, summary
 from regbench.present import tables
 from regbench.cli import app
 from regbench.errors import ConfigError, RunDirError
@@ -56,7 +56,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                       "seed=0,1", f"output.root={tmp / 'results'}"])
     assert result.exit_code == 0, result.output
     (folder,) = (tmp / "results" / "default" / "sweeps").iterdir()
-    runs.mark_failed(folder / "3", "RuntimeError: out of memory <on purpose>")
+    summary.mark_failed(folder / "3", "RuntimeError: out of memory <on purpose>")
     return folder
 
 

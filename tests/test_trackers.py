@@ -11,12 +11,13 @@ import pytest
 
 from regbench.training import trackers
 from regbench.training import loop as train
+from regbench.training import session
 from regbench.config.schema import RegbenchConfig
 from regbench.store.metrics import COLUMNS
 
 
 def train_with_trackers(cfg: RegbenchConfig, run_dir: Path, sweep_id: str | None = None
-                        ) -> tuple[train.RunResult, list[str]]:
+                        ) -> tuple[session.RunResult, list[str]]:
     warnings: list[str] = []
     run_dir.mkdir(parents=True)
     found = trackers.build(cfg, run_dir, warnings.append, sweep_id)
@@ -49,7 +50,7 @@ def test_tensorboard_and_mlflow_hold_every_column_of_every_epoch(
         assert [e.step for e in logged] == [1, 2], column
         assert [e.value for e in logged] == pytest.approx([float(r[column]) for r in rows],
                                                           rel=1e-6), column
-    assert events.Scalars("summary/test_acc")[0].value == pytest.approx(result.summary["test_acc"])
+    assert events.Scalars("summary/test_acc")[0].value == pytest.approx(result.summary.test_acc)
     assert events.PluginTagToContent("hparams")  # the session the HParams tab compares
 
     client = MlflowClient(tracking_uri=uri)
@@ -63,8 +64,8 @@ def test_tensorboard_and_mlflow_hold_every_column_of_every_epoch(
         history = client.get_metric_history(run.info.run_id, column)
         assert [m.step for m in history] == [1, 2], column
         assert [m.value for m in history] == pytest.approx([float(r[column]) for r in rows]), column
-    assert run.data.metrics["test_acc"] == pytest.approx(result.summary["test_acc"])
-    assert run.data.metrics["best_val_acc"] == pytest.approx(result.summary["best"]["val_acc"])
+    assert run.data.metrics["test_acc"] == pytest.approx(result.summary.test_acc)
+    assert run.data.metrics["best_val_acc"] == pytest.approx(result.summary.best.val_acc)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.csv", "summary.json", "config.yaml", "checkpoint.pt"} <= artifacts
     stored = Path(client.download_artifacts(run.info.run_id, "metrics.csv", str(tmp_path)))

@@ -13,6 +13,7 @@ import torch
 from regbench.store import metrics
 from regbench.store import runs
 from regbench.training import loop as train
+from regbench.training import session
 from regbench.config.schema import RegbenchConfig
 
 
@@ -51,7 +52,7 @@ def test_train_metrics_are_measured_in_eval_mode(make_cfg: Callable[..., Regbenc
 def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     val_curve = [1.0, 0.5, 0.7, 0.8, 0.9, 0.95]
-    real_evaluate = train.evaluate
+    real_evaluate = session.evaluate
     calls: list[torch.Tensor] = []
 
     def scripted(model: torch.nn.Module, split: object, data: object, bs: int,
@@ -63,16 +64,16 @@ def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
             return val_curve[n // 2 - 1], acc
         return loss, acc
 
-    monkeypatch.setattr(train, "evaluate", scripted)
+    monkeypatch.setattr(session, "evaluate", scripted)
     cfg = make_cfg("reg=early_stopping", "reg.early_stopping.patience=2", "trainer.epochs=6")
     result = train.run(cfg, run_dir_for(tmp_path))
     s = result.summary
-    assert (result.status, s["best_epoch"], s["stopped_epoch"], s["epochs_run"]) == ("early_stopped", 2, 4, 4)
+    assert (result.status, s.best_epoch, s.stopped_epoch, s.epochs_run) == ("early_stopped", 2, 4, 4)
     assert len(metrics.read_rows(result.run_dir / "metrics.csv")) == 4
     assert len(calls) == 9  # 4 epochs x (train, val) + the test pass
     assert torch.equal(calls[-1], calls[3])  # tested with the weights seen at epoch 2's val pass
     assert not torch.equal(calls[-1], calls[7])
-    assert "kept the weights of epoch 2" in s["verdict"]
+    assert "kept the weights of epoch 2" in s.verdict
 
 
 def test_divergence_stops_at_once_and_keeps_finished_epochs(
@@ -80,7 +81,7 @@ def test_divergence_stops_at_once_and_keeps_finished_epochs(
     cfg = make_cfg("optim.lr=1e6", "trainer.epochs=4")
     result = train.run(cfg, run_dir_for(tmp_path))
     assert result.status == "diverged" and result.exit_code == 1
-    assert len(metrics.read_rows(result.run_dir / "metrics.csv")) == result.summary["epochs_run"] < 4
+    assert len(metrics.read_rows(result.run_dir / "metrics.csv")) == result.summary.epochs_run < 4
 
 
 def test_same_seed_same_metrics_other_seed_differs(make_cfg: Callable[..., RegbenchConfig],
@@ -107,7 +108,7 @@ def test_resume_continues_from_the_checkpoint(make_cfg: Callable[..., RegbenchCo
     resumed = train.run(make_cfg("trainer.epochs=3", "trainer.deterministic=true", "reg=dropout",
                                  "dataset.augment=true"), part_dir, resume=True)
     assert strip(resumed.rows) == strip(full.rows)
-    assert resumed.summary["test_acc"] == full.summary["test_acc"]
+    assert resumed.summary.test_acc == full.summary.test_acc
 
 
 @pytest.mark.parametrize("override", [
@@ -121,7 +122,7 @@ def test_every_regularizer_and_optimizer_trains(make_cfg: Callable[..., Regbench
     overrides = [override] + (["reg.batchnorm=true"] if "position" in override else [])
     result = train.run(make_cfg(*overrides), run_dir_for(tmp_path))
     assert result.status in ("completed", "early_stopped")
-    assert result.summary["test_acc"] > 0.3  # synthetic data is learnable in two epochs
+    assert result.summary.test_acc > 0.3  # synthetic data is learnable in two epochs
 
 
 def test_onset_and_verdict_on_known_curves() -> None:
@@ -148,5 +149,5 @@ def test_onset_and_verdict_on_known_curves() -> None:
 def test_learns_real_mnist_digits(make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
     cfg = make_cfg("dataset=mnist5k", "trainer.epochs=3", tiny=False)
     result = train.run(cfg, run_dir_for(tmp_path))
-    assert result.summary["best"]["val_acc"] >= 0.85
-    assert result.summary["test_acc"] >= 0.85
+    assert result.summary.best.val_acc >= 0.85
+    assert result.summary.test_acc >= 0.85

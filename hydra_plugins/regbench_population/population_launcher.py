@@ -4,7 +4,7 @@ Hydra finds this module through its plugin namespace (``hydra_plugins``), regist
 launcher's config in the ConfigStore and instantiates ``PopulationLauncher`` from it. For
 each job the launcher does what Hydra's own launchers do (the sweep config, the job's
 folder and ``.hydra/`` files, through ``run_job``), but instead of calling the task
-function per job it hands all the jobs to ``regbench.launch.jobs.run_population_jobs``, which
+function per job it hands all the jobs to ``regbench.launch.jobs.run_sweep_jobs``, which
 groups them and trains each group as one population (``regbench.training.population``).
 """
 
@@ -55,7 +55,7 @@ class PopulationLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
                ) -> Sequence[JobReturn]:
-        from regbench.launch.jobs import PendingJob, run_population_jobs
+        from regbench.launch.jobs import PendingJob, run_sweep_jobs
 
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
@@ -84,7 +84,7 @@ class PopulationLauncher(Launcher):
         log.info("population launcher: %d jobs, at most %d members at once", len(pending),
                  self.max_members)
         with env_override(env):
-            outcomes = run_population_jobs(pending, self.max_members)
+            outcomes = run_sweep_jobs(pending, population=True, max_members=self.max_members)
         for ret, outcome in zip(returns, outcomes, strict=True):
             ret.status = JobStatus.COMPLETED
             ret.return_value = outcome.status

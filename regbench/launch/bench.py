@@ -37,7 +37,7 @@ from regbench.training.device import (autocast, check_device, configure, memory_
 from regbench.errors import ConfigError
 from regbench.training.optim import learning_rate
 from regbench.training.population import Population
-from regbench.training.loop import Session, build_trainer, evaluate
+from regbench.training.session import Session, build_trainer, evaluate
 
 
 @dataclass(frozen=True)

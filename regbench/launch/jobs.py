@@ -13,9 +13,10 @@ import os
 import shutil
 import sys
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,11 +24,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from regbench.config import schema as config_mod
-from regbench.store import runs
-from regbench.present import terminal
-from regbench.training import trackers
 from regbench.errors import RegbenchError
+from regbench.present import terminal
+from regbench.store import runs, summary
+from regbench.store.runlog import run_log
+from regbench.training import trackers
+from regbench.training.callbacks import Callback
 from regbench.training.validation import validate
+
+if TYPE_CHECKING:  # torch is imported only when a run really starts
+    from regbench.training.loop import Member
+    from regbench.training.session import RunResult
 
 # Environment variables a sweep sets for its jobs (through hydra.job.env_set, so every
 # launcher passes them on): the keys that vary between jobs, and how many jobs there are.
@@ -48,56 +55,136 @@ class JobOutcome:
 LAST: list[JobOutcome] = []
 
 
-def setup_file_log(run_dir: Path) -> logging.Handler:
-    """Send the run's log (model, parameter groups, errors with tracebacks) to run.log."""
-    handler = logging.FileHandler(run_dir / runs.LOG_FILE)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("regbench")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    return handler
+def member(cfg: DictConfig, run_dir: Path, resume: bool, *, progress: bool = True) -> Member:
+    """A job as a member of a training: its checked configuration and who listens to it.
 
-
-def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool = True,
-            keep_failed: bool = False) -> JobOutcome:
-    """Validate, train and report one job; errors become an outcome, never an exception.
-
-    With ``keep_failed`` (sweep jobs) a failed job keeps its folder, with its status and the
-    one-line error in summary.json, and unexpected exceptions are caught too, so that one
-    job's failure never stops the others.
+    Raises ConfigError for a configuration that fails validation.
     """
-    from regbench.training import loop as train  # torch is imported only when a run really starts
+    from regbench.training.loop import Member
 
-    handler = setup_file_log(run_dir)
-    try:
-        schema = config_mod.to_schema(cfg)
-        validate(schema)
-        progress = terminal.Progress(enabled=schema.trainer.progress)
-        listeners = [progress, *trackers.build(schema, run_dir, terminal.warn, runs.sweep_id(run_dir))]
-        result = train.run(schema, run_dir, resume=resume, callbacks=listeners)
-    except RegbenchError as e:
-        if os.environ.get("REGBENCH_DEBUG") == "1":
-            traceback.print_exc()
-        return _failed(run_dir, str(e), e.exit_code, keep=keep_failed, resume=resume)
-    except Exception as e:
-        if not keep_failed:
-            raise
-        logging.getLogger("regbench").exception("job failed")
-        return _failed(run_dir, f"{type(e).__name__}: {e}", 1, keep=True, resume=resume)
-    finally:
-        logging.getLogger("regbench").removeHandler(handler)
-        handler.close()
-    if show:
+    schema = config_mod.to_schema(cfg)
+    validate(schema)
+    listeners: list[Callback] = [terminal.Progress(enabled=progress and schema.trainer.progress)]
+    listeners += trackers.build(schema, run_dir, terminal.warn, runs.sweep_id(run_dir))
+    return Member(schema, run_dir, resume, listeners)
+
+
+def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool = True) -> JobOutcome:
+    """Validate, train and report one run; errors become an outcome, never an exception.
+
+    A run that fails before it computed anything leaves no folder behind.
+    """
+    from regbench.training import loop
+    from regbench.training.session import RunResult
+
+    with run_log(run_dir):
+        try:
+            result: RunResult | Exception = loop.train([member(cfg, run_dir, resume)])[0]
+        except RegbenchError as e:
+            if os.environ.get("REGBENCH_DEBUG") == "1":
+                traceback.print_exc()
+            result = e
+    outcome = outcome_of(run_dir, result, keep=False, resume=resume)
+    if show and isinstance(result, RunResult):
         terminal.print_result(result.summary, str(run_dir))
-    return JobOutcome(run_dir, result.status, result.exit_code, result.summary.get("error"))
+    return outcome
 
 
-def _failed(run_dir: Path, message: str, code: int, *, keep: bool, resume: bool) -> JobOutcome:
+def outcome_of(run_dir: Path, result: RunResult | Exception, *, keep: bool, resume: bool
+               ) -> JobOutcome:
+    """A job's outcome from its training result; a failure keeps its folder when `keep`."""
+    from regbench.training.session import RunResult
+
+    if isinstance(result, RunResult):
+        return JobOutcome(run_dir, result.status, result.exit_code, result.summary.error)
+    if isinstance(result, RegbenchError):
+        message, code = str(result), result.exit_code
+    else:
+        message, code = f"{type(result).__name__}: {result}", 1
     if keep:
-        runs.mark_failed(run_dir, " ".join(message.split()))
+        summary.mark_failed(run_dir, " ".join(message.split()))
     elif not (run_dir / runs.METRICS_FILE).exists() and not resume:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing was computed: leave no husk
     return JobOutcome(run_dir, "failed", code, message)
+
+
+@dataclass
+class PendingJob:
+    """A sweep job that Hydra has set up (folder, .hydra/ files) for a launcher to train."""
+
+    cfg: DictConfig
+    run_dir: Path
+    task_overrides: list[str]
+
+
+def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
+                   max_members: int = 1) -> list[JobOutcome]:
+    """A sweep's jobs, one outcome each, alone or trained together as populations.
+
+    Finished jobs are kept, interrupted ones resume, and a job whose configuration or
+    checkpoint is bad fails alone. With ``population`` the jobs are grouped by what they
+    must share and trained max_members at a time (regbench.training.population); a job
+    whose settings the population does not vectorise trains on its own. Each job prints
+    its line when its training ends. Ctrl-C stops the sweep after saving every job.
+    """
+    from regbench.training import loop
+    from regbench.training import population as pop
+
+    outcomes: dict[int, JobOutcome] = {}
+    actions = [summary.next_action(job.run_dir) for job in pending]
+    members: list[tuple[int, Member]] = []
+    alone: list[tuple[int, str]] = []
+    for num, (job, action) in enumerate(zip(pending, actions, strict=True)):
+        if action == "skip":
+            outcomes[num] = JobOutcome(job.run_dir, summary.status(job.run_dir), 0)
+            continue
+        if action == "fresh":
+            summary.clear(job.run_dir)
+        try:
+            m = member(job.cfg, job.run_dir, action == "resume", progress=not members)
+        except Exception as e:  # a bad configuration fails its job alone
+            outcomes[num] = outcome_of(job.run_dir, e, keep=True, resume=False)
+            continue
+        members.append((num, m))
+        if population and (why := pop.unsupported(m.cfg)) is not None:
+            alone.append((num, why))
+    if alone:
+        reasons = sorted({why for _, why in alone})
+        terminal.warn(f"{len(alone)} of {len(pending)} jobs train on their own, not as "
+                      f"population members ({'; '.join(reasons)}: not vectorised)")
+    for num in sorted(outcomes):  # kept and invalid jobs first: the trainings take a while
+        _print_line(pending[num], actions[num])
+    lone = {num for num, _ in alone}
+    together = [k for k, (num, _) in enumerate(members) if num not in lone]
+    groups = ([[together[i] for i in g]
+               for g in pop.split_groups([members[k][1].cfg for k in together], max_members)]
+              if population else [])
+    groups += [[k] for k, (num, _) in enumerate(members) if not population or num in lone]
+    for group in sorted(groups):
+        nums = [members[k][0] for k in group]
+        engine = pop.PopulationEngine() if population and len(group) > 1 else None
+        with ExitStack() as logs:
+            for n in nums:
+                logs.enter_context(run_log(pending[n].run_dir))
+            try:
+                results: list[RunResult | Exception] = loop.train(
+                    [members[k][1] for k in group], engine)
+            except Exception as e:  # the shared data failed to load: every member fails with it
+                logging.getLogger("regbench").exception("training failed")
+                results = [e] * len(nums)
+        for n, result in zip(nums, results, strict=True):
+            outcomes[n] = outcome_of(pending[n].run_dir, result, keep=True, resume=False)
+            _print_line(pending[n], actions[n])
+        if any(outcomes[n].status == "interrupted" for n in nums):
+            LAST.extend(outcomes.values())
+            raise KeyboardInterrupt  # the remaining jobs wait for sweep --resume
+    ordered = [outcomes[n] for n in range(len(pending))]
+    LAST.extend(ordered)
+    return ordered
+
+
+def _print_line(job: PendingJob, action: str) -> None:
+    terminal.print_job_line(job.run_dir, action, job_name(job.run_dir, job.task_overrides))
 
 
 def job_name(run_dir: Path, task_overrides: list[str]) -> str:
@@ -110,110 +197,13 @@ def job_name(run_dir: Path, task_overrides: list[str]) -> str:
     return values or f"job {run_dir.name}"
 
 
-def run_sweep_job(cfg: DictConfig, run_dir: Path, task_overrides: list[str]) -> JobOutcome:
-    """One job of a sweep: kept if finished, resumed if interrupted, else run; one line printed."""
-    action = runs.job_action(run_dir)
-    if action == "skip":
-        outcome = JobOutcome(run_dir, runs.job_status(run_dir), 0)
-    else:
-        if action == "fresh":
-            runs.clear_job(run_dir)
-        outcome = execute(cfg, run_dir, resume=action == "resume", show=False, keep_failed=True)
-    terminal.print_job_line(run_dir, action, job_name(run_dir, task_overrides))
-    if outcome.status == "interrupted":
-        raise KeyboardInterrupt  # Ctrl-C or SIGTERM stops the whole sweep, not just this job
-    return outcome
-
-
-@dataclass
-class PendingJob:
-    """A sweep job that Hydra has set up (folder, .hydra/ files) for a launcher to train."""
-
-    cfg: DictConfig
-    run_dir: Path
-    task_overrides: list[str]
-
-
-def run_population_jobs(pending: list[PendingJob], max_members: int) -> list[JobOutcome]:
-    """A sweep's jobs trained as populations (regbench.training.population); one outcome per job.
-
-    Finished jobs are kept, interrupted ones resume as members, and a job whose
-    configuration or checkpoint is bad fails alone, as in the sequential sweep. The jobs
-    are grouped by what they must share and trained max_members at a time; each prints its
-    line when its population ends. Ctrl-C stops the sweep after saving every member.
-    """
-    from regbench.training import population
-
-    outcomes: dict[int, JobOutcome] = {}
-    actions = [runs.job_action(job.run_dir) for job in pending]
-    members: list[tuple[int, Any]] = []
-    for num, (job, action) in enumerate(zip(pending, actions, strict=True)):
-        if action == "skip":
-            outcomes[num] = JobOutcome(job.run_dir, runs.job_status(job.run_dir), 0)
-            continue
-        if action == "fresh":
-            runs.clear_job(job.run_dir)
-        try:
-            schema = config_mod.to_schema(job.cfg)
-            validate(schema)
-        except RegbenchError as e:
-            outcomes[num] = _failed(job.run_dir, str(e), e.exit_code, keep=True, resume=False)
-            continue
-        why = population.unsupported(schema)
-        if why is not None:  # a setting the population does not vectorise: train it alone
-            terminal.err.print(f"regbench: {why}: not trained per member by the population "
-                               "engine; this job runs on its own", soft_wrap=True)
-            outcomes[num] = execute(job.cfg, job.run_dir, resume=action == "resume", show=False,
-                                    keep_failed=True)
-            continue
-        members.append((num, schema))
-    for num in sorted(outcomes):  # kept and invalid jobs first: the populations take a while
-        terminal.print_job_line(pending[num].run_dir, actions[num],
-                                job_name(pending[num].run_dir, pending[num].task_overrides))
-    groups = population.split_groups([schema for _, schema in members], max_members)
-    for group in groups:
-        nums = [members[k][0] for k in group]
-        handlers = [setup_file_log(pending[n].run_dir) for n in nums]
-        try:
-            results: list[Any] = population.train(
-                [(members[k][1], pending[n].run_dir, actions[n] == "resume")
-                 for k, n in zip(group, nums, strict=True)])
-        except Exception as e:  # the shared data failed to load: every member fails with it
-            logging.getLogger("regbench").exception("population failed")
-            results = [e] * len(nums)
-        finally:
-            for handler in handlers:
-                logging.getLogger("regbench").removeHandler(handler)
-                handler.close()
-        for n, result in zip(nums, results, strict=True):
-            outcomes[n] = _member_outcome(pending[n].run_dir, result)
-            terminal.print_job_line(pending[n].run_dir, actions[n],
-                                    job_name(pending[n].run_dir, pending[n].task_overrides))
-        if any(outcomes[n].status == "interrupted" for n in nums):
-            LAST.extend(outcomes.values())
-            raise KeyboardInterrupt  # the remaining populations wait for sweep --resume
-    ordered = [outcomes[n] for n in range(len(pending))]
-    LAST.extend(ordered)
-    return ordered
-
-
-def _member_outcome(run_dir: Path, result: Any) -> JobOutcome:
-    """A population member's outcome: its run's, or a failure that keeps its folder."""
-    if isinstance(result, RegbenchError):
-        return _failed(run_dir, str(result), result.exit_code, keep=True, resume=False)
-    if isinstance(result, Exception):
-        return _failed(run_dir, f"{type(result).__name__}: {result}", 1, keep=True, resume=False)
-    return JobOutcome(run_dir, result.status, result.exit_code, result.summary.get("error"))
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> Any:
     """Run one job in the directory Hydra made for it (one of a sweep's under --multirun)."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        outcome = run_sweep_job(cfg, run_dir, list(hydra_cfg.overrides.task))
-        LAST.append(outcome)
+        outcome = run_sweep_jobs([PendingJob(cfg, run_dir, list(hydra_cfg.overrides.task))])[0]
         if "optuna" in str(hydra_cfg.sweeper.get("_target_", "")):
             return search_objective(outcome)
         return outcome.status
@@ -227,8 +217,8 @@ def search_objective(outcome: JobOutcome) -> float | None:
     number) for a run that did not finish makes the sweeper record a failed trial."""
     if outcome.status not in runs.FINISHED:
         return None
-    best = runs.read_summary(outcome.run_dir).get("best") or {}
-    return best.get("val_acc")
+    best = summary.read(outcome.run_dir).best
+    return None if best is None else best.val_acc
 
 
 def call_hydra(args: list[str], report: bool = True) -> int:

@@ -15,19 +15,19 @@ run's best epoch (maximized), and a trial whose run did not finish is a failed t
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regbench.store import runs
+from regbench.store import runs, summary
+from regbench.store.sweeps import SweepPlan, job_dir, key_of, read_plan, write_plan
 from regbench.present import terminal
 from regbench.launch.composition import compose, explain, rewrite_experiment, split_args
 from regbench.config.schema import check as config_check
-from regbench.errors import ConfigError, RegbenchError, RunDirError
+from regbench.errors import ConfigError, RegbenchError
 from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
 
 SWEEP_FILE = runs.SWEEP_FILE
@@ -36,32 +36,6 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 OPTUNA_PLUGIN = "hydra_plugins.hydra_optuna_sweeper"
 INTERRUPTED = 130  # exit code of a sweep stopped by Ctrl-C
-
-
-@dataclass
-class SweepPlan:
-    """What a sweep will run: the overrides as typed and each job's task overrides."""
-
-    args: list[str]  # the command line's overrides, as the user typed them
-    flags: list[str] = field(default_factory=list)  # Hydra flags other than --multirun
-    jobs: list[list[str]] = field(default_factory=list)
-    axes: list[str] = field(default_factory=list)  # keys that take more than one value
-    sweeper: str = "basic"  # basic (a grid) | optuna (a search: jobs are filled in afterwards)
-    trials: int = 0  # optuna: hydra.sweeper.n_trials
-
-    @property
-    def size(self) -> int:
-        """How many jobs the sweep runs."""
-        return self.trials if self.sweeper == "optuna" else len(self.jobs)
-
-    def label(self, num: int) -> str:
-        """The job's values on the sweep axes, e.g. 'reg.dropout.fc=0.3 seed=1'."""
-        return " ".join(o for o in self.jobs[num] if key_of(o) in self.axes)
-
-
-def key_of(override: str) -> str:
-    """'reg.dropout.fc' for 'reg.dropout.fc=0.3' (and for '+key=..', '~key')."""
-    return re.split(r"=", override, maxsplit=1)[0].lstrip("+~")
 
 
 @dataclass
@@ -180,27 +154,6 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
     return sweep_plan, first
 
 
-def write_plan(sweep_dir: Path, sweep_plan: SweepPlan) -> None:
-    """Record the sweep in sweep.json, for resume and for each job's progress line."""
-    runs.write_json(sweep_dir / SWEEP_FILE, asdict(sweep_plan))
-
-
-def read_plan(sweep_dir: Path) -> SweepPlan:
-    """The sweep recorded in sweep_dir, or a RunDirError naming the folder."""
-    path = sweep_dir / SWEEP_FILE
-    try:
-        return SweepPlan(**json.loads(path.read_text()))
-    except FileNotFoundError as e:
-        raise RunDirError(f"{sweep_dir}: no {SWEEP_FILE}; not a folder made by regbench sweep") from e
-    except (OSError, TypeError, json.JSONDecodeError) as e:
-        raise RunDirError(f"{path}: unreadable ({e})") from e
-
-
-def job_dir(sweep_dir: Path, num: int) -> Path:
-    """Where Hydra puts job `num` (hydra.sweep.subdir is the job number)."""
-    return sweep_dir / str(num)
-
-
 def record_trials(sweep_dir: Path, sweep_plan: SweepPlan) -> None:
     """A search's trials as jobs, from each trial folder's .hydra/overrides.yaml, into sweep.json."""
     from omegaconf import OmegaConf
@@ -217,7 +170,7 @@ def record_trials(sweep_dir: Path, sweep_plan: SweepPlan) -> None:
 def pending(sweep_dir: Path, sweep_plan: SweepPlan) -> list[int]:
     """Numbers of the jobs that are missing or did not finish."""
     return [n for n in range(len(sweep_plan.jobs))
-            if runs.job_action(job_dir(sweep_dir, n)) != "skip"]
+            if summary.next_action(job_dir(sweep_dir, n)) != "skip"]
 
 
 def job_overrides(args: list[str]) -> list[str]:
@@ -326,7 +279,7 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
     if sweep_plan.sweeper == "optuna":
         record_trials(sweep_dir, sweep_plan)
     dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
-    status = [runs.job_status(d) for d in dirs]
+    status = [summary.status(d) for d in dirs]
     done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
     comp, figures = None, []
     if done:
@@ -339,7 +292,8 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
         figures = plots.make_plots(comp, sweep_dir)
     unfinished = [
         (sweep_plan.label(n) or f"job {n}", st,
-         runs.why_unfinished(runs.read_summary(dirs[n]) if st != "missing" else {}), dirs[n])
+         s.why_unfinished() if (s := summary.load(dirs[n])) else
+         "no summary.json: never started, or killed", dirs[n])
         for n, st in enumerate(status) if st not in runs.FINISHED]
     terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size,
                              resumable=sweep_plan.sweeper == "basic")

@@ -91,8 +91,7 @@ def best_and_onset(comp: Comparison) -> dict[str, tuple[float | None, float | No
     """Per configuration: the median best epoch and the median onset epoch over its seeds."""
     out = {}
     for name, g in comp.runs.groupby("label"):
-        onsets = [(runs.load_summary(Path(p)) or {}).get("onset_epoch") for p in g["path"]]
-        onsets = [o for o in onsets if o is not None]
+        onsets = [o for o in g["onset_epoch"] if o is not None and o == o]
         best = g["best_epoch"].dropna()
         out[str(name)] = (float(best.median()) if len(best) else None,
                           float(pd.Series(onsets).median()) if onsets else None)

@@ -10,7 +10,6 @@ status and the failures. It is rendered with Jinja2 from the templates shipped i
 from __future__ import annotations
 
 import base64
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,9 @@ import jinja2
 from regbench import __version__
 from regbench.study import compare
 from regbench.present import plots
-from regbench.store import runs
+from regbench.store import runs, sweeps
+from regbench.store import summary as summary_file
+from regbench.store.summary import Summary
 from regbench.present import tables
 from regbench.errors import RunDirError
 
@@ -68,11 +69,7 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * float(value):.2f}"
 
 
-def _job_values(job: list[str], axes: list[str]) -> str:
-    return " ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in axes)
-
-
-def _when(folder: Path, summaries: list[dict[str, Any]], dirs: list[Path]) -> str:
+def _when(folder: Path, summaries: list[Summary], dirs: list[Path]) -> str:
     """'2026-11-23 12:19 to 12:21 UTC; 31 s of run wall time over 4 run(s)', from the files."""
     stamps = [(d / runs.SUMMARY_FILE).stat().st_mtime for d in dirs if (d / runs.SUMMARY_FILE).exists()]
     try:  # run and sweep ids start with their creation time
@@ -81,13 +78,13 @@ def _when(folder: Path, summaries: list[dict[str, Any]], dirs: list[Path]) -> st
         start = min(stamps, default=0.0)
     end = max(stamps, default=start)
     same_day = time.gmtime(start)[:3] == time.gmtime(end)[:3]
-    wall = sum(float(s.get("wall_time_s") or 0) for s in summaries)
+    wall = sum(s.wall_time_s or 0.0 for s in summaries)
     return (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} to "
             f"{time.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M', time.gmtime(end))} UTC; "
             f"{wall:,.0f} s of run wall time over {len(summaries)} run(s)")
 
 
-def _setup(folder: Path, dirs: list[Path], summaries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _setup(folder: Path, dirs: list[Path], summaries: list[Summary]) -> list[tuple[str, str]]:
     """Data, model, training, machine and time, from the first run that has a config.yaml."""
     cfg = next((runs.read_config(d) for d in dirs if (d / runs.CONFIG_FILE).exists()), {})
     out: list[tuple[str, str]] = []
@@ -103,12 +100,12 @@ def _setup(folder: Path, dirs: list[Path], summaries: list[dict[str, Any]]) -> l
         out.append(("training", f"{cfg['trainer.epochs']} epochs, batch {cfg['trainer.batch_size']}, "
                                 f"{cfg['optim.name']} lr {lr}, schedule {cfg['optim.schedule']}"))
     machines = sorted({f"{m.get('host')} ({m.get('platform')}, {m.get('cpus')} CPUs)"
-                       for s in summaries if (m := s.get("machine"))})
-    devices = sorted({str(s["device"]) for s in summaries if s.get("device")})
+                       for s in summaries if (m := s.machine)})
+    devices = sorted({str(s.device) for s in summaries if s.device})
     if machines or devices:
         out.append(("machine", "; ".join(machines) + (" on " if machines else "")
                     + ", ".join(devices)))
-    versions = next((s["versions"] for s in summaries if s.get("versions")), None)
+    versions = next((s.versions for s in summaries if s.versions), None)
     if versions:
         out.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
     out.append(("time", _when(folder, summaries, dirs)))
@@ -119,42 +116,48 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
     """Read a sweep folder (with sweep.json) or any folder of runs, compare, draw the figures."""
     if not folder.is_dir():
         raise RunDirError(f"{folder}: no such folder; give a sweep or experiment folder")
-    plan_path = folder / runs.SWEEP_FILE
-    plan: dict[str, Any] | None = None
-    if plan_path.is_file():
-        try:
-            plan = json.loads(plan_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise RunDirError(f"{plan_path}: unreadable ({e})") from e
+    plan = sweeps.read_plan(folder) if sweeps.is_sweep(folder) else None
     if plan is not None:
-        dirs = [folder / str(n) for n in range(len(plan["jobs"]))]
+        dirs = plan.job_dirs(folder)
         names = [f"{n}" for n in range(len(dirs))]
     else:
         dirs = runs.find_runs([folder])
         names = [str(d.relative_to(folder)) if d != folder else d.name for d in dirs]
-    summaries = [runs.load_summary(d) or {} for d in dirs]
-    finished = [d for d, s in zip(dirs, summaries, strict=True) if s.get("status") in runs.FINISHED]
+    found = [_read(d) for d in dirs]
+    summaries = [s for s in found if isinstance(s, Summary)]
+    finished = [d for d, s in zip(dirs, found, strict=True) if isinstance(s, Summary) and s.finished]
     comp = compare.compare(finished, baseline) if finished else None
     labels = dict(zip(comp.runs["path"], comp.runs["label"], strict=True)) if comp else {}
-    axes = list(plan["axes"]) if plan else (comp.axes if comp else [])
+    axes = list(plan.axes) if plan else (comp.axes if comp else [])
     lines = []
-    for n, (d, s, name) in enumerate(zip(dirs, summaries, names, strict=True)):
-        status = str(s.get("status", "missing"))
-        values = _job_values(plan["jobs"][n], axes) if plan else labels.get(str(d), "")
-        best = s.get("best") or {}
+    for n, (d, s, name) in enumerate(zip(dirs, found, names, strict=True)):
+        values = plan.label(n) if plan else labels.get(str(d), "")
+        if not isinstance(s, Summary):
+            lines.append(RunLine(name=name, values=values, seed=None, status=s[0], epochs="-",
+                                 val_acc="-", test_acc="-", time_s="-", error=s[1], path=str(d)))
+            continue
         lines.append(RunLine(
-            name=name, values=values, seed=s.get("seed"), status=status,
-            epochs=s.get("epochs_run", "-"), val_acc=_pct(best.get("val_acc")),
-            test_acc=_pct(s.get("test_acc")),
-            time_s="-" if s.get("wall_time_s") is None else f"{s['wall_time_s']:.1f}",
-            error=None if status in runs.FINISHED else runs.why_unfinished(s), path=str(d)))
-    seeds = sorted({s["seed"] for s in summaries if s.get("seed") is not None})
-    command = ["regbench", "sweep", *plan.get("flags", []), *plan.get("args", [])] if plan else []
+            name=name, values=values, seed=s.seed, status=s.status, epochs=s.epochs_run,
+            val_acc=_pct(s.best.val_acc if s.best else None), test_acc=_pct(s.test_acc),
+            time_s=f"{s.wall_time_s:.1f}",
+            error=None if s.finished else s.why_unfinished(), path=str(d)))
+    seeds = sorted({s.seed for s in summaries if s.seed is not None})
+    command = ["regbench", "sweep", *plan.flags, *plan.args] if plan else []
     figures = plots.make_plots(comp, folder) if comp is not None else []
     return Study(folder=folder, title=f"{folder.parent.parent.name}/{folder.name}" if plan else folder.name,
                  command=command, axes=axes, seeds=seeds,
                  setup=_setup(folder, dirs, summaries), runs=lines, comparison=comp,
                  figures=figures)
+
+
+def _read(run_dir: Path) -> Summary | tuple[str, str]:
+    """A run's summary, or (status, why) for a folder without a readable one."""
+    if not (run_dir / runs.SUMMARY_FILE).exists():
+        return "missing", "no summary.json: never started, or killed"
+    try:
+        return summary_file.read(run_dir)
+    except RunDirError as e:
+        return "damaged", str(e)
 
 
 def _environment() -> jinja2.Environment:

@@ -23,6 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from regbench.store import runs
+from regbench.store import summary as summary_file
+from regbench.store.summary import Summary
 from regbench.training.callbacks import Callback
 from regbench.store.metrics import number, plural
 
@@ -105,63 +107,65 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
     return "-" if x is None else number(x, fmt)
 
 
-def gap_table(summary: dict[str, Any]) -> Table:
+def gap_table(summary: Summary) -> Table:
     """The overfitting gap at the best and at the last epoch, plus onset and test accuracy."""
     table = Table(title="Overfitting gap", box=box.SIMPLE_HEAVY, title_justify="left")
     table.add_column("")
     table.add_column("epoch", justify="right")
     for name in ("train acc", "val acc", "gap acc (pts)", "train loss", "val loss", "gap loss"):
         table.add_column(name, justify="right")
-    for label, key in (("best", "best"), ("last", "last")):
-        r = summary.get(key)
-        if not r:
+    for label, r in (("best", summary.best), ("last", summary.last)):
+        if r is None:
             continue
-        table.add_row(f"{label}", str(r["epoch"]), _pct(r["train_acc"]), _pct(r["val_acc"]),
-                      _num(100 * r["gap_acc"], "+.2f"), _num(r["train_loss"]), _num(r["val_loss"]),
-                      _num(r["gap_loss"], "+.4f"))
-    onset = summary.get("onset_epoch")
-    table.caption = (f"best = lowest {summary.get('monitor', 'val_loss').replace('_', ' ')}; "
+        table.add_row(f"{label}", str(r.epoch), _pct(r.train_acc), _pct(r.val_acc),
+                      _num(100 * r.gap_acc, "+.2f"), _num(r.train_loss), _num(r.val_loss),
+                      _num(r.gap_loss, "+.4f"))
+    onset = summary.onset_epoch
+    table.caption = (f"best = lowest {summary.monitor.replace('_', ' ')}; "
                      f"train metrics measured in eval mode (dropout off); "
                      f"overfitting onset: {'epoch ' + str(onset) if onset else 'none'}; "
-                     f"test acc: {_pct(summary.get('test_acc'))}")
+                     f"test acc: {_pct(summary.test_acc)}")
     table.caption_justify = "left"
     return table
 
 
-def print_result(summary: dict[str, Any], run_dir: str, out: Console | None = None) -> None:
+def print_result(summary: Summary, run_dir: str, out: Console | None = None) -> None:
     """The gap table, the verdict line and where the files are."""
     out = out or table_console()
-    if summary["epochs_run"]:
+    if summary.epochs_run:
         print_table(gap_table(summary), out)
-    out.print(f"[bold]verdict:[/bold] {summary['verdict']}")
-    mc = summary.get("mc_dropout")
-    if mc and summary.get("test_acc") is not None:
-        out.print(f"test, dropout off (weight scaling): acc {_pct(summary['test_acc'])}, "
-                  f"NLL {summary['test_loss']:.4f}, ECE {summary['test_ece']:.4f}; mean of "
+    out.print(f"[bold]verdict:[/bold] {summary.verdict}")
+    mc = summary.mc_dropout
+    if mc and summary.test_acc is not None:
+        out.print(f"test, dropout off (weight scaling): acc {_pct(summary.test_acc)}, "
+                  f"NLL {summary.test_loss:.4f}, ECE {summary.test_ece:.4f}; mean of "
                   f"{mc['samples']} passes with dropout on: acc {_pct(mc['test_acc'])}, "
                   f"NLL {mc['test_nll']:.4f}, ECE {mc['test_ece']:.4f}")
-    speed = summary.get("train_images_per_s")
-    out.print(f"status {summary['status']}, {plural(summary['epochs_run'], 'epoch')} in "
-              f"{summary['wall_time_s']:.1f} s"
-              + (f" ({speed:,.0f} train images/s on {summary['device']})" if speed else ""))
+    speed = summary.train_images_per_s
+    out.print(f"status {summary.status}, {plural(summary.epochs_run, 'epoch')} in "
+              f"{summary.wall_time_s:.1f} s"
+              + (f" ({speed:,.0f} train images/s on {summary.device})" if speed else ""))
     names = [n for n in RUN_FILES if (Path(run_dir) / n).exists()]
     out.print(f"files: {run_dir}/{', '.join(names)}", soft_wrap=True)
-    if summary["status"] == "interrupted":
+    if summary.status == "interrupted" and summary.epochs_run:
         out.print(f"continue it with: regbench resume {run_dir}", soft_wrap=True)
+    elif summary.status == "interrupted":
+        out.print(f"no epoch finished; start it again with: regbench resume {run_dir}",
+                  soft_wrap=True)
 
 
 def job_line(run_dir: Path, action: str, name: str) -> str:
     """One line on a finished sweep job: its name, status, val accuracy and gap."""
-    s = runs.load_summary(run_dir)
+    s = summary_file.load(run_dir)
     if s is None:
         return f"{name}: no summary.json ({run_dir})"
-    status, best = s.get("status", "?"), s.get("best")
+    best = s.best
     if action == "skip":
-        return f"{name}: already {status}, kept"
-    if status not in runs.FINISHED or not best:
-        return f"{name}: {status}: {runs.why_unfinished(s)}"
-    return (f"{name}: {status}, val acc {_pct(best['val_acc'])} at best epoch {best['epoch']}, "
-            f"gap {100 * best['gap_acc']:+.2f} pts, {s.get('wall_time_s', 0):.1f} s")
+        return f"{name}: already {s.status}, kept"
+    if not s.finished or best is None:
+        return f"{name}: {s.status}: {s.why_unfinished()}"
+    return (f"{name}: {s.status}, val acc {_pct(best.val_acc)} at best epoch {best.epoch}, "
+            f"gap {100 * best.gap_acc:+.2f} pts, {s.wall_time_s:.1f} s")
 
 
 def print_job_line(run_dir: Path, action: str, name: str) -> None:

@@ -80,25 +80,6 @@ def write_json(path: Path, obj: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def load_summary(run_dir: Path) -> dict[str, Any] | None:
-    """A run's summary.json, or None when it is missing or unreadable."""
-    try:
-        return json.loads((run_dir / SUMMARY_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    """A run's summary.json, or a RunDirError naming the folder."""
-    path = run_dir / SUMMARY_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise RunDirError(f"{run_dir}: no {SUMMARY_FILE}; not a regbench run directory") from e
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunDirError(f"{path}: unreadable ({e}); the run's metrics.csv is still there") from e
-
-
 def check_run_dir(path: Path) -> None:
     """RunDirError unless path is a run folder: config.yaml and summary.json side by side."""
     if not path.is_dir():
@@ -135,45 +116,6 @@ def machine() -> dict[str, Any]:
     """Where a run ran: host name, operating system, processor and CPU count."""
     return {"host": platform.node(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
-
-
-def mark_failed(run_dir: Path, error: str) -> None:
-    """Record status 'failed' and the one-line error in the run's summary.json."""
-    summary = load_summary(run_dir) or {}
-    summary.update(status="failed", error=error)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / SUMMARY_FILE, summary)
-
-
-def why_unfinished(summary: dict[str, Any]) -> str:
-    """The one-line reason a run did not finish, from its summary.json."""
-    if summary.get("error"):
-        return str(summary["error"])
-    if summary.get("status") == "diverged":
-        return f"the loss became NaN or infinite in epoch {summary.get('epochs_run', 0) + 1}"
-    return str(summary.get("verdict") or "no summary.json: never started, or killed")
-
-
-def job_status(run_dir: Path) -> str:
-    """'missing', or the status recorded in the run's summary.json."""
-    summary = load_summary(run_dir)
-    return "missing" if summary is None else str(summary.get("status", "missing"))
-
-
-def job_action(run_dir: Path) -> str:
-    """'skip' a finished run, 'resume' an interrupted one, start the rest 'fresh'."""
-    status = job_status(run_dir)
-    if status in FINISHED:
-        return "skip"
-    if status in ("interrupted", "running") and (run_dir / CONFIG_FILE).exists():
-        return "resume"  # continues from its checkpoint, or from epoch 1 without one
-    return "fresh"
-
-
-def clear_job(run_dir: Path) -> None:
-    """Remove what an earlier failed attempt left, so the job starts from nothing."""
-    for name in (METRICS_FILE, SUMMARY_FILE, CHECKPOINT_FILE):
-        (run_dir / name).unlink(missing_ok=True)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:

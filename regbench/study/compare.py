@@ -22,6 +22,7 @@ import pandas as pd
 
 from regbench.store import metrics
 from regbench.store import runs
+from regbench.store import summary as summary_file
 from regbench.study import stats
 from regbench.errors import ConfigError, RunDirError
 from regbench.study.labels import config_key, differing_keys, label, matches, reg_preset
@@ -41,7 +42,7 @@ RUN_METRICS = {
     "val_acc_last": ("last", "val_acc"), "gap_acc_last": ("last", "gap_acc"),
     "gap_loss_last": ("last", "gap_loss"),
     "test_acc": ("test_acc", None), "wall_time_s": ("wall_time_s", None),
-    "convergence_epoch": ("convergence_epoch", None),
+    "convergence_epoch": ("convergence_epoch", None), "onset_epoch": ("onset_epoch", None),
     "train_images_per_s": ("train_images_per_s", None),
     "test_ece": ("test_ece", None),
     "mc_test_acc": ("mc_dropout", "test_acc"), "mc_test_nll": ("mc_dropout", "test_nll"),
@@ -73,21 +74,32 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """One row per run: path, status, error, seed, the metrics at its best epoch, its config."""
     records = []
     for d in run_dirs:
-        summary = runs.read_summary(d)
-        status = str(summary.get("status", "unknown"))
-        cfg = runs.read_config(d) if status in runs.FINISHED or (d / runs.CONFIG_FILE).exists() else {}
+        try:
+            s = summary_file.read(d)
+            cfg = runs.read_config(d) if s.finished or (d / runs.CONFIG_FILE).exists() else {}
+            rise = val_loss_rise(d) if s.finished else None
+        except RunDirError as e:  # one torn file must not cost the table of every other run
+            records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
+                            "config": {}, "finished_at": 0.0})
+            continue
+        status = s.status
         rec: dict[str, Any] = {
-            "path": str(d), "status": status, "seed": cfg.get("seed", summary.get("seed")),
-            "error": None if status in runs.FINISHED else runs.why_unfinished(summary),
+            "path": str(d), "status": status, "seed": cfg.get("seed", s.seed),
+            "error": None if s.finished else s.why_unfinished(),
             "config": {k: v for k, v in cfg.items()
                        if k not in IGNORED_KEYS and not k.startswith(IGNORED_SECTIONS)},
         }
         for column, (key, inner) in RUN_METRICS.items():
-            value = summary.get(key)
-            rec[column] = (value or {}).get(inner) if inner else value
-        if status in runs.FINISHED and rec["val_acc"] is None:
+            value = getattr(s, key)
+            if inner is None:
+                rec[column] = value
+            elif isinstance(value, dict):
+                rec[column] = value.get(inner)
+            else:
+                rec[column] = None if value is None else getattr(value, inner)
+        if s.finished and rec["val_acc"] is None:
             raise RunDirError(f"{d / runs.SUMMARY_FILE}: status {status} but no 'best' row")
-        rec["val_loss_rise"] = val_loss_rise(d) if status in runs.FINISHED else None
+        rec["val_loss_rise"] = rise
         rec["finished_at"] = (d / runs.SUMMARY_FILE).stat().st_mtime
         records.append(rec)
     return pd.DataFrame.from_records(records)
@@ -96,7 +108,10 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
 def val_loss_rise(run_dir: Path) -> float | None:
     """Last minus minimum validation loss over the run's epochs (0 when the last is lowest)."""
     path = run_dir / runs.METRICS_FILE
-    rows = metrics.read_rows(path) if path.exists() else []
+    try:
+        rows = metrics.read_rows(path) if path.exists() else []
+    except (OSError, KeyError, ValueError) as e:
+        raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
     finite = [r.val_loss for r in rows if math.isfinite(r.val_loss)]
     return rows[-1].val_loss - min(finite) if finite and math.isfinite(rows[-1].val_loss) else None
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from regbench.store.metrics import Row
+    from regbench.store.summary import Summary
 
 
 class Callback:
@@ -30,7 +31,7 @@ class Callback:
     def on_train_end(self) -> None:
         """After the last epoch, also when training stopped on an error or a signal."""
 
-    def on_summary(self, summary: dict[str, Any], run_dir: Path) -> None:
+    def on_summary(self, summary: Summary, run_dir: Path) -> None:
         """After summary.json is written at the end of the run."""
 
 
@@ -60,6 +61,6 @@ class CallbackList(Callback):
         for c in self.callbacks:
             c.on_train_end()
 
-    def on_summary(self, summary: dict[str, Any], run_dir: Path) -> None:
+    def on_summary(self, summary: Summary, run_dir: Path) -> None:
         for c in self.callbacks:
             c.on_summary(summary, run_dir)

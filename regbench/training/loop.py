@@ -1,424 +1,152 @@
-"""The training loop: train one epoch, evaluate in eval mode, record, decide to stop."""
+"""The epoch loop, once: train an epoch, evaluate in eval mode, record, decide to stop.
+
+``train`` drives one or more runs (members) through their epochs with a step engine: the
+sequential engine trains one model per epoch call, the population engine
+(regbench.training.population) trains M models at once under vmap. Everything around the
+step is here for both: loading the data, opening each run's Session, callbacks, early
+stopping, divergence, signals, checkpoints (in Session.end_epoch) and the summary.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-import torch
-import torch.nn.functional as F
-from omegaconf import OmegaConf
-from torch import Tensor, nn
-
-from regbench.data import batching
-from regbench.training import calibration
-from regbench.store import metrics
-from regbench.training import models
-from regbench.training import optim
-from regbench.store import runs
-from regbench.training.callbacks import Callback, CallbackList
 from regbench.config.schema import RegbenchConfig
-from regbench.training.device import autocast, configure, prepare_batch, prepare_model, resolve_device
-from regbench.errors import RunDirError
-from regbench.training.regularizers import Regularization, describe_groups, rate_in_force
+from regbench.data import batching
+from regbench.training.callbacks import Callback, CallbackList
+from regbench.training.device import resolve_device
+from regbench.training.session import EpochStep, RunResult, Session, write_unstarted
+from regbench.training.signals import Interrupted, stop_on_signals
 
 log = logging.getLogger("regbench")
 
-EXIT_CODES = {"completed": 0, "early_stopped": 0, "diverged": 1, "failed": 1, "interrupted": 130}
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; the run stops after saving what it has."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
 
 @dataclass
-class RunResult:
-    run_dir: Path
-    status: str
-    rows: list[metrics.Row]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == "interrupted" and self.summary.get("signal") == "SIGTERM":
-            return 143
-        return EXIT_CODES[self.status]
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-@torch.inference_mode()
-def evaluate(model: nn.Module, split: batching.Split, data: batching.Data, batch_size: int,
-             log_probs: list[Tensor] | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy in eval mode (dropout off, BN running statistics).
-
-    ``log_probs``, when given, collects each batch's log-probabilities (for calibration).
-    """
-    model.eval()
-    loss_sum = torch.zeros((), device=split.x.device)
-    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
-    for x, y in batching.batches(split, batch_size, mean=data.mean, std=data.std):
-        with autocast(x.device):
-            logits = model(prepare_batch(x))
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        if log_probs is not None:
-            log_probs.append(F.log_softmax(logits.float(), dim=1))
-    n = max(len(split), 1)
-    return loss_sum.item() / n, correct.item() / n
-
-
-@dataclass
-class Trainer:
-    """What one training epoch needs, built once per run."""
-
-    cfg: RegbenchConfig
-    model: nn.Module
-    data: batching.Data
-    regs: Regularization
-    optimizer: torch.optim.Optimizer
-    scheduler: optim.Schedule
-    generator: torch.Generator
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return batching.num_batches(len(self.data.train), self.cfg.trainer.batch_size)
-
-    def train_epoch(self, callbacks: Callback) -> tuple[float, float, bool]:
-        """One pass over the training split; returns (running loss, mean penalty, finite)."""
-        self.model.train()
-        device = self.data.train.x.device
-        loss_sum = torch.zeros((), device=device)
-        pen_sum = torch.zeros((), device=device)
-        steps = 0
-        for x, y in batching.batches(self.data.train, self.cfg.trainer.batch_size,
-                                     mean=self.data.mean, std=self.data.std, shuffle=True,
-                                     augment=self.data.augment, generator=self.generator):
-            with autocast(device):
-                loss = self.regs.data_loss(self.model(prepare_batch(x)).float(), y)
-            pen = self.regs.loss_term()
-            total = loss if pen is None else loss + pen
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            self.scheduler.batch_step()
-            self.regs.after_step()
-            loss_sum += total.detach()
-            if pen is not None:
-                pen_sum += pen.detach()
-            steps += 1
-            callbacks.on_batch_end(len(y), lambda: loss_sum.item() / steps)
-        self.scheduler.epoch_step()
-        running = loss_sum.item() / max(steps, 1)
-        return running, pen_sum.item() / max(steps, 1), math.isfinite(running)
-
-
-def build_trainer(cfg: RegbenchConfig, model: nn.Module, data: batching.Data,
-                  epochs: int | None = None) -> Trainer:
-    """Regularizers, optimizer (with their parameter groups), schedule, batch-order generator."""
-    regs = Regularization.from_config(cfg.reg, epochs or cfg.trainer.epochs)
-    optimizer = optim.build_optimizer(cfg.optim, regs.param_groups(model))
-    steps = batching.num_batches(len(data.train), cfg.trainer.batch_size)
-    schedule = optim.Schedule(cfg.optim, optimizer, epochs or cfg.trainer.epochs, steps)
-    generator = torch.Generator(device=data.train.x.device).manual_seed(cfg.seed)
-    return Trainer(cfg, model, data, regs, optimizer, schedule, generator)
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (cluster pre-emption) into the same clean stop as Ctrl-C."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (some launchers): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends, so an epoch's files are never half written.
-
-    The handlers are swapped for one that only notes the signal; the noted signal is handed
-    to the previous handler when the block ends. (A signal mask would not do: it holds the
-    signal for this thread only, and Python runs its handlers in the main thread whichever
-    thread, torch's included, the kernel delivered the signal to.)
-    """
-    noted: list[int] = []
-    signals = (signal.SIGINT, signal.SIGTERM)
-    try:
-        previous = {s: signal.signal(s, lambda signum, _frame: noted.append(signum))
-                    for s in signals}
-    except ValueError:  # not the main thread (some launchers): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if noted:
-            handler = previous[noted[0]]
-            if callable(handler):
-                handler(noted[0], None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), noted[0])
-
-
-@dataclass
-class Session:
-    """One run folder being trained: its model, trainer, metrics log, counters and status.
-
-    The sequential loop (``run``) and the population engine (regbench.training.population) both
-    open one per run, record each trained epoch with ``end_epoch`` and ``close`` it, so
-    a run folder is the same whichever engine trained it.
-    """
+class Member:
+    """A run to train: its configuration, its folder, whether it resumes, who listens."""
 
     cfg: RegbenchConfig
     run_dir: Path
-    device: torch.device
-    data: batching.Data
-    trainer: Trainer
-    train_eval: batching.Split
-    log_csv: metrics.MetricsLog
-    start: int  # first epoch to train (after a checkpoint's epoch when resuming)
-    extra: dict[str, Any]
-    t_start: float
-    next_epoch: int = 0
-    status: str = "completed"
-    error: str | None = None
-    signame: str | None = None
+    resume: bool = False
+    callbacks: list[Callback] = field(default_factory=list)
 
-    @classmethod
-    def open(cls, cfg: RegbenchConfig, run_dir: Path, data: batching.Data, device: torch.device,
-             *, resume: bool = False, t_start: float | None = None,
-             compile: bool | None = None) -> Session:
-        """Seed, build the model and trainer, load a checkpoint to resume, start the log.
 
-        ``compile`` overrides trainer.compile (the population engine trains without it).
-        """
-        t_start = time.perf_counter() if t_start is None else t_start
-        seed_everything(cfg.seed, cfg.trainer.deterministic)
-        if not resume:  # written once the data is there, so a data error leaves no run behind
-            runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-        model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
-        configure(device, cfg.trainer.deterministic)
-        compile = cfg.trainer.compile if compile is None else compile
-        model = prepare_model(model, device, compile=compile)
-        trainer = build_trainer(cfg, model, data)
-        train_eval = batching.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
-        log.info("model: %s", model)
-        log.info("parameter groups: %s", describe_groups(trainer.optimizer.param_groups))
-        start, extra = 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
-        if resume:
-            start, extra = load_checkpoint(run_dir, trainer)
-        log_csv = metrics.MetricsLog(run_dir / runs.METRICS_FILE, keep_epochs=start - 1)
-        write_summary(run_dir, cfg, log_csv.rows, "running", model, device, extra)
-        return cls(cfg, run_dir, device, data, trainer, train_eval, log_csv, start, extra, t_start,
-                   next_epoch=start)
+class StepEngine(Protocol):
+    """How one epoch of training runs for the active members."""
 
-    @property
-    def model(self) -> nn.Module:
-        return self.trainer.model
+    compiles: bool  # whether members' models may be compiled (trainer.compile)
 
-    @property
-    def running(self) -> bool:
-        """Whether the run goes on to another epoch."""
-        return self.status == "completed" and self.next_epoch <= self.cfg.trainer.epochs
+    def start(self, sessions: list[Session]) -> None:
+        """Prepare for training these sessions (all of them, before the first epoch)."""
+        ...
 
-    def end_epoch(self, epoch: int, running: float, pen: float, finite: bool, t0: float,
-                  train_time: float) -> metrics.Row | None:
-        """Evaluate and record a trained epoch; sets the status when the run ends with it.
+    def train_epoch(self, sessions: list[Session], epoch: int,
+                    listeners: list[CallbackList]) -> list[EpochStep]:
+        """Train each session's model for one epoch; one EpochStep per session."""
+        ...
 
-        Returns the epoch's row, or None when the epoch diverged (nothing is recorded).
-        """
-        if not finite:
-            self.status = "diverged"
-            return None
-        eval_size = self.cfg.trainer.eval_batch_size
-        train_loss, train_acc = evaluate(self.model, self.train_eval, self.data, eval_size)
-        val_loss, val_acc = evaluate(self.model, self.data.val, self.data, eval_size)
-        row = metrics.Row(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
-                          val_loss=val_loss, val_acc=val_acc, train_loss_running=running,
-                          penalty=pen, lr=optim.current_lr(self.trainer.optimizer),
-                          epoch_time_s=time.perf_counter() - t0,
-                          dropout_rate=rate_in_force(self.model))
-        with signals_deferred():  # the row and its checkpoint land together
-            self.log_csv.append(row)
-            stop = self.trainer.regs.end_epoch(row, self.model)
-            self.extra["train_time_s"] += train_time
-            self.extra["train_images"] += len(self.data.train)
-            if self.cfg.trainer.checkpoint:
-                save_checkpoint(self.run_dir, epoch, self.trainer, self.extra, self.t_start)
-        self.next_epoch = epoch + 1
-        if stop:
-            self.status = "early_stopped"
-        return row
 
-    def stopped_by(self, e: BaseException) -> None:
-        """Record why training ended early: a signal, or an error (logged with its traceback)."""
-        if isinstance(e, (KeyboardInterrupt, Interrupted)):
-            self.status = "interrupted"
-            self.signame = e.args[0] if isinstance(e, Interrupted) else "SIGINT"
+class SequentialEngine:
+    """One model at a time: the plain PyTorch step (regbench.training.session.Trainer)."""
+
+    compiles = True
+
+    def start(self, sessions: list[Session]) -> None:
+        return None
+
+    def train_epoch(self, sessions: list[Session], epoch: int,
+                    listeners: list[CallbackList]) -> list[EpochStep]:
+        return [s.trainer.train_epoch(cb) for s, cb in zip(sessions, listeners, strict=True)]
+
+
+def train(members: Sequence[Member], engine: StepEngine | None = None
+          ) -> list[RunResult | Exception]:
+    """Train members (one for the sequential engine) to their end; one result per member.
+
+    Members share the data (their dataset section is equal). A member that cannot start (an
+    unreadable checkpoint, say) gets its exception instead of a result, and the others
+    train. A signal or an error at any moment, from loading the data on, ends every
+    unfinished member with a summary that says so; what was recorded is kept.
+    """
+    engine = engine or SequentialEngine()
+    t_start = time.perf_counter()
+    opened: list[Session | Exception | None] = [None] * len(members)
+    listeners = [CallbackList(m.callbacks) for m in members]
+    try:
+        with stop_on_signals():
+            cfg = members[0].cfg
+            device = resolve_device(cfg.trainer.device)
+            data = batching.load(cfg.dataset, device, augment=cfg.dataset.augment or cfg.reg.augment)
+            for i, m in enumerate(members):
+                try:
+                    opened[i] = Session.open(m.cfg, m.run_dir, data, device, resume=m.resume,
+                                             t_start=t_start, compile=None if engine.compiles else False)
+                except Exception as e:
+                    if len(members) == 1:
+                        raise
+                    opened[i] = e
+    except (KeyboardInterrupt, Interrupted) as e:  # before the first epoch: say so on disk
+        signame = e.args[0] if isinstance(e, Interrupted) else "SIGINT"
+        return [s.close() if isinstance(s, Session) else s if isinstance(s, Exception)
+                else write_unstarted(m.run_dir, m.cfg, "interrupted", signal_name=signame,
+                                     wall_time_s=time.perf_counter() - t_start)
+                for s, m in zip(opened, members, strict=True)]
+    sessions = [s for s in opened if isinstance(s, Session)]
+    if sessions:
+        fit(sessions, engine, [cb for s, cb in zip(opened, listeners) if isinstance(s, Session)])
+    results: list[RunResult | Exception] = []
+    for s, cb in zip(opened, listeners, strict=True):
+        if isinstance(s, Session):
+            result = s.close()
+            cb.on_summary(result.summary, s.run_dir)
+            results.append(result)
         else:
-            self.status, self.error = "failed", f"{type(e).__name__}: {e}"
+            assert s is not None
+            results.append(s)
+    return results
 
-    def close(self) -> RunResult:
-        """Restore the best weights if asked, test a finished run, write summary.json."""
-        stopper = self.trainer.regs.stopper
-        finished = self.status in runs.FINISHED
-        if stopper.keep_best and finished:
-            stopper.restore(self.model)
-        test: tuple[float | None, float | None] = (None, None)
-        test_time: dict[str, Any] = {}
-        if finished:
-            eval_size = self.cfg.trainer.eval_batch_size
-            scaled: list[Tensor] = []  # the test pass's log-probabilities serve calibration too
-            test = evaluate(self.model, self.data.test, self.data, eval_size, scaled)
-            test_time = calibration.test_time(self.model, self.data.test, self.data, eval_size,
-                                              self.cfg.eval.mc_samples, torch.cat(scaled))
-        self.extra["wall_time_s"] += time.perf_counter() - self.t_start
-        summary = write_summary(self.run_dir, self.cfg, self.log_csv.rows, self.status, self.model,
-                                self.device, self.extra, test=test, test_time=test_time,
-                                error=self.error,
-                                signal_name=self.signame)
-        return RunResult(self.run_dir, self.status, self.log_csv.rows, summary)
+
+def fit(sessions: list[Session], engine: StepEngine, listeners: list[CallbackList]) -> None:
+    """The loop over epochs for these sessions, each ending at its own last epoch."""
+    by_run = {id(s): cb for s, cb in zip(sessions, listeners, strict=True)}
+    try:
+        with stop_on_signals():
+            engine.start(sessions)
+            for s in sessions:
+                by_run[id(s)].on_train_start(s.cfg.trainer.epochs, s.trainer.steps_per_epoch)
+            last = max(s.cfg.trainer.epochs for s in sessions)
+            for epoch in range(min(s.next_epoch for s in sessions), last + 1):
+                active = [s for s in sessions if s.running and s.next_epoch == epoch]
+                if not active:
+                    continue
+                t0 = time.perf_counter()
+                for s in active:
+                    s.trainer.regs.start_epoch(epoch, s.model)
+                    by_run[id(s)].on_epoch_start(epoch)
+                steps = engine.train_epoch(active, epoch, [by_run[id(s)] for s in active])
+                train_time = time.perf_counter() - t0
+                for s, step in zip(active, steps, strict=True):
+                    row = s.end_epoch(epoch, step, time.perf_counter() - train_time, train_time)
+                    if row is not None:
+                        by_run[id(s)].on_epoch_end(row)
+    except (KeyboardInterrupt, Interrupted, Exception) as e:  # keep what was computed
+        for s in sessions:
+            if s.running:
+                s.stopped_by(e)
+    finally:
+        for cb in listeners:
+            cb.on_train_end()
 
 
 def run(cfg: RegbenchConfig, run_dir: Path, *, resume: bool = False,
         callbacks: list[Callback] | None = None) -> RunResult:
     """Train one configuration into run_dir and write metrics.csv, summary.json, checkpoints."""
-    t_start = time.perf_counter()
-    device = resolve_device(cfg.trainer.device)
-    data = batching.load(cfg.dataset, device, augment=cfg.dataset.augment or cfg.reg.augment)
-    session = Session.open(cfg, run_dir, data, device, resume=resume, t_start=t_start)
-    trainer = session.trainer
-    listeners = CallbackList(callbacks)
-    try:
-        with stop_on_signals():
-            listeners.on_train_start(cfg.trainer.epochs, trainer.steps_per_epoch)
-            for epoch in range(session.start, cfg.trainer.epochs + 1):
-                t0 = time.perf_counter()
-                trainer.regs.start_epoch(epoch, session.model)
-                listeners.on_epoch_start(epoch)
-                running, pen, finite = trainer.train_epoch(listeners)
-                row = session.end_epoch(epoch, running, pen, finite, t0, time.perf_counter() - t0)
-                if row is not None:
-                    listeners.on_epoch_end(row)
-                if not session.running:
-                    break
-    except (KeyboardInterrupt, Interrupted) as e:
-        session.stopped_by(e)
-    except Exception as e:  # keep what was computed, then let the caller report it
-        session.stopped_by(e)
-        log.exception("run failed")
-    finally:
-        listeners.on_train_end()
-    result = session.close()
-    listeners.on_summary(result.summary, run_dir)
+    result = train([Member(cfg, run_dir, resume, list(callbacks or []))])[0]
+    if isinstance(result, Exception):
+        raise result
     return result
-
-
-def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,
-                  model: nn.Module, device: torch.device, extra: dict[str, Any], *,
-                  test: tuple[float | None, float | None] = (None, None),
-                  test_time: dict[str, Any] | None = None, error: str | None = None,
-                  signal_name: str | None = None) -> dict[str, Any]:
-    """Write summary.json with every key of the contract, and return it."""
-    monitor = cfg.reg.early_stopping.monitor
-    best_i = metrics.best_index(rows, monitor)
-    best = rows[best_i] if best_i is not None else None
-    kept = int(best["epoch"]) if best and cfg.reg.early_stopping.enabled \
-        and cfg.reg.early_stopping.restore_best else (int(rows[-1]["epoch"]) if rows else None)
-    summary: dict[str, Any] = {
-        "status": status,
-        "epochs_run": len(rows),
-        "best_epoch": int(best["epoch"]) if best else None,
-        "stopped_epoch": int(rows[-1]["epoch"]) if status == "early_stopped" and rows else None,
-        "kept_epoch": kept,
-        "monitor": monitor,
-        "best": metrics.row_dict(best),
-        "last": metrics.row_dict(rows[-1] if rows else None),
-        "onset_epoch": metrics.onset_epoch(rows),
-        "test_loss": test[0],
-        "test_acc": test[1],
-        "test_ece": (test_time or {}).get("test_ece"),  # weight scaling (dropout off)
-        "mc_dropout": (test_time or {}).get("mc_dropout"),  # eval.mc_samples > 0: T passes
-        "convergence_epoch": metrics.convergence_epoch(rows),
-        "verdict": metrics.verdict(rows, status, kept if status == "early_stopped" else None),
-        "wall_time_s": extra["wall_time_s"],
-        "train_images_per_s": extra["train_images"] / extra["train_time_s"] if extra["train_time_s"] else None,
-        "n_params": models.count_params(model),
-        "device": str(device),
-        "machine": runs.machine(),
-        "seed": cfg.seed,
-        "experiment": cfg.experiment,
-        "error": error,
-        "signal": signal_name,
-        "versions": runs.versions(),
-    }
-    runs.write_json(run_dir / runs.SUMMARY_FILE, summary)
-    return summary
-
-
-def save_checkpoint(run_dir: Path, epoch: int, trainer: Trainer, extra: dict[str, Any],
-                    t_start: float) -> None:
-    """Everything needed to continue after `epoch`, written atomically (temp file + rename)."""
-    state = {
-        "epoch": epoch,
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "early_stopping": trainer.regs.stopper.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_generator": trainer.generator.get_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "extra": {**extra, "wall_time_s": extra["wall_time_s"] + time.perf_counter() - t_start},
-    }
-    with runs.atomic_file(run_dir / runs.CHECKPOINT_FILE, "wb") as f:
-        torch.save(state, f)
-
-
-def load_checkpoint(run_dir: Path, trainer: Trainer) -> tuple[int, dict[str, Any]]:
-    """Restore a run's state; returns (first epoch to train, timing counters)."""
-    path = run_dir / runs.CHECKPOINT_FILE
-    if not path.exists():
-        return 1, {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
-    try:
-        state = torch.load(path, map_location=trainer.data.train.x.device, weights_only=True)
-        trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.scheduler.load_state_dict(state["scheduler"])
-        trainer.regs.stopper.load_state_dict(state["early_stopping"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        trainer.generator.set_state(state["rng_generator"].cpu())
-        if state["rng_cuda"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-    except Exception as e:
-        raise RunDirError(f"{path}: cannot be loaded ({type(e).__name__}); delete it to restart "
-                          "the run from epoch 1") from e
-    return int(state["epoch"]) + 1, dict(state["extra"])

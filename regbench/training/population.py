@@ -5,7 +5,7 @@ norm, dropout placement and kind, batch size, epochs, optimizer and schedule) an
 in what enters as numbers: seed (initial weights, batch order, dropout masks), dropout
 rates, L1/L2, weight decay, learning rate, label smoothing, max-norm and early stopping.
 
-Each member is a sequential ``train.Session``: its own model (whose parameters are the
+Each member is a ``Session`` (regbench.training.session): its own model (whose parameters are the
 leaves its optimizer updates), optimizer, schedule, regularizers, early-stopping tracker,
 metrics log and checkpoint. Only the training step is vectorised: the members' parameters
 are stacked, one model runs over all members with ``torch.func.functional_call`` under
@@ -29,7 +29,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,9 +38,10 @@ from torch.func import functional_call, vmap
 from regbench.data import batching
 from regbench.training import models
 from regbench.config.schema import RegbenchConfig
-from regbench.training.device import autocast, prepare_batch, resolve_device, warn
+from regbench.training.device import autocast, prepare_batch, warn
 from regbench.training.regularizers import Regularization, Regularizer, Site
-from regbench.training.loop import Interrupted, RunResult, Session, Trainer, stop_on_signals
+from regbench.training.callbacks import Callback
+from regbench.training.session import EpochStep, Session, Trainer
 
 log = logging.getLogger("regbench")
 
@@ -56,18 +56,15 @@ DROPOUT_BLOCKS = ("input", "conv", "fc")
 def unsupported(cfg: RegbenchConfig) -> str | None:
     """The first setting the population engine does not train per member, or None.
 
-    Gaussian dropout, DropConnect, dropout schedules, test-time MC dropout, the reg-level
-    augmentation switch and the experiment trackers (which report through the sequential
-    loop's callbacks) run through the sequential engine instead.
+    Gaussian dropout, DropConnect, dropout schedules, test-time MC dropout and the
+    reg-level augmentation switch run through the sequential engine instead.
     """
-    r, trackers = cfg.reg, cfg.logger
+    r = cfg.reg
     for key, value, plain in (("reg.dropout.kind", r.dropout.kind, ("standard", "spatial")),
                               ("reg.dropout.schedule", r.dropout.schedule, ("constant",)),
                               ("reg.dropconnect", r.dropconnect, (0.0,)),
                               ("reg.augment", r.augment, (False,)),
-                              ("eval.mc_samples", cfg.eval.mc_samples, (0,)),
-                              ("logger.tensorboard.enabled", trackers.tensorboard.enabled, (False,)),
-                              ("logger.mlflow.enabled", trackers.mlflow.enabled, (False,))):
+                              ("eval.mc_samples", cfg.eval.mc_samples, (0,))):
         if value not in plain:
             return f"{key}={value}"
     return None
@@ -208,11 +205,12 @@ class Population:
         """One member's logits: the base model run on that member's tensors."""
         return functional_call(self.base, {**params, **buffers, **inputs}, (x,))
 
-    def train_epoch(self, members: list[Session], epoch: int) -> list[tuple[float, float, bool]]:
+    def train_epoch(self, members: list[Session], epoch: int,
+                    listeners: Sequence[Callback] = ()) -> list[EpochStep]:
         """One pass over the training split for these members together.
 
-        Returns each member's (running loss, mean penalty, finite), as the sequential
-        ``Trainer.train_epoch`` does for one run.
+        Returns each member's EpochStep, as the sequential ``Trainer.train_epoch`` does for
+        one run; each member's listeners hear of every step.
         """
         trainers = [s.trainer for s in members]
         for t in trainers:
@@ -248,6 +246,8 @@ class Population:
                         t.regs.after_step()
                     loss_sum += total.detach()
                     steps += 1
+                    for m, cb in enumerate(listeners):
+                        cb.on_batch_end(y.shape[1], lambda m=m, n=steps: loss_sum[m].item() / n)
                 for t in trainers:
                     t.scheduler.epoch_step()
         finally:
@@ -259,7 +259,8 @@ class Population:
                     for m, t in enumerate(trainers):
                         dict(t.model.named_buffers())[name].copy_(buffers[name][m])
         running = (loss_sum / max(steps, 1)).tolist()
-        return [(r, p, math.isfinite(r)) for r, p in zip(running, (pen_sum / max(steps, 1)).tolist())]
+        return [EpochStep(r, p, math.isfinite(r))
+                for r, p in zip(running, (pen_sum / max(steps, 1)).tolist(), strict=True)]
 
     def noise(self, members: list[Session], epoch: int) -> Callable[[int], dict[str, Tensor]]:
         """For a batch of n images per member: each dropout site's rates and uniform noise.
@@ -436,54 +437,30 @@ def unstack_parameters(models: list[nn.Module]) -> None:
             p.data, p.grad = p.data.clone(), None
 
 
-def train(members: Sequence[tuple[RegbenchConfig, Path, bool]]) -> list[RunResult | Exception]:
-    """Train (config, run folder, resume) members as one population; one result per member.
+class PopulationEngine:
+    """The step engine of a population: every active member's epoch in one vectorised pass.
 
-    Every member's folder ends with the files a sequential run writes; a fault stops the
-    population and each member keeps what it had recorded. A member that cannot start (an
-    unreadable checkpoint) gets its exception instead of a result; the others train.
+    The epoch loop (regbench.training.loop) drives it as it drives the sequential engine;
+    members' models are not compiled (a compilation per member would cost more than it
+    saves).
     """
-    t_start = time.perf_counter()
-    cfg = members[0][0]
-    device = resolve_device(cfg.trainer.device)
-    data = batching.load(cfg.dataset, device)
-    if cfg.trainer.compile:
-        warn("trainer.compile=true: a population trains through torch.func and evaluates its "
-             "members uncompiled (a compilation per member would cost more than it saves)")
-    opened: list[Session | Exception] = []
-    for c, d, r in members:
-        try:
-            opened.append(Session.open(c, d, data, device, resume=r, t_start=t_start,
-                                       compile=False))
-        except Exception as e:
-            opened.append(e)
-    sessions = [s for s in opened if isinstance(s, Session)]
-    if not sessions:
-        return list(opened)
-    try:
-        with stop_on_signals():
-            population = Population.build(sessions)
-            for epoch in range(min(s.next_epoch for s in sessions), cfg.trainer.epochs + 1):
-                active = [s for s in sessions if s.running and s.next_epoch == epoch]
-                if not active:
-                    continue
-                t0 = time.perf_counter()
-                for s in active:
-                    s.trainer.regs.start_epoch(epoch, s.model)
-                results = population.train_epoch(active, epoch)
-                train_time = time.perf_counter() - t0
-                for s, (running, pen, finite) in zip(active, results, strict=True):
-                    s.end_epoch(epoch, running, pen, finite, time.perf_counter() - train_time,
-                                train_time)
-                log.info("population epoch %d: %d members, %.2f s training", epoch, len(active),
-                         train_time)
-    except (KeyboardInterrupt, Interrupted) as e:
-        for s in sessions:
-            if s.running:
-                s.stopped_by(e)
-    except Exception as e:  # keep what was computed, then let the caller report it
-        for s in sessions:
-            if s.running:
-                s.stopped_by(e)
-        log.exception("population failed")
-    return [s.close() if isinstance(s, Session) else s for s in opened]
+
+    compiles = False
+
+    def __init__(self) -> None:
+        self.population: Population | None = None
+
+    def start(self, sessions: list[Session]) -> None:
+        if any(s.cfg.trainer.compile for s in sessions):
+            warn("trainer.compile=true: a population trains through torch.func and evaluates "
+                 "its members uncompiled (a compilation per member would cost more than it saves)")
+        self.population = Population.build(sessions)
+
+    def train_epoch(self, sessions: list[Session], epoch: int,
+                    listeners: list[Callback]) -> list[EpochStep]:
+        assert self.population is not None, "start() first"
+        t0 = time.perf_counter()
+        steps = self.population.train_epoch(sessions, epoch, listeners)
+        log.info("population epoch %d: %d members, %.2f s training", epoch, len(sessions),
+                 time.perf_counter() - t0)
+        return steps

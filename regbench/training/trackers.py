@@ -21,7 +21,8 @@ from typing import Any
 from regbench.store import runs
 from regbench.training.callbacks import Callback
 from regbench.config.schema import MLflowConfig, RegbenchConfig, TensorBoardConfig
-from regbench.store.metrics import COLUMNS, Row
+from regbench.store.metrics import COLUMNS, Row, row_dict
+from regbench.store.summary import Summary
 
 log = logging.getLogger("regbench")
 Warn = Callable[[str], None]
@@ -45,11 +46,11 @@ def hparams(cfg: RegbenchConfig) -> dict[str, str | int | float | bool]:
             for k, v in flat.items() if not k.startswith("logger.")}
 
 
-def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
+def summary_metrics(summary: Summary) -> dict[str, float]:
     """The run's final numbers: the best epoch's row as best_<column>, and the summary scalars."""
-    out = {f"best_{k}": float(v) for k, v in (summary.get("best") or {}).items()
-           if k != "epoch" and v is not None}
-    out.update({k: float(summary[k]) for k in SUMMARY_METRICS if summary.get(k) is not None})
+    best = row_dict(summary.best) or {}
+    out = {f"best_{k}": float(v) for k, v in best.items() if k != "epoch" and v is not None}
+    out.update({k: float(v) for k in SUMMARY_METRICS if (v := getattr(summary, k)) is not None})
     return out
 
 
@@ -81,7 +82,7 @@ class Tracker(Callback):
     def on_epoch_end(self, row: Row) -> None:
         self.guard(self.epoch, row)
 
-    def on_summary(self, summary: dict[str, Any], run_dir: Path) -> None:
+    def on_summary(self, summary: Summary, run_dir: Path) -> None:
         self.guard(self.finish, summary)
         self.guard(self.close)
 
@@ -95,7 +96,7 @@ class Tracker(Callback):
     def epoch(self, row: Row) -> None:
         """Record one epoch's metrics.csv row."""
 
-    def finish(self, summary: dict[str, Any]) -> None:
+    def finish(self, summary: Summary) -> None:
         """Record the summary metrics and the final status."""
 
     def close(self) -> None:
@@ -125,12 +126,12 @@ class TensorBoardTracker(Tracker):
             self.writer.add_scalar(column, row[column], global_step=row.epoch)
         self.writer.flush()
 
-    def finish(self, summary: dict[str, Any]) -> None:
+    def finish(self, summary: Summary) -> None:
         values = summary_metrics(summary)
         metric_dict = {f"summary/{k}": v for k, v in values.items()}
         # run_name="." keeps the HParams session in this run's own log folder, so that one
         # run is one row of the HParams table when a whole sweep is opened
-        self.writer.add_hparams({**hparams(self.cfg), "status": summary.get("status", "")},
+        self.writer.add_hparams({**hparams(self.cfg), "status": summary.status},
                                 metric_dict, run_name=".")
 
     def close(self) -> None:
@@ -204,17 +205,17 @@ class MLflowTracker(Tracker):
         self.client.log_batch(self.run_id, metrics=[
             Metric(column, float(row[column]), now, row.epoch) for column in COLUMNS[1:]])
 
-    def finish(self, summary: dict[str, Any]) -> None:
+    def finish(self, summary: Summary) -> None:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        step = int(summary.get("epochs_run") or 0)
-        status = str(summary.get("status", "failed"))
+        step = summary.epochs_run
+        status = summary.status
         self.client.log_batch(
             self.run_id,
             metrics=[Metric(k, v, now, step) for k, v in summary_metrics(summary).items()],
             tags=[RunTag("regbench.status", status),
-                  RunTag("regbench.verdict", str(summary.get("verdict") or "")[:5000])])
+                  RunTag("regbench.verdict", summary.verdict[:5000])])
         if self.settings.log_artifacts:
             for path in sorted(self.run_dir.iterdir()):
                 if path.is_file() and not path.name.startswith("."):  # not atomic-write temps

@@ -1,0 +1,151 @@
+"""summary.json: a run's outcome as one typed object, written and read only here.
+
+``Summary`` is the one definition of the file's fields, in the order they are written.
+``best`` and ``last`` are metrics.csv rows (``Row``), stored under the CSV's column names.
+A file carries ``format_version``; a folder written before the version existed reads as
+version 1 (the same fields), and a key this version does not know is ignored, so older and
+newer folders still load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from regbench.errors import RunDirError
+from regbench.store import runs
+from regbench.store.metrics import INPUT_COLUMNS, Row, row_dict
+
+FORMAT_VERSION = 2
+FILE = runs.SUMMARY_FILE
+# What a run that ended this way is called, for the terminal and the comparison.
+FINISHED = runs.FINISHED
+
+
+@dataclass
+class Summary:
+    """What a run ended with: status, best and last epochs, test metrics, where it ran."""
+
+    status: str  # completed | early_stopped | diverged | interrupted | failed | pruned | running
+    epochs_run: int = 0
+    best_epoch: int | None = None  # by `monitor`
+    stopped_epoch: int | None = None  # early stopping: the epoch it stopped after
+    kept_epoch: int | None = None  # whose weights were tested
+    monitor: str = "val_loss"
+    best: Row | None = None
+    last: Row | None = None
+    onset_epoch: int | None = None  # epoch of minimum val loss when it later rose (overfitting)
+    test_loss: float | None = None
+    test_acc: float | None = None
+    test_ece: float | None = None  # weight scaling (dropout off)
+    mc_dropout: dict[str, Any] | None = None  # eval.mc_samples > 0: T stochastic passes
+    convergence_epoch: int | None = None
+    verdict: str = ""
+    wall_time_s: float = 0.0
+    train_images_per_s: float | None = None
+    n_params: int | None = None
+    device: str | None = None
+    machine: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    experiment: str | None = None
+    error: str | None = None  # one line, for a failed run
+    signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run ended as planned, so that its metrics count in comparisons."""
+        return self.status in FINISHED
+
+    def why_unfinished(self) -> str:
+        """The one-line reason the run did not finish."""
+        if self.error:
+            return self.error
+        if self.status == "diverged":
+            return f"the loss became NaN or infinite in epoch {self.epochs_run + 1}"
+        return self.verdict or f"status {self.status}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in field order, rows under the metrics.csv column names."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["best"], out["last"] = row_dict(self.best), row_dict(self.last)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Summary:
+        """A summary from its JSON object (any format version); TypeError/ValueError if malformed."""
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            raise ValueError("no 'status'")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("format_version", 1)
+        values["best"], values["last"] = _row(data.get("best")), _row(data.get("last"))
+        values["verdict"] = values.get("verdict") or ""
+        return cls(**values)
+
+    def write(self, run_dir: Path) -> None:
+        """summary.json in run_dir, atomically."""
+        runs.write_json(run_dir / FILE, self.to_dict())
+
+
+def _row(data: Any) -> Row | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("a row that is not an object")
+    return Row(**{k: math.nan if data[k] is None else data[k] for k in INPUT_COLUMNS if k in data})
+
+
+def load(run_dir: Path) -> Summary | None:
+    """The run's summary, or None when it is missing or unreadable."""
+    try:
+        return read(run_dir)
+    except RunDirError:
+        return None
+
+
+def read(run_dir: Path) -> Summary:
+    """The run's summary, or a RunDirError naming the file."""
+    path = run_dir / FILE
+    try:
+        return Summary.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError as e:
+        raise RunDirError(f"{run_dir}: no {FILE}; not a regbench run directory") from e
+    except (OSError, ValueError, TypeError) as e:
+        raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e}); the run's "
+                          f"{runs.METRICS_FILE} is still there") from e
+
+
+def status(run_dir: Path) -> str:
+    """'missing', or the status recorded in the run's summary.json."""
+    s = load(run_dir)
+    return "missing" if s is None else s.status
+
+
+def mark_failed(run_dir: Path, error: str) -> None:
+    """Record status 'failed' and the one-line error in the run's summary.json."""
+    s = load(run_dir) or Summary(status="failed")
+    s.status, s.error = "failed", error
+    run_dir.mkdir(parents=True, exist_ok=True)
+    s.write(run_dir)
+
+
+def next_action(run_dir: Path) -> str:
+    """What a sweep does with this job: 'skip' a finished run, 'resume' an interrupted one,
+    start the rest 'fresh'."""
+    state = status(run_dir)
+    if state in FINISHED:
+        return "skip"
+    if state in ("interrupted", "running") and (run_dir / runs.CONFIG_FILE).exists():
+        return "resume"  # continues from its checkpoint, or from epoch 1 without one
+    return "fresh"
+
+
+def clear(run_dir: Path) -> None:
+    """Remove what an earlier failed attempt left, so the job starts from nothing."""
+    for name in (runs.METRICS_FILE, FILE, runs.CHECKPOINT_FILE):
+        (run_dir / name).unlink(missing_ok=True)
