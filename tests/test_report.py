@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from helpers import TINY, run_cli
 from regbench.study import compare
-from regbench.store import runs, summary
+from regbench.store import summary
 from regbench.present import tables
 from regbench.cli import app
 from regbench.errors import ConfigError, RunDirError

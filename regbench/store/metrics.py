@@ -171,6 +171,12 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> 
                      f"(accuracy gap {number(gap_pts, '.1f')} points)")
 
 
+def val_loss_rise(rows: Sequence[Row]) -> float | None:
+    """Last minus minimum validation loss over the epochs (0 when the last is lowest)."""
+    finite = [r.val_loss for r in rows if math.isfinite(r.val_loss)]
+    return rows[-1].val_loss - min(finite) if finite and math.isfinite(rows[-1].val_loss) else None
+
+
 def row_dict(row: Row | None) -> dict[str, Any] | None:
     """A row as a JSON-ready object with the metrics.csv key names."""
     if row is None:

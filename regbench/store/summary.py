@@ -54,6 +54,7 @@ class Summary:
     error: str | None = None  # one line, for a failed run
     signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
     versions: dict[str, str] = field(default_factory=dict)
+    val_loss_rise: float | None = None  # last minus minimum val loss (version 2 on)
     format_version: int = FORMAT_VERSION
 
     @property

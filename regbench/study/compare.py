@@ -13,7 +13,6 @@ seed and adjusted for the number of comparisons (regbench.study.stats).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,8 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         try:
             s = summary_file.read(d)
             cfg = runs.read_config(d) if s.finished or (d / runs.CONFIG_FILE).exists() else {}
-            rise = val_loss_rise(d) if s.finished else None
+            rise = None if not s.finished else (
+                s.val_loss_rise if s.format_version >= 2 else val_loss_rise(d))
         except RunDirError as e:  # one torn file must not cost the table of every other run
             records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
                             "config": {}, "finished_at": 0.0})
@@ -112,8 +112,7 @@ def val_loss_rise(run_dir: Path) -> float | None:
         rows = metrics.read_rows(path) if path.exists() else []
     except (OSError, KeyError, ValueError) as e:
         raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
-    finite = [r.val_loss for r in rows if math.isfinite(r.val_loss)]
-    return rows[-1].val_loss - min(finite) if finite and math.isfinite(rows[-1].val_loss) else None
+    return metrics.val_loss_rise(rows)
 
 
 def count_seeds_once(done: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -337,6 +337,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         error=error,
         signal=signal_name,
         versions=runs.versions(),
+        val_loss_rise=metrics.val_loss_rise(rows),
     )
     summary.write(run_dir)
     return summary
