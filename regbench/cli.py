@@ -177,6 +177,15 @@ def _runs(paths: list[Path] | None) -> list[Path]:
     return runs.find_runs(paths or [Path("results")])
 
 
+def _warn_damaged(lines: list[str]) -> None:
+    """One warning naming the run folders skipped because their files are damaged."""
+    if lines:
+        from regbench.present.terminal import warn
+
+        warn(f"{len(lines)} damaged run folder(s) skipped, listed with the failures: "
+             + "; ".join(lines))
+
+
 @app.command()
 def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment folders "
                                                            "(default: results).", show_default=False),
@@ -221,6 +230,7 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(FORMATS)}")
     chosen = tables.choose_columns(columns)
     comp = compare.compare(_runs(paths), baseline, adjust=not no_adjust)
+    _warn_damaged(comp.damaged)
     if comp.table.empty:
         err.print(tables.failed_text(comp), end="", soft_wrap=True)
         raise RunDirError("no finished run to compare: every run listed above failed, diverged "
@@ -265,6 +275,7 @@ def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment
     from regbench.present import plots
 
     comp = compare.compare(_runs(paths))
+    _warn_damaged(comp.damaged)
     if comp.table.empty:
         raise RunDirError("no finished run among them: nothing to plot; "
                           "`regbench summarize` lists the runs and their status")
@@ -300,7 +311,9 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
 
     if fmt not in report_mod.FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(report_mod.FORMATS)}")
-    text = report_mod.render(report_mod.gather(folder, baseline), fmt)
+    study = report_mod.gather(folder, baseline)
+    _warn_damaged([r.error or r.path for r in study.runs if r.status == "damaged"])
+    text = report_mod.render(study, fmt)
     if fmt == "markdown" and out is None:
         print(text, end="")
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ FORMAT_VERSION = 2
 FILE = runs.SUMMARY_FILE
 # What a run that ended this way is called, for the terminal and the comparison.
 FINISHED = runs.FINISHED
+# The columns a Row cannot be built without.
+REQUIRED = tuple(f.name for f in fields(Row) if f.init and f.default is MISSING)
 
 
 @dataclass
@@ -86,6 +88,9 @@ class Summary:
         values.setdefault("format_version", 1)
         values["best"], values["last"] = _row(data.get("best")), _row(data.get("last"))
         values["verdict"] = values.get("verdict") or ""
+        for f in fields(cls):
+            if f.name in values and not _fits(values[f.name], str(f.type)):
+                raise ValueError(f"{f.name}={values[f.name]!r} is not {f.type}")
         return cls(**values)
 
     def write(self, run_dir: Path) -> None:
@@ -93,12 +98,38 @@ class Summary:
         runs.write_json(run_dir / FILE, self.to_dict())
 
 
+SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,),
+                                        "bool": (bool,)}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a scalar field's annotation ('int | None', 'float', ...);
+    fields of other types are not checked here."""
+    parts = [p.strip() for p in annotation.split("|")]
+    if value is None:
+        return "None" in parts
+    kinds = [SCALARS[p] for p in parts if p in SCALARS]
+    if not kinds or len(kinds) < len([p for p in parts if p != "None"]):
+        return True
+    return any(isinstance(value, k) and not (isinstance(value, bool) and bool not in k)
+               for k in kinds)
+
+
 def _row(data: Any) -> Row | None:
+    """A metrics row from its JSON object: a value the object lacks reads as NaN, and the
+    gaps are the file's own when it has them."""
     if data is None:
         return None
     if not isinstance(data, dict):
         raise ValueError("a row that is not an object")
-    return Row(**{k: math.nan if data[k] is None else data[k] for k in INPUT_COLUMNS if k in data})
+    given = {k: (math.nan if v is None else v) for k, v in data.items()}
+    row = Row(**{k: given.get(k, math.nan) for k in INPUT_COLUMNS
+                 if k in given or k in REQUIRED}, )
+    row.epoch = int(given.get("epoch", 0))
+    for derived in ("gap_acc", "gap_loss"):
+        if derived in given:
+            setattr(row, derived, given[derived])
+    return row
 
 
 def load(run_dir: Path) -> Summary | None:

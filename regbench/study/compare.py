@@ -68,6 +68,12 @@ class Comparison:
     comparisons: int = 0  # k: configurations compared with the baseline
     duplicates: list[str] = field(default_factory=list)  # one warning line per repeated seed
 
+    @property
+    def damaged(self) -> list[str]:
+        """One line per run folder whose files could not be read (skipped, not averaged)."""
+        rows = self.failed[self.failed["status"] == "damaged"]
+        return [str(e) for e in rows["error"]]
+
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """One row per run: path, status, error, seed, the metrics at its best epoch, its config."""

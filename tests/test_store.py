@@ -1,0 +1,123 @@
+"""The store: summary.json and sweep.json as typed objects, config.yaml read fast, damaged
+folders reported and skipped."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from regbench.cli import app
+from regbench.config.schema import RegbenchConfig
+from regbench.errors import RunDirError
+from regbench.store import metrics, runs, summary, sweeps
+from regbench.store.summary import Summary
+from regbench.training import loop
+
+ROW = {"epoch": 3, "train_loss": 0.25, "train_acc": 0.9, "val_loss": 0.5, "val_acc": 0.8,
+       "train_loss_running": 0.3, "penalty": 0.0, "lr": 0.05, "epoch_time_s": 1.5}
+
+
+def test_a_summary_round_trips_through_its_file(tmp_path: Path) -> None:
+    row = metrics.Row(**ROW)
+    written = Summary(status="completed", epochs_run=3, best_epoch=3, best=row, last=row,
+                      test_acc=0.79, seed=4, machine={"cpus": 2}, versions={"torch": "x"})
+    written.write(tmp_path)
+    data = json.loads((tmp_path / runs.SUMMARY_FILE).read_text())
+    assert data["format_version"] == summary.FORMAT_VERSION
+    assert data["best"]["gap_acc"] == pytest.approx(0.1) and set(data["best"]) == set(metrics.COLUMNS)
+    read = summary.read(tmp_path)
+    assert read == written and read.best is not None and read.best.gap_loss == pytest.approx(0.25)
+
+
+def test_a_summary_written_before_format_versions_still_loads(tmp_path: Path) -> None:
+    old = {"status": "early_stopped", "epochs_run": 2, "best_epoch": 1, "stopped_epoch": 2,
+           "monitor": "val_loss", "best": {**ROW, "epoch": 1}, "last": {**ROW, "epoch": 2},
+           "test_acc": 0.5, "verdict": None, "a_key_from_a_newer_version": [1, 2]}
+    (tmp_path / runs.SUMMARY_FILE).write_text(json.dumps(old))
+    s = summary.read(tmp_path)
+    assert (s.format_version, s.status, s.stopped_epoch, s.verdict) == (1, "early_stopped", 2, "")
+    assert s.best is not None and s.best.dropout_rate == 0.0  # a column added later: its default
+    assert s.best.epoch == 1 and s.best.val_acc == 0.8
+    assert s.finished
+
+
+@pytest.mark.parametrize("text", ['{"status": "compl', '[1, 2]', '{"epochs_run": 3}',
+                                  '{"status": "completed", "best": [0.5]}',
+                                  '{"status": "completed", "epochs_run": "three", "x": 1}'])
+def test_a_damaged_summary_is_one_error_naming_the_file(tmp_path: Path, text: str) -> None:
+    (tmp_path / runs.SUMMARY_FILE).write_text(text)
+    with pytest.raises(RunDirError, match=r"summary\.json: unreadable"):
+        summary.read(tmp_path)
+    assert summary.load(tmp_path) is None and summary.status(tmp_path) == "missing"
+
+
+def test_the_next_action_of_a_job_follows_its_summary(tmp_path: Path) -> None:
+    assert summary.next_action(tmp_path) == "fresh"
+    Summary(status="interrupted").write(tmp_path)
+    assert summary.next_action(tmp_path) == "fresh"  # no config.yaml: nothing to resume from
+    (tmp_path / runs.CONFIG_FILE).write_text("seed: 0\n")
+    assert summary.next_action(tmp_path) == "resume"
+    Summary(status="early_stopped").write(tmp_path)
+    assert summary.next_action(tmp_path) == "skip"
+    summary.mark_failed(tmp_path, "RuntimeError: boom")
+    s = summary.read(tmp_path)
+    assert (s.status, s.error, s.why_unfinished()) == ("failed", "RuntimeError: boom",
+                                                        "RuntimeError: boom")
+
+
+def test_the_sweep_plan_round_trips_and_labels_jobs_by_their_axes(tmp_path: Path) -> None:
+    plan = sweeps.SweepPlan(args=["reg.dropout.fc=0.0,0.5", "seed=0,1"],
+                            jobs=[["reg.dropout.fc=0.0", "seed=0", "trainer.progress=false"],
+                                  ["+reg.dropout.fc=0.5", "seed=1"]],
+                            axes=["reg.dropout.fc", "seed"])
+    sweeps.write_plan(tmp_path, plan)
+    assert sweeps.is_sweep(tmp_path) and sweeps.read_plan(tmp_path) == plan
+    assert plan.label(0) == "reg.dropout.fc=0.0 seed=0" and plan.label(1) == "+reg.dropout.fc=0.5 seed=1"
+    assert plan.job_dirs(tmp_path) == [tmp_path / "0", tmp_path / "1"]
+    (tmp_path / sweeps.FILE).write_text('{"args": 3, "jobs": "x"')
+    with pytest.raises(RunDirError, match="sweep.json: unreadable"):
+        sweeps.read_plan(tmp_path)
+
+
+def test_config_yaml_reads_as_omegaconf_reads_it(make_cfg: Callable[..., RegbenchConfig],
+                                                 tmp_path: Path) -> None:
+    cfg = make_cfg("reg=all", "reg.l2=1e-5", "optim.lr=0.001", "dataset.train_size=null")
+    (tmp_path / runs.CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    fast = runs.read_config(tmp_path)
+    slow = runs.flatten(OmegaConf.to_container(OmegaConf.load(tmp_path / runs.CONFIG_FILE)))
+    assert fast == slow and fast["reg.l2"] == 1e-5 and fast["dataset.train_size"] is None
+
+
+@pytest.mark.slow
+def test_damaged_folders_are_skipped_with_one_warning_in_summarize_plot_and_report(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "results"
+    for seed in range(4):
+        cfg = make_cfg("trainer.epochs=1", f"seed={seed}", f"reg.dropout.fc={0.5 * (seed % 2)}")
+        loop.run(cfg, runs.make_run_dir(root, "t"))
+    torn, cut = sorted((root / "t").iterdir())[:2]
+    text = (torn / runs.SUMMARY_FILE).read_text()
+    (torn / runs.SUMMARY_FILE).write_text(text[: len(text) // 2])
+    with open(cut / runs.METRICS_FILE, "w") as f:
+        f.write("epoch,train_loss\n1,0.5\n")
+    (cut / runs.SUMMARY_FILE).write_text(text.replace('"format_version": 2', '"format_version": 1'))
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    for args in (["summarize", str(root)], ["plot", str(root)],
+                 ["report", str(root / "t"), "--format", "markdown"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "2 damaged run folder(s) skipped" in result.output
+        assert str(torn) in result.output and str(cut) in result.output
+    summarize = runner.invoke(app, ["summarize", str(root), "--format", "json"])
+    data = json.loads(summarize.stdout[summarize.stdout.index("{"):])
+    assert sum(row["seeds"] for row in data["configurations"]) == 2
+    assert math.isfinite(data["configurations"][0]["val_acc"])
+    assert sorted(r["status"] for r in data["not_averaged"]) == ["damaged", "damaged"]
