@@ -119,5 +119,5 @@ def test_damaged_folders_are_skipped_with_one_warning_in_summarize_plot_and_repo
     summarize = runner.invoke(app, ["summarize", str(root), "--format", "json"])
     data = json.loads(summarize.stdout[summarize.stdout.index("{"):])
     assert sum(row["seeds"] for row in data["configurations"]) == 2
-    assert math.isfinite(data["configurations"][0]["val_acc"])
+    assert math.isfinite(data["configurations"][0]["val_acc_mean"])
     assert sorted(r["status"] for r in data["not_averaged"]) == ["damaged", "damaged"]

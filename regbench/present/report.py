@@ -128,10 +128,14 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
     finished = [d for d, s in zip(dirs, found, strict=True) if isinstance(s, Summary) and s.finished]
     comp = compare.compare(finished, baseline) if finished else None
     labels = dict(zip(comp.runs["path"], comp.runs["label"], strict=True)) if comp else {}
+    damaged = ({} if comp is None else
+               {r.path: r.error for r in comp.failed.itertuples() if r.status == "damaged"})
     axes = list(plan.axes) if plan else (comp.axes if comp else [])
     lines = []
     for n, (d, s, name) in enumerate(zip(dirs, found, names, strict=True)):
         values = plan.label(n) if plan else labels.get(str(d), "")
+        if str(d) in damaged:
+            s = ("damaged", str(damaged[str(d)]))
         if not isinstance(s, Summary):
             lines.append(RunLine(name=name, values=values, seed=None, status=s[0], epochs="-",
                                  val_acc="-", test_acc="-", time_s="-", error=s[1], path=str(d)))

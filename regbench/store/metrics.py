@@ -85,9 +85,19 @@ def _fmt(v: float) -> str:
     return str(int(v)) if isinstance(v, int) else repr(float(v))
 
 
+def missing_columns(path: Path) -> list[str]:
+    """The columns a metrics.csv lacks (it may lack those added later); reads one line."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    return [c for c in INPUT_COLUMNS if c not in header and c not in LATER_COLUMNS]
+
+
 def read_rows(path: Path) -> list[Row]:
-    """The complete rows of a metrics.csv (a torn last line is dropped)."""
+    """The complete rows of a metrics.csv (a torn last line is dropped); ValueError naming
+    the columns a damaged file lacks."""
     rows: list[Row] = []
+    if lacking := missing_columns(path):
+        raise ValueError(f"no column {', '.join(lacking)}")
     with open(path, newline="") as f:
         for raw in csv.DictReader(f):
             try:

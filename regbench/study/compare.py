@@ -82,6 +82,8 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         try:
             s = summary_file.read(d)
             cfg = runs.read_config(d) if s.finished or (d / runs.CONFIG_FILE).exists() else {}
+            if s.finished:
+                check_metrics(d)
             rise = None if not s.finished else (
                 s.val_loss_rise if s.format_version >= 2 else val_loss_rise(d))
         except RunDirError as e:  # one torn file must not cost the table of every other run
@@ -109,6 +111,17 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         rec["finished_at"] = (d / runs.SUMMARY_FILE).stat().st_mtime
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+def check_metrics(run_dir: Path) -> None:
+    """RunDirError unless the run's metrics.csv is there with its columns."""
+    path = run_dir / runs.METRICS_FILE
+    try:
+        lacking = metrics.missing_columns(path)
+    except OSError as e:
+        raise RunDirError(f"{path}: unreadable ({e.strerror})") from e
+    if lacking:
+        raise RunDirError(f"{path}: damaged (no column {', '.join(lacking)})")
 
 
 def val_loss_rise(run_dir: Path) -> float | None:
