@@ -136,7 +136,8 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep reg=dropout reg.dropout.fc=0.0,0.1,0.2,0.3,0.5 seed=0,1,2
       regbench sweep reg=none,dropout,l2,batchnorm,early_stopping seed=0,1,2
       regbench sweep experiment=dropout_grid hydra/launcher=joblib
-      regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
+      regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random \\
+          hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
       regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
     """
     from regbench.store import runs

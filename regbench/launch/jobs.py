@@ -27,6 +27,7 @@ from regbench.store import runs
 from regbench.present import terminal
 from regbench.training import trackers
 from regbench.errors import RegbenchError
+from regbench.study.labels import job_label
 from regbench.training.validation import validate
 
 # Environment variables a sweep sets for its jobs (through hydra.job.env_set, so every
@@ -102,8 +103,7 @@ def _failed(run_dir: Path, message: str, code: int, *, keep: bool, resume: bool)
 
 def job_name(run_dir: Path, task_overrides: list[str]) -> str:
     """'[3/8] reg.dropout.fc=0.2 seed=1': the job's number and its values on the sweep axes."""
-    axes = os.environ.get(SWEEP_AXES_ENV, "").split()
-    values = " ".join(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in axes)
+    values = job_label(task_overrides, os.environ.get(SWEEP_AXES_ENV, "").split())
     size = os.environ.get(SWEEP_SIZE_ENV)
     if run_dir.name.isdigit() and size:
         return f"[{int(run_dir.name) + 1}/{size}] {values or 'job ' + run_dir.name}"
@@ -161,8 +161,8 @@ def run_population_jobs(pending: list[PendingJob], max_members: int) -> list[Job
             continue
         why = population.unsupported(schema)
         if why is not None:  # a setting the population does not vectorise: train it alone
-            terminal.err.print(f"regbench: {why}: not trained per member by the population "
-                               "engine; this job runs on its own", soft_wrap=True)
+            terminal.note_once(f"regbench: {why.split('=')[0]}: not trained per member by the "
+                               "population engine; jobs that set it run on their own")
             outcomes[num] = execute(job.cfg, job.run_dir, resume=action == "resume", show=False,
                                     keep_failed=True)
             continue

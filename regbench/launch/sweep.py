@@ -29,6 +29,7 @@ from regbench.launch.composition import compose, explain, rewrite_experiment, sp
 from regbench.config.schema import check as config_check
 from regbench.errors import ConfigError, RegbenchError, RunDirError
 from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
+from regbench.study.labels import job_label, key_of
 
 SWEEP_FILE = runs.SWEEP_FILE
 MAX_MEMBERS = "hydra.launcher.max_members"
@@ -56,12 +57,7 @@ class SweepPlan:
 
     def label(self, num: int) -> str:
         """The job's values on the sweep axes, e.g. 'reg.dropout.fc=0.3 seed=1'."""
-        return " ".join(o for o in self.jobs[num] if key_of(o) in self.axes)
-
-
-def key_of(override: str) -> str:
-    """'reg.dropout.fc' for 'reg.dropout.fc=0.3' (and for '+key=..', '~key')."""
-    return re.split(r"=", override, maxsplit=1)[0].lstrip("+~")
+        return job_label(self.jobs[num], self.axes)
 
 
 @dataclass
@@ -165,6 +161,10 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
         raise ConfigError("hydra/sweeper=optuna needs Hydra's Optuna sweeper plugin: "
                           "pip install 'regbench[search]'")
     e = expand_sweep(overrides)
+    if e.sweeper == "optuna" and not sweep_axes(e.jobs):
+        raise ConfigError("hydra/sweeper=optuna: nothing to search (no interval(), range() or "
+                          "comma list among the overrides), so every trial would train the same "
+                          "configuration; add one, e.g. 'reg.dropout.fc=interval(0,0.8)'")
     sweep_plan = SweepPlan(args=args, flags=flags, jobs=e.jobs, axes=sweep_axes(e.jobs),
                            sweeper=e.sweeper, trials=e.trials)
     first = None

@@ -24,6 +24,7 @@ from regbench.present import plots
 from regbench.store import runs
 from regbench.present import tables
 from regbench.errors import RunDirError
+from regbench.study.labels import job_label
 
 REPORT_FILE = "report.html"
 FORMATS = ("html", "markdown")
@@ -66,10 +67,6 @@ class Study:
 
 def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * float(value):.2f}"
-
-
-def _job_values(job: list[str], axes: list[str]) -> str:
-    return " ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in axes)
 
 
 def _when(folder: Path, summaries: list[dict[str, Any]], dirs: list[Path]) -> str:
@@ -140,7 +137,7 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
     lines = []
     for n, (d, s, name) in enumerate(zip(dirs, summaries, names, strict=True)):
         status = str(s.get("status", "missing"))
-        values = _job_values(plan["jobs"][n], axes) if plan else labels.get(str(d), "")
+        values = job_label(plan["jobs"][n], axes) if plan else labels.get(str(d), "")
         best = s.get("best") or {}
         lines.append(RunLine(
             name=name, values=values, seed=s.get("seed"), status=status,

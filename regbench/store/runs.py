@@ -20,6 +20,7 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "run.log"
 SWEEP_FILE = "sweep.json"  # in a sweep's folder, whose job folders are its run folders
+OVERRIDES_FILE = ".hydra/overrides.yaml"  # the overrides typed for the run, as Hydra keeps them
 # Statuses of a run that ended as planned: its metrics count in comparisons.
 FINISHED = ("completed", "early_stopped")
 
@@ -216,3 +217,15 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(f"{run_dir}: no {CONFIG_FILE}; not a regbench run directory") from e
     except Exception as e:
         raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+
+
+def read_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides typed for the run (Hydra's .hydra/overrides.yaml), None when unknown."""
+    import yaml
+
+    try:
+        typed = yaml.load((run_dir / OVERRIDES_FILE).read_text(), Loader=getattr(
+            yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return None
+    return [str(o) for o in typed] if isinstance(typed, list) else None
