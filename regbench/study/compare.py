@@ -144,7 +144,7 @@ def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]],
         hits = [name for name, c in configs.items() if matches(declared, c, name)]
         if len(hits) == 1:
             return hits[0], ""
-        missed = f"the study's baseline {declared} is {len(hits) or 'not'} among them; "
+        missed = f"the study's baseline {declared} matches {len(hits) or 'none'} of them; "
     plain = [name for name, c in configs.items() if reg_preset(c) == "none"]
     if len(plain) == 1:
         return plain[0], ""
