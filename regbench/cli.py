@@ -121,7 +121,8 @@ def sweep_cmd(ctx: typer.Context,
                                               help="Run only the jobs of this sweep that are missing "
                                                    "or did not finish; finished ones are kept."),
               baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
-                                                      "'reg.dropout.fc=0.0' (default: no regularization)."),
+                                                      "'reg.dropout.fc=0.0' (default: the study's own, else no "
+                                                      "regularization)."),
               ) -> None:
     """Train a grid of configurations (a Hydra multirun) and compare them.
 
@@ -184,7 +185,8 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
                                                            "(default: results).", show_default=False),
               baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
                                                       "'reg=none' or 'reg.dropout.fc=0.0' "
-                                                      "(default: the one without regularization)."),
+                                                      "(default: the study's own, else the one "
+                                                      "without regularization)."),
               fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
               no_adjust: bool = typer.Option(False, "--no-adjust",
                                              help="Per-comparison 95% intervals and verdicts, "

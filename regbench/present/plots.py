@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 
 from regbench.store import runs  # noqa: E402
 from regbench.study.compare import Comparison  # noqa: E402
-from regbench.study.labels import fmt  # noqa: E402
+from regbench.study.labels import fmt, shown  # noqa: E402
 from regbench.store.metrics import read_rows  # noqa: E402
 
 # What a swept key means, for axis labels a student can read.
@@ -162,8 +162,9 @@ def plot_curves(comp: Comparison, rows: pd.DataFrame, out: Path) -> Path:
             ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     handles = [Line2D([], [], color=styles[n]["color"], marker=styles[n]["marker"],
                       linestyle=styles[n]["linestyle"], label=n) for n in order]
+    several = rows.groupby("config")["seed"].nunique().max() > 1
     extra = [Line2D([], [], color="black", marker="*", markersize=11, linestyle="",
-                    label="best epoch (median over seeds)")]
+                    label="best epoch" + (" (median over seeds)" if several else ""))]
     if any(onset is not None for _, onset in marks.values()):
         extra.append(Line2D([], [], color="black", marker="v", markersize=8, linestyle="",
                             label="overfitting onset (median; drawn\nwhen most seeds had one)"))
@@ -191,13 +192,13 @@ def fit_legend(fig: Any, ax: Any, handles: list[Line2D], extra: list[Line2D],
     for ncol, keep in tries:
         # characters per line: the column's width over the font's average character width
         wrap = max(12, int(box.width / ncol / (0.6 * LEGEND_FONT_PT * fig.dpi / 72)) - 5)
-        shown = [_wrapped(h, wrap) for h in handles[:keep]]
+        entries = [_wrapped(h, wrap) for h in handles[:keep]]
         if keep < len(handles):
-            shown.append(Line2D([], [], linestyle="", label=textwrap.fill(
+            entries.append(Line2D([], [], linestyle="", label=textwrap.fill(
                 f"… and {len(handles) - keep} more (summary.csv lists them all)", wrap)))
         if legend is not None:
             legend.remove()
-        legend = ax.legend(handles=shown + extra, loc="upper left", ncol=ncol,
+        legend = ax.legend(handles=entries + extra, loc="upper left", ncol=ncol,
                            fontsize=LEGEND_FONT_PT, title=title, frameon=False,
                            borderaxespad=0.0, title_fontsize=LEGEND_FONT_PT + 0.5,
                            alignment="left")
@@ -280,9 +281,9 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
     t["x"] = [comp.configs[name][key] for name in t["config"]]
     t["rest"] = [tuple(fmt(comp.configs[name].get(k)) for k in others) for name in t["config"]]
     t = t[t.groupby("rest")["x"].transform("nunique") > 1]
-    shown = [i for i, _ in enumerate(others) if t["rest"].str[i].nunique() > 1]
+    varied = [i for i, _ in enumerate(others) if t["rest"].str[i].nunique() > 1]
     # several lines: a third, narrower cell beside the panels says which is which
-    widths = [1.0, 1.0, 0.55] if shown else [1.0, 1.0]
+    widths = [1.0, 1.0, 0.55] if varied else [1.0, 1.0]
     fig, cells = plt.subplots(1, len(widths), width_ratios=widths,
                               figsize=(sum(widths) * PANEL_IN[0], PANEL_IN[1] + 0.9))
     left, right = cells[:2]
@@ -290,13 +291,17 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
     groups = sorted(t.sort_values("x").groupby("rest", sort=False),
                     key=lambda item: tuple(_sortable(v) for v in item[0]))
     for i, (rest, g) in enumerate(groups):
-        name = " ".join(f"{others[j]}={rest[j]}" for j in shown)
+        name = " ".join(f"{others[j]}={rest[j]}" for j in varied)
         colour = f"C{i % 10}"
         left.errorbar(g["x"], 100 * g["val_acc_mean"], yerr=100 * g["val_acc_std"].fillna(0),
                       color=colour, marker="o", capsize=4)
-        for column, _, fill, ls in GAPS:
-            right.errorbar(g["x"], 100 * g[f"{column}_mean"], yerr=100 * g[f"{column}_std"].fillna(0),
-                           color=colour, marker="o", fillstyle=fill, linestyle=ls, capsize=4)
+        for (column, _, fill, ls), dx in zip(GAPS, (-3, 3), strict=True):
+            # the two gaps side by side (3 points apart) so that their error bars stay apart
+            bars = right.errorbar(g["x"], 100 * g[f"{column}_mean"],
+                                  yerr=100 * g[f"{column}_std"].fillna(0), color=colour,
+                                  marker="o", fillstyle=fill, linestyle=ls, capsize=4)
+            for artist in bars.get_children():  # shifted once the axis limits are known
+                artist.set_transform(offset_copy(right.transData, fig=fig, x=dx, units="points"))
         handles.append(Line2D([], [], color=colour, marker="o", label=name))
     words = PARAM_WORDS.get(key, key)
     left.set_ylabel("validation accuracy (%)\nat each run's best epoch")
@@ -315,15 +320,26 @@ def plot_against(comp: Comparison, key: str, out: Path) -> Path:
                 ax.set_xscale("symlog", linthresh=min(positive))
             else:
                 ax.set_xscale("log")
-        if len(values) <= 10:  # tick exactly the values that were run
-            ax.set_xticks(values, [fmt(v) for v in values])
+        if _tick_each(values, ax.get_xscale()):  # tick exactly the values that were run
+            ax.set_xticks(values, [shown(v) for v in values])
     fig.suptitle(f"Validation accuracy and overfitting gap against {words}\n"
                  "(mean over seeds, error bars = ± 1 std)", fontsize="medium")
     fig.tight_layout()
-    if shown:
+    if varied:
         cells[2].axis("off")
         fit_legend(fig, cells[2], handles, [], None)
     return save(fig, out / f"vs_{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.png")
+
+
+def _tick_each(values: list[float], scale: str) -> bool:
+    """Whether each value can have its own tick: at most 10 of them, none closer to the next
+    than a twelfth of the axis (on a log axis, in decades), so that no two labels overlap."""
+    if not 1 < len(values) <= 10:
+        return len(values) == 1
+    xs = np.log10(np.asarray(values)) if scale == "log" else np.asarray(values, dtype=float)
+    if scale == "symlog":
+        xs = np.sign(xs) * np.log10(1 + np.abs(xs) / min(v for v in values if v > 0))
+    return bool(np.diff(xs).min() >= (xs[-1] - xs[0]) / 12)
 
 
 def _sortable(text: str) -> tuple[int, float, str]:

@@ -120,13 +120,12 @@ DEFAULT_COLUMNS = ("config", "seeds", "val_acc", "d_val_acc", "gap_last", "d_gap
 TEST_HEADERS = {"last": "test acc|last ep.|%", "best": "test acc|best ep.|%",
                 "kept": "test acc|kept wts|%"}
 TEST_WORDS = {
-    "last": "test acc: one pass over the test set with the weights of each run's last epoch "
-            "(no early stopping restored an earlier one), so it can be lower than the val acc "
-            "of its best epoch. ",
-    "best": "test acc: one pass over the test set with the weights of each run's best epoch, "
-            "which early stopping restored. ",
-    "kept": "test acc: one pass over the test set with the weights each run kept: its last "
-            "epoch's, or its best epoch's where early stopping restored them. ",
+    "last": "test acc: with the weights of each run's last epoch, not of its best epoch (no "
+            "early stopping restored them). ",
+    "best": "test acc: with the weights of each run's best epoch (its last, or restored by "
+            "early stopping). ",
+    "kept": "test acc: with the weights each run kept (its last epoch's, or its best epoch's "
+            "where early stopping restored them). ",
 }
 
 

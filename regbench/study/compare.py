@@ -199,12 +199,13 @@ def swept_axes(done: pd.DataFrame, axes: list[str]) -> list[str]:
 
 
 def tested_weights(done: pd.DataFrame) -> str:
-    """Whose weights every run's test accuracy is of: 'last' epoch's, 'best' epoch's, or
-    'kept' (runs differ, or older summaries that do not say)."""
+    """Whose weights every run's test accuracy is of: its 'best' epoch's (restored, or the
+    last epoch was the best), its 'last' epoch's, or 'kept' (runs differ, or older
+    summaries that do not say)."""
     kept, last, best = (done[c].astype(float) for c in ("kept_epoch", "last_epoch", "best_epoch"))
     if done.empty or kept.isna().any():
         return "kept"
-    return "last" if (kept == last).all() else "best" if (kept == best).all() else "kept"
+    return "best" if (kept == best).all() else "last" if (kept == last).all() else "kept"
 
 
 def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True
