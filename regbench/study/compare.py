@@ -168,7 +168,9 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     done = df[df["status"].isin(runs.FINISHED)].copy()
     keys = [config_key(c) for c in done["config"]]
     keyed = dict(zip(keys, done["config"], strict=True))
-    typed = dict(zip(reversed(keys), reversed(list(done["typed"])), strict=True))  # the first run's
+    typed: dict[str, list[str] | None] = {}
+    for key, overrides in zip(keys, done["typed"], strict=True):
+        typed.setdefault(key, overrides)  # a configuration's first run says what was typed
     naming = name_configs(list(keyed.values()), [typed[k] for k in keyed])
     names = dict(zip(keyed, naming.labels, strict=True))
     done["label"] = [names[k] for k in keys]
@@ -184,17 +186,13 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
 def swept_axes(done: pd.DataFrame, axes: list[str]) -> list[str]:
     """The axes that a sweep varied as keys of their own (a comma list, range() or a searched
     range on that very key), not through a preset; every axis for runs of unknown origin."""
-    swept: set[str] = set()
-    for sweep, g in done.groupby(done["sweep"].fillna(""), sort=False):
-        for typed in g["typed"]:
-            if typed is None:
-                swept.update(axes)
-        known = [t for t in g["typed"] if t is not None]
-        if sweep and known:
-            values: dict[str, set[str]] = {}
-            for o in (o for t in known for o in t):
-                values.setdefault(key_of(o), set()).add(o)
-            swept.update(k for k, v in values.items() if len(v) > 1)
+    if any(t is None for t in done["typed"]):
+        return list(axes)
+    values: dict[tuple[str, str], set[str]] = {}  # (sweep, key) -> the overrides of its jobs
+    for sweep, typed in zip(done["sweep"], done["typed"], strict=True):
+        for o in typed if isinstance(sweep, str) else []:  # runs outside a sweep vary nothing
+            values.setdefault((sweep, key_of(o)), set()).add(o)
+    swept = {key for (_, key), overrides in values.items() if len(overrides) > 1}
     return [k for k in axes if k in swept]
 
 
