@@ -120,7 +120,8 @@ def sweep_cmd(ctx: typer.Context,
                                               help="Run only the jobs of this sweep that are missing "
                                                    "or did not finish; finished ones are kept."),
               baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
-                                                      "'reg.dropout.fc=0.0' (default: no regularization)."),
+                                                      "'reg.dropout.fc=0.0' (default: the study's own, else no "
+                                                      "regularization)."),
               ) -> None:
     """Train a grid of configurations (a Hydra multirun) and compare them.
 
@@ -135,7 +136,8 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep reg=dropout reg.dropout.fc=0.0,0.1,0.2,0.3,0.5 seed=0,1,2
       regbench sweep reg=none,dropout,l2,batchnorm,early_stopping seed=0,1,2
       regbench sweep experiment=dropout_grid hydra/launcher=joblib
-      regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
+      regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random \\
+          hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
       regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
     """
     from regbench.store import runs
@@ -191,7 +193,8 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
                                                            "(default: results).", show_default=False),
               baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
                                                       "'reg=none' or 'reg.dropout.fc=0.0' "
-                                                      "(default: the one without regularization)."),
+                                                      "(default: the study's own, else the one "
+                                                      "without regularization)."),
               fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
               no_adjust: bool = typer.Option(False, "--no-adjust",
                                              help="Per-comparison 95% intervals and verdicts, "

@@ -158,3 +158,38 @@ def test_one_swept_rate_without_an_unregularized_run_uses_its_lowest_value_as_ba
     # two numeric keys varying at once: no rule picks one, the user must say
     write_run(tmp_path / "l2", 0, 0.9, 1.0, **{"reg.dropout.conv": 0.25, "reg.l2": 1e-3})
     assert compare.compare(runs.find_runs([tmp_path])).baseline is None
+
+
+def test_a_search_without_an_unregularized_trial_has_no_baseline(tmp_path: Path) -> None:
+    # one seed per drawn rate, none of them 0: the lowest drawn rate is no baseline
+    for n, rate in enumerate((0.1716706251072333, 0.3321, 0.05012, 0.6613)):
+        write_run(tmp_path / str(n), 0, 0.9 + rate / 10, 1.0, **{"reg.dropout.fc": rate})
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    assert comp.baseline is None and "no configuration without regularization" in comp.note
+    assert not (comp.table["best"] & comp.table["baseline"]).any()
+    assert "reg.dropout.fc=0.1717" in list(comp.table["config"])
+    # a grid of one knob that includes 0 (that knob off) takes 0 as the baseline
+    write_run(tmp_path / "off", 0, 0.9, 1.0, **{"reg.dropout.fc": 0.0})
+    assert compare.compare(runs.find_runs([tmp_path])).baseline == "reg.dropout.fc=0.0"
+
+
+def test_a_study_declares_its_own_baseline_and_the_command_line_wins(tmp_path: Path) -> None:
+    for position in ("after_bn", "before_bn"):
+        for seed in (0, 1):
+            write_run(tmp_path / f"{position}{seed}", seed, 0.9 + seed / 100, 1.0,
+                      **{"reg.batchnorm": True, "reg.dropout.fc": 0.5, "reg.dropout.position": position,
+                         "baseline": "reg.dropout.position=after_bn"})
+    run_dirs = runs.find_runs([tmp_path])
+    assert compare.compare(run_dirs).baseline == "reg.dropout.position=after_bn"
+    assert compare.compare(run_dirs, "reg.dropout.position=before_bn").baseline == \
+        "reg.dropout.position=before_bn"
+    # the declared baseline is not among these runs: the usual choice, and a note saying so
+    write_run(tmp_path / "fc", 0, 0.9, 1.0, **{"reg.batchnorm": True, "reg.dropout.fc": 0.25,
+                                               "reg.dropout.position": "before_bn",
+                                               "baseline": "reg.dropout.position=after_bn"})
+    comp = compare.compare([d for d in runs.find_runs([tmp_path]) if "after" not in d.name])
+    assert comp.baseline is None
+    assert "the study's baseline reg.dropout.position=after_bn matches none of them" in comp.note
+    from regbench.launch.composition import compose
+
+    assert compose(["experiment=bn_dropout_order"])[1].baseline == "reg.dropout.position=after_bn"

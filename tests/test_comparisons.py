@@ -24,6 +24,7 @@ from regbench.study import compare
 from regbench.store import metrics
 from regbench.store import runs
 from regbench.study import stats
+from regbench.present import tables
 from regbench.cli import app
 from regbench.config.schema import RegbenchConfig
 
@@ -202,7 +203,7 @@ def test_table_fits_the_terminal_and_never_splits_a_number(grid: Path, width: in
         assert label in tokens
     assert all(len(t.split(".")[-1]) in (1, 2, 3) for t in tokens if NUMBER.match(t) and "." in t)
     if width == 80:
-        assert "Not shown at this width" in result.stdout
+        assert "Not shown at this width" in " ".join(result.stdout.split())  # the caption wraps
 
 
 def test_columns_option_selects_and_rejects(grid: Path) -> None:
@@ -212,3 +213,32 @@ def test_columns_option_selects_and_rejects(grid: Path) -> None:
     assert out.splitlines()[0] == "| configuration | seeds | time s |"
     bad = runner.invoke(app, ["summarize", str(grid), "--columns", "speed"])
     assert bad.exit_code != 0
+
+
+def test_every_column_rounds_to_zero_only_below_its_own_precision(tmp_path: Path) -> None:
+    # val loss 0.5 at epoch 2, then 0.5049: a rise of 0.0049, which three decimals show
+    for seed in (0, 1):
+        write_run(tmp_path / f"r{seed}", seed, [(1.0, 0.6, 1.0, 0.55), (0.5, 0.9, 0.5, 0.9),
+                                                (0.4, 0.89996, 0.5049, 0.9)])
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    assert comp.table["val_loss_rise_mean"].iloc[0] == pytest.approx(0.0049)
+    header, rows = tables.display_rows(comp, sep=" ", columns=["rise", "gap_loss_last", "gap_last"])
+    # a gap of -0.004 points prints +0.00, never -0.00
+    assert rows[0] == ["+0.005", "+0.105", "+0.00 ± 0.00"]
+    assert header[0] == "val loss rise"
+
+
+@pytest.mark.parametrize(("kept", "header", "words"), [
+    ("last", "test acc last ep. %", "weights of each run's last epoch"),
+    ("best", "test acc best ep. %", "weights of each run's best epoch"),
+    (None, "test acc kept wts %", "weights each run kept")])
+def test_the_test_column_says_whose_weights_were_tested(tmp_path: Path, kept: str | None,
+                                                         header: str, words: str) -> None:
+    folder = write_run(tmp_path / "r", 0, curve(0.9))  # best epoch 2 of 3
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["kept_epoch"] = {"last": 3, "best": 2, None: None}[kept]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    comp = compare.compare([folder])
+    assert comp.tested == (kept or "kept")
+    names, _ = tables.display_rows(comp, sep=" ", columns=["config", "test_acc"])
+    assert names[1] == header and words in tables.caption(comp)

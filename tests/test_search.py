@@ -70,3 +70,21 @@ def test_an_unfinished_trial_is_a_failed_trial(tmp_path: Path) -> None:
     assert search_objective(JobOutcome(tmp_path, "diverged", 1)) is None
     (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "best": {"val_acc": 0.9}}))
     assert search_objective(JobOutcome(tmp_path, "completed", 0)) == 0.9
+
+
+def test_a_search_with_nothing_to_search_is_refused_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["sweep", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=20",
+                                      *TINY])
+    assert isinstance(result.exception, ConfigError)
+    assert "nothing to search" in str(result.exception) and "\n" not in str(result.exception)
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_search_example_of_sweep_help_is_continued_within_80_columns() -> None:
+    result = CliRunner().invoke(app, ["sweep", "-h"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and max(len(line) for line in lines) <= 80
+    first = next(i for i, line in enumerate(lines) if "hydra/sweeper=optuna" in line)
+    assert lines[first].rstrip().endswith("\\") and "interval(0,0.8)" in lines[first + 1]

@@ -105,3 +105,11 @@ def test_preset_studies_expand_to_their_grids() -> None:
     jobs, _ = sweep.expand(["reg=glob(l*)", "seed=range(0,2)"])
     assert [j[0] for j in jobs[::2]] == ["reg=l1", "reg=l2", "reg=label_smoothing"]
     assert [j[1] for j in jobs[:2]] == ["seed=0", "seed=1"]
+
+
+def test_a_note_is_printed_once_per_sweep_not_once_per_job(capsys: pytest.CaptureFixture[str]) -> None:
+    from regbench.present import terminal
+
+    for _ in range(3):  # three jobs that the population trains on their own
+        terminal.note_once("regbench: logger.tensorboard.enabled: not trained per member")
+    assert capsys.readouterr().err.count("not trained per member") == 1

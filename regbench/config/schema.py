@@ -181,6 +181,10 @@ class RegbenchConfig:
     # results/<experiment>/; a preset of conf/experiment/ sets it, else $REGBENCH_EXPERIMENT
     experiment: str = "${oc.env:REGBENCH_EXPERIMENT,default}"
     seed: int = 0
+    # What a study's comparisons are made against, as --baseline takes it ('reg=none',
+    # 'reg.dropout.position=after_bn'): an experiment preset names its own; None: the
+    # configuration without regularization
+    baseline: str | None = None
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=CNNConfig)
     reg: RegConfig = field(default_factory=RegConfig)

@@ -29,6 +29,7 @@ from regbench.present import terminal
 from regbench.store import runs, summary
 from regbench.store.runlog import run_log
 from regbench.training import trackers
+from regbench.study.labels import job_label
 from regbench.training.callbacks import Callback
 from regbench.training.validation import validate
 
@@ -189,8 +190,7 @@ def _print_line(job: PendingJob, action: str) -> None:
 
 def job_name(run_dir: Path, task_overrides: list[str]) -> str:
     """'[3/8] reg.dropout.fc=0.2 seed=1': the job's number and its values on the sweep axes."""
-    axes = os.environ.get(SWEEP_AXES_ENV, "").split()
-    values = " ".join(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in axes)
+    values = job_label(task_overrides, os.environ.get(SWEEP_AXES_ENV, "").split())
     size = os.environ.get(SWEEP_SIZE_ENV)
     if run_dir.name.isdigit() and size:
         return f"[{int(run_dir.name) + 1}/{size}] {values or 'job ' + run_dir.name}"

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from regbench.store import runs, summary
-from regbench.store.sweeps import SweepPlan, job_dir, key_of, read_plan, write_plan
+from regbench.store.sweeps import SweepPlan, job_dir, read_plan, write_plan
 from regbench.present import terminal
 from regbench.launch.composition import compose, explain, rewrite_experiment, split_args
 from regbench.config.schema import check as config_check
 from regbench.errors import ConfigError, RegbenchError
 from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
+from regbench.study.labels import job_label, key_of
 
 SWEEP_FILE = runs.SWEEP_FILE
 MAX_MEMBERS = "hydra.launcher.max_members"
@@ -139,6 +140,10 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
         raise ConfigError("hydra/sweeper=optuna needs Hydra's Optuna sweeper plugin: "
                           "pip install 'regbench[search]'")
     e = expand_sweep(overrides)
+    if e.sweeper == "optuna" and not sweep_axes(e.jobs):
+        raise ConfigError("hydra/sweeper=optuna: nothing to search (no interval(), range() or "
+                          "comma list among the overrides), so every trial would train the same "
+                          "configuration; add one, e.g. 'reg.dropout.fc=interval(0,0.8)'")
     sweep_plan = SweepPlan(args=args, flags=flags, jobs=e.jobs, axes=sweep_axes(e.jobs),
                            sweeper=e.sweeper, trials=e.trials)
     first = None
@@ -147,7 +152,7 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
             schema = check(job + e.hydra_overrides)
         except ConfigError as err:
             what = f"job {num}" if e.sweeper == "basic" else "search range"
-            raise ConfigError(f"{what} ({sweep_plan.label(num) or 'no axis'}): {err}") from err
+            raise ConfigError(f"{what} ({job_label(sweep_plan.jobs[num], sweep_plan.axes) or 'no axis'}): {err}") from err
         first = first if first is not None else schema
     if e.sweeper == "optuna":
         sweep_plan.jobs = []  # the trials are recorded once they have run
@@ -291,7 +296,7 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
         comp.table.to_csv(sweep_dir / "summary.csv", index=False)
         figures = plots.make_plots(comp, sweep_dir)
     unfinished = [
-        (sweep_plan.label(n) or f"job {n}", st,
+        (job_label(sweep_plan.jobs[n], sweep_plan.axes) or f"job {n}", st,
          s.why_unfinished() if (s := summary.load(dirs[n])) else
          "no summary.json: never started, or killed", dirs[n])
         for n, st in enumerate(status) if st not in runs.FINISHED]

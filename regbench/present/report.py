@@ -25,6 +25,7 @@ from regbench.store import summary as summary_file
 from regbench.store.summary import Summary
 from regbench.present import tables
 from regbench.errors import RunDirError
+from regbench.study.labels import job_label
 
 REPORT_FILE = "report.html"
 FORMATS = ("html", "markdown")
@@ -133,7 +134,7 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
     axes = list(plan.axes) if plan else (comp.axes if comp else [])
     lines = []
     for n, (d, s, name) in enumerate(zip(dirs, found, names, strict=True)):
-        values = plan.label(n) if plan else labels.get(str(d), "")
+        values = job_label(plan.jobs[n], plan.axes) if plan else labels.get(str(d), "")
         if str(d) in damaged:
             s = ("damaged", str(damaged[str(d)]))
         if not isinstance(s, Summary):

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from regbench.study.compare import Comparison
 from regbench.errors import ConfigError
+from regbench.store.metrics import number
+from regbench.study.compare import Comparison
 from regbench.study.stats import simultaneous_confidence
 
 
@@ -23,13 +24,8 @@ def _pm(mean: float, std: float, scale: float = 100, sign: str = "", sep: str = 
     """'97.21' and '± 0.30' on a second line (no std with a single seed)."""
     if pd.isna(mean):
         return "-"
-    text = f"{_zero(scale * mean):{sign}.2f}"
+    text = number(scale * mean, f"{sign}.2f")
     return text if pd.isna(std) else f"{text}{sep}± {scale * std:.2f}"
-
-
-def _zero(x: float) -> float:
-    """0.0 for values that would print as -0.00."""
-    return 0.0 if abs(x) < 0.005 else x
 
 
 def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100,
@@ -41,10 +37,10 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100
     if pd.isna(mean):
         return f"no seed{sep}in common"
     if pd.isna(low):
-        return f"{_zero(scale * mean):{spec}}{sep}no interval{sep}(1 pair)"
+        return f"{number(scale * mean, spec)}{sep}no interval{sep}(1 pair)"
     # the interval's bounds on two lines keep the column as narrow as its verdict
-    lines = [f"{_zero(scale * mean):{spec}}", f"[{_zero(scale * low):{spec}},",
-             f"{_zero(scale * high):{spec}}]"]
+    lines = [number(scale * mean, spec), f"[{number(scale * low, spec)},",
+             f"{number(scale * high, spec)}]"]
     if row[f"{metric}_established"]:
         lines.append("established")
     else:
@@ -91,16 +87,16 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("gap_last", "gap at|last ep.|pts",
            lambda r, s: _pm(r["gap_acc_last_mean"], r["gap_acc_last_std"], sign="+", sep=s)),
     Column("d_gap_last", "Δ gap at|last ep.|pts", lambda r, s: _difference(r, "gap_acc_last", s), True),
-    Column("rise", "val loss|rise", lambda r, s: f"{_zero(r['val_loss_rise_mean']):+.3f}"),
+    Column("rise", "val loss|rise", lambda r, s: number(r["val_loss_rise_mean"], "+.3f")),
     Column("best_epoch", "best|epoch", lambda r, s: f"{r['best_epoch_mean']:.1f}"),
     Column("gap_best", "gap at|best ep.|pts",
            lambda r, s: _pm(r["gap_acc_mean"], r["gap_acc_std"], sign="+", sep=s)),
     Column("d_gap_best", "Δ gap at|best ep.|pts", lambda r, s: _difference(r, "gap_acc", s), True),
-    Column("test_acc", "test|acc %", lambda r, s: _pm(r["test_acc_mean"], math.nan)),
+    Column("test_acc", "test acc|%", lambda r, s: _pm(r["test_acc_mean"], math.nan)),
     Column("time", "time|s", lambda r, s: f"{r['wall_time_s_mean']:.1f}"),
     Column("train_acc", "train|acc %", lambda r, s: _pm(r["train_acc_mean"], math.nan)),
-    Column("gap_loss", "loss gap|at best", lambda r, s: f"{_zero(r['gap_loss_mean']):+.3f}"),
-    Column("gap_loss_last", "loss gap|at last", lambda r, s: f"{_zero(r['gap_loss_last_mean']):+.3f}"),
+    Column("gap_loss", "loss gap|at best", lambda r, s: number(r["gap_loss_mean"], "+.3f")),
+    Column("gap_loss_last", "loss gap|at last", lambda r, s: number(r["gap_loss_last_mean"], "+.3f")),
     Column("val_acc_last", "val acc|at last %",
            lambda r, s: _pm(r["val_acc_last_mean"], r["val_acc_last_std"], sep=s)),
     Column("conv_epoch", "converged|epoch", lambda r, s: _opt(r, "convergence_epoch_mean", ".1f")),
@@ -117,6 +113,20 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
 # Shown by default, most important first: a narrow terminal drops from the end.
 DEFAULT_COLUMNS = ("config", "seeds", "val_acc", "d_val_acc", "gap_last", "d_gap_last", "rise",
                    "best_epoch", "gap_best", "d_gap_best", "test_acc", "time")
+
+
+# The test accuracy's header says whose weights were tested (Comparison.tested): a run
+# without early stopping keeps its last epoch's weights, not those of its best epoch.
+TEST_HEADERS = {"last": "test acc|last ep.|%", "best": "test acc|best ep.|%",
+                "kept": "test acc|kept wts|%"}
+TEST_WORDS = {
+    "last": "test acc: with the weights of each run's last epoch, not of its best epoch (no "
+            "early stopping restored them). ",
+    "best": "test acc: with the weights of each run's best epoch (its last, or restored by "
+            "early stopping). ",
+    "kept": "test acc: with the weights each run kept (its last epoch's, or its best epoch's "
+            "where early stopping restored them). ",
+}
 
 
 def choose_columns(spec: str | None) -> list[str]:
@@ -138,7 +148,8 @@ def display_rows(comp: Comparison, sep: str = "\n", columns: list[str] | None = 
     """Header and text cells of the chosen columns, one row per configuration."""
     chosen = [COLUMNS[n] for n in (columns or DEFAULT_COLUMNS)
               if comp.baseline is not None or not COLUMNS[n].difference]
-    header = [c.header.replace("|", sep) for c in chosen]
+    header = [(TEST_HEADERS[comp.tested] if c.name == "test_acc" else c.header).replace("|", sep)
+              for c in chosen]
     rows = [[c.cell(r, sep) for c in chosen] for _, r in comp.table.iterrows()]
     return header, rows
 
@@ -149,7 +160,7 @@ def caption(comp: Comparison) -> str:
             "or the early-stopping monitor). gap = train − val accuracy in points, train measured "
             "in eval mode; 'at last ep.' is the same training budget for every configuration, "
             "'at best ep.' depends on when each run peaked; val loss rise = last − lowest val "
-            "loss. ")
+            "loss. " + TEST_WORDS[comp.tested])
     if comp.baseline is None:
         return text + f"No baseline: {comp.note}."
     k = comp.comparisons

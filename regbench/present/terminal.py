@@ -99,6 +99,16 @@ def warn(message: str) -> None:
     err.print(f"regbench: warning: {message}", soft_wrap=True, markup=False)
 
 
+_NOTED: set[str] = set()  # notes already printed by this process (one sweep)
+
+
+def note_once(message: str) -> None:
+    """Print a note on stderr the first time only: a sweep says it once, not once per job."""
+    if message not in _NOTED:
+        _NOTED.add(message)
+        err.print(message, soft_wrap=True, markup=False)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
@@ -124,9 +134,21 @@ def gap_table(summary: Summary) -> Table:
     table.caption = (f"best = lowest {summary.monitor.replace('_', ' ')}; "
                      f"train metrics measured in eval mode (dropout off); "
                      f"overfitting onset: {'epoch ' + str(onset) if onset else 'none'}; "
-                     f"test acc: {_pct(summary.test_acc)}")
+                     f"test acc: {_pct(summary.test_acc)}{_tested(summary)}")
     table.caption_justify = "left"
     return table
+
+
+def _tested(summary: Summary) -> str:
+    """' (weights of epoch 8, the last)': whose weights the test accuracy is of."""
+    kept = summary.kept_epoch
+    best = summary.best.epoch if summary.best else None
+    last = summary.last.epoch if summary.last else None
+    if kept is None or summary.test_acc is None:
+        return ""
+    which = "the best and the last" if kept == best == last else \
+        "the last" if kept == last else "the best" if kept == best else "kept"
+    return f" (weights of epoch {kept}, {which})"
 
 
 def print_result(summary: Summary, run_dir: str, out: Console | None = None) -> None:

@@ -20,6 +20,7 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "run.log"
 SWEEP_FILE = "sweep.json"  # in a sweep's folder, whose job folders are its run folders
+OVERRIDES_FILE = ".hydra/overrides.yaml"  # the overrides typed for the run, as Hydra keeps them
 # Statuses of a run that ended as planned: its metrics count in comparisons.
 FINISHED = ("completed", "early_stopped")
 
@@ -176,3 +177,15 @@ def _load_yaml(text: str) -> dict[str, Any]:
     container = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
     assert isinstance(container, dict)
     return container
+
+
+def read_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides typed for the run (Hydra's .hydra/overrides.yaml), None when unknown."""
+    import yaml
+
+    try:
+        typed = yaml.load((run_dir / OVERRIDES_FILE).read_text(), Loader=getattr(
+            yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return None
+    return [str(o) for o in typed] if isinstance(typed, list) else None

@@ -37,18 +37,9 @@ class SweepPlan:
         """How many jobs the sweep runs."""
         return self.trials if self.sweeper == "optuna" else len(self.jobs)
 
-    def label(self, num: int) -> str:
-        """The job's values on the sweep axes, e.g. 'reg.dropout.fc=0.3 seed=1'."""
-        return job_label(self.jobs[num], self.axes)
-
     def job_dirs(self, sweep_dir: Path) -> list[Path]:
         """Every job's run folder, in job order."""
         return [job_dir(sweep_dir, n) for n in range(len(self.jobs))]
-
-
-def job_label(overrides: list[str], axes: list[str]) -> str:
-    """A job's overrides on the sweep axes, as typed: 'reg.dropout.fc=0.3 seed=1'."""
-    return " ".join(o for o in overrides if key_of(o) in axes)
 
 
 def job_dir(sweep_dir: Path, num: int) -> Path:

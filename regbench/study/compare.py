@@ -24,12 +24,12 @@ from regbench.store import runs
 from regbench.store import summary as summary_file
 from regbench.study import stats
 from regbench.errors import ConfigError, RunDirError
-from regbench.study.labels import config_key, differing_keys, label, matches, reg_preset
+from regbench.study.labels import config_key, differing_keys, key_of, matches, name_configs, reg_preset
 
 # Keys that never change a run's numbers (where files go, what the terminal shows) or that
 # are pooled over (the seed); they are left out when grouping runs by configuration.
-IGNORED_KEYS = ("seed", "experiment", "output.root", "dataset.root", "dataset.download",
-                "trainer.progress", "trainer.checkpoint")
+IGNORED_KEYS = ("seed", "experiment", "baseline", "output.root", "dataset.root",
+                "dataset.download", "trainer.progress", "trainer.checkpoint")
 IGNORED_SECTIONS = ("logger.",)  # experiment trackers: where numbers are sent, not what they are
 # Per-run metrics: column -> (summary.json key, key inside it or None).
 # At the best epoch the gap hides what dropout does (it moves the best epoch later); at the
@@ -37,7 +37,8 @@ IGNORED_SECTIONS = ("logger.",)  # experiment trackers: where numbers are sent, 
 RUN_METRICS = {
     "val_acc": ("best", "val_acc"), "train_acc": ("best", "train_acc"),
     "gap_acc": ("best", "gap_acc"), "gap_loss": ("best", "gap_loss"),
-    "best_epoch": ("best_epoch", None),
+    "best_epoch": ("best_epoch", None), "last_epoch": ("last", "epoch"),
+    "kept_epoch": ("kept_epoch", None),  # whose weights were tested
     "val_acc_last": ("last", "val_acc"), "gap_acc_last": ("last", "gap_acc"),
     "gap_loss_last": ("last", "gap_loss"),
     "test_acc": ("test_acc", None), "wall_time_s": ("wall_time_s", None),
@@ -62,11 +63,13 @@ class Comparison:
     baseline: str | None  # the baseline configuration's label
     note: str  # why there is no baseline, when there is none
     configs: dict[str, dict[str, Any]]  # label -> flat configuration
-    axes: list[str]  # configuration keys whose value differs between the groups
+    axes: list[str]  # configuration keys that differ between the groups and that were typed
     runs: pd.DataFrame  # the finished runs counted: path, seed, label, metrics
     adjusted: bool = True  # differences adjusted for the number of comparisons
     comparisons: int = 0  # k: configurations compared with the baseline
     duplicates: list[str] = field(default_factory=list)  # one warning line per repeated seed
+    swept: list[str] = field(default_factory=list)  # axes that a sweep varied key by key
+    tested: str = "kept"  # whose weights test_acc is of: 'last', 'best' or 'kept' (mixed, unknown)
 
     @property
     def damaged(self) -> list[str]:
@@ -94,6 +97,8 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         rec: dict[str, Any] = {
             "path": str(d), "status": status, "seed": cfg.get("seed", s.seed),
             "error": None if s.finished else s.why_unfinished(),
+            "typed": runs.read_overrides(d), "sweep": str(d.parent) if runs.sweep_id(d) else None,
+            "declared": cfg.get("baseline"),  # the baseline its study declares, if any
             "config": {k: v for k, v in cfg.items()
                        if k not in IGNORED_KEYS and not k.startswith(IGNORED_SECTIONS)},
         }
@@ -148,8 +153,16 @@ def count_seeds_once(done: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return done[keep].sort_index(), warnings
 
 
-def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]]) -> tuple[str | None, str]:
-    """(label of the baseline, note when there is none); ConfigError if spec fits none or many."""
+def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]],
+                    declared: str | None = None) -> tuple[str | None, str]:
+    """(label of the baseline, note when there is none); ConfigError if spec fits none or many.
+
+    Without spec: the baseline the study declares (an experiment preset's ``baseline``)
+    when it fits one configuration; else the one configuration without regularization;
+    else, when one numeric key alone varies, its setting 0 (that knob off). Never the
+    weakest of several settings none of which is off: a search's lowest drawn rate is no
+    baseline.
+    """
     if spec:
         hits = [name for name, c in configs.items() if matches(spec, c, name)]
         if len(hits) != 1:
@@ -159,18 +172,26 @@ def choose_baseline(spec: str | None, configs: dict[str, dict[str, Any]]) -> tup
         return hits[0], ""
     if len(configs) < 2:
         return None, "one configuration: nothing to compare against"
+    missed = ""
+    if declared:
+        hits = [name for name, c in configs.items() if matches(declared, c, name)]
+        if len(hits) == 1:
+            return hits[0], ""
+        missed = f"the study's baseline {declared} matches {len(hits) or 'none'} of them; "
     plain = [name for name, c in configs.items() if reg_preset(c) == "none"]
     if len(plain) == 1:
         return plain[0], ""
     axes = differing_keys(list(configs.values()))
-    values = {name: c[axes[0]] for name, c in configs.items()} if len(axes) == 1 else {}
-    if not plain and values and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                    for v in values.values()):
-        # one numeric knob swept (a drop rate, an L2 strength): its weakest setting is the baseline
-        return min(values, key=lambda name: values[name]), ""
+    off = [name for name, c in configs.items() if len(axes) == 1 and _is_zero(c[axes[0]])]
+    if not plain and len(off) == 1:  # one numeric knob swept: its setting 0 is the baseline
+        return off[0], ""
     why = "no configuration without regularization" if not plain else \
         "several configurations without regularization"
-    return None, f"{why}; pick a baseline with --baseline KEY=VALUE"
+    return None, f"{missed}{why}; pick a baseline with --baseline KEY=VALUE"
+
+
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
 
 
 def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = True) -> Comparison:
@@ -178,15 +199,44 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     df = load_runs(run_dirs)
     failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error"]].reset_index(drop=True)
     done = df[df["status"].isin(runs.FINISHED)].copy()
-    keyed = {config_key(c): c for c in done["config"]}
-    axes = differing_keys(list(keyed.values()))
-    names = {key: label(c, axes) for key, c in keyed.items()}
-    done["label"] = [names[config_key(c)] for c in done["config"]]
+    keys = [config_key(c) for c in done["config"]]
+    keyed = dict(zip(keys, done["config"], strict=True))
+    typed: dict[str, list[str] | None] = {}
+    for key, overrides in zip(keys, done["typed"], strict=True):
+        typed.setdefault(key, overrides)  # a configuration's first run says what was typed
+    naming = name_configs(list(keyed.values()), [typed[k] for k in keyed])
+    names = dict(zip(keyed, naming.labels, strict=True))
+    done["label"] = [names[k] for k in keys]
     done, duplicates = count_seeds_once(done)
     configs = {names[key]: c for key, c in keyed.items()}
-    base, note = choose_baseline(baseline, configs)
+    declared = {d for d in done["declared"] if d}
+    base, note = choose_baseline(baseline, configs, declared.pop() if len(declared) == 1 else None)
     table, k = aggregate(done, base, adjust)
-    return Comparison(table, failed, base, note, configs, axes, done, adjust, k, duplicates)
+    return Comparison(table, failed, base, note, configs, naming.axes, done, adjust, k, duplicates,
+                      swept_axes(done, naming.axes), tested_weights(done))
+
+
+def swept_axes(done: pd.DataFrame, axes: list[str]) -> list[str]:
+    """The axes that a sweep varied as keys of their own (a comma list, range() or a searched
+    range on that very key), not through a preset; every axis for runs of unknown origin."""
+    if any(t is None for t in done["typed"]):
+        return list(axes)
+    values: dict[tuple[str, str], set[str]] = {}  # (sweep, key) -> the overrides of its jobs
+    for sweep, typed in zip(done["sweep"], done["typed"], strict=True):
+        for o in typed if isinstance(sweep, str) else []:  # runs outside a sweep vary nothing
+            values.setdefault((sweep, key_of(o)), set()).add(o)
+    swept = {key for (_, key), overrides in values.items() if len(overrides) > 1}
+    return [k for k in axes if k in swept]
+
+
+def tested_weights(done: pd.DataFrame) -> str:
+    """Whose weights every run's test accuracy is of: its 'best' epoch's (restored, or the
+    last epoch was the best), its 'last' epoch's, or 'kept' (runs differ, or older
+    summaries that do not say)."""
+    kept, last, best = (done[c].astype(float) for c in ("kept_epoch", "last_epoch", "best_epoch"))
+    if done.empty or kept.isna().any():
+        return "kept"
+    return "best" if (kept == best).all() else "last" if (kept == last).all() else "kept"
 
 
 def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True

@@ -1,13 +1,20 @@
-"""Naming a configuration among others: by the keys that tell it apart from them.
+"""Naming a configuration among others: by what the user typed that tells it apart.
 
-A configuration is a run's config.yaml as dotted keys; a label names it by its values on
-the keys that differ between the configurations shown together ('reg.dropout.fc=0.3'),
-or by the reg preset it equals ('reg=dropout').
+A configuration is a run's config.yaml as dotted keys. Its label names it by the overrides
+the user typed (or swept) whose keys differ between the configurations shown together
+('reg=dropout reg.dropout.schedule=late', 'reg.dropout.fc=0.3'), at display precision
+(4 significant digits, more only where two labels would otherwise be the same). Runs
+whose typed overrides are unknown are named by their values on the differing keys, the
+reg section as the preset it equals ('reg=dropout'). A sweep job's one-line name
+(``job_label``) is made the same way from its overrides.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -15,6 +22,9 @@ from omegaconf import OmegaConf
 
 from regbench.config.schema import CONF_DIR, RegConfig, load_preset
 from regbench.store.runs import flatten
+from regbench.store.sweeps import key_of
+
+DIGITS = 4  # significant digits of a value in a label: 0.1716706251072333 -> 0.1717
 
 
 def fmt(value: Any) -> str:
@@ -28,6 +38,34 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def shown(value: Any, digits: int = DIGITS) -> str:
+    """A value as a label shows it: a float rounded to `digits` significant digits when its
+    own spelling is longer (0.1717, but 0.3 and 5e-05 as they are)."""
+    if isinstance(value, float):
+        rounded = f"{value:.{digits}g}"
+        return fmt(value) if float(rounded) == value else rounded
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(shown(v, digits) for v in value) + "]"
+    return fmt(value)
+
+
+def shown_override(override: str, digits: int = DIGITS) -> str:
+    """An override as typed, its number at display precision: 'reg.dropout.fc=0.1717'."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        return override
+    try:
+        number: Any = int(value) if re.fullmatch(r"[+-]?\d+", value) else float(value)
+    except ValueError:
+        return override
+    return f"{key}={shown(number, digits)}" if isinstance(number, float) else override
+
+
+def job_label(overrides: Sequence[str], axes: Sequence[str]) -> str:
+    """A sweep job's values on the sweep axes, e.g. 'reg.dropout.fc=0.1717 seed=1'."""
+    return " ".join(shown_override(o) for o in overrides if key_of(o) in axes)
+
+
 @cache
 def reg_presets() -> dict[str, dict[str, str]]:
     """Each conf/reg/ preset as the flat reg.* section it produces."""
@@ -36,6 +74,32 @@ def reg_presets() -> dict[str, dict[str, str]]:
         preset = OmegaConf.structured(load_preset("reg", path.stem, RegConfig))
         out[path.stem] = {k: fmt(v) for k, v in flatten(OmegaConf.to_container(preset), "reg.").items()}
     return out
+
+
+@cache
+def experiment_keys(name: str) -> tuple[str, ...]:
+    """Keys and config groups that the experiment preset `name` sets (its sweep axes aside,
+    which reach each job as overrides of their own)."""
+    path = CONF_DIR / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        return ()
+    preset = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    assert isinstance(preset, dict)
+    groups = [k.split("/")[-1] for item in preset.pop("defaults", []) if isinstance(item, dict)
+              for k in item]  # 'override /dataset: cifar10' sets the dataset group
+    preset.pop("hydra", None)
+    preset.pop("experiment", None)
+    return (*groups, *flatten(preset))
+
+
+def covers(override: str, key: str) -> bool:
+    """Whether the override sets the configuration key: itself, its group ('reg=dropout'
+    sets every reg.* key) or an experiment preset that sets it."""
+    name = key_of(override)
+    if name == "experiment":
+        return any(key == k or key.startswith(k + ".") for k in
+                   experiment_keys(override.partition("=")[2]))
+    return key == name or key.startswith(name + ".")
 
 
 def reg_preset(config: dict[str, Any]) -> str | None:
@@ -52,51 +116,117 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({fmt(c.get(k)) for c in configs}) > 1]
 
 
-def label(config: dict[str, Any], axes: list[str]) -> str:
+def label(config: dict[str, Any], axes: list[str], digits: int = DIGITS,
+          prefer: str | None = None) -> str:
     """Name a configuration by its values on the axes, e.g. 'reg.dropout.fc=0.3'.
 
     When several reg.* keys differ, the reg section is named as the preset it equals
-    ('reg=dropout') or as the nearest preset and the keys where it departs from it
+    ('reg=dropout') or as a preset and the keys where it departs from it
     ('reg=dropout reg.dropout.fc=0.0'), so every key that tells the group apart from the
-    others is implied or written out. With no axis (a single configuration), the label
-    still says what was run: its reg section, named the same way.
+    others is implied or written out; `prefer` is the preset the user chose, if known. With
+    no axis (a single configuration), the label still says what was run: its reg section,
+    named the same way.
     """
+    return " ".join(_parts(config, axes, digits, prefer)) or reg_label(config, digits=digits)
+
+
+def _parts(config: dict[str, Any], axes: list[str], digits: int, prefer: str | None
+           ) -> list[str]:
     reg_axes = [k for k in axes if k.startswith("reg.")]
     parts: list[str] = []
     for key in axes:
         if key in reg_axes and len(reg_axes) > 1:
             if key == reg_axes[0]:
-                parts.append(reg_label(config, axes))
+                parts.append(reg_label(config, axes, digits, prefer))
             continue
-        parts.append(f"{key}={fmt(config.get(key))}")
-    return " ".join(parts) or reg_label(config)
+        parts.append(f"{key}={shown(config.get(key), digits)}")
+    return parts
 
 
-def reg_label(config: dict[str, Any], axes: list[str] | None = None) -> str:
+def reg_label(config: dict[str, Any], axes: list[str] | None = None, digits: int = DIGITS,
+              prefer: str | None = None) -> str:
     """The reg section as 'reg=PRESET' and the keys where it departs from that preset.
 
-    The preset chosen is the one it departs from on the fewest keys, so the label is as short
-    as the section allows and determines it entirely. On a tie, the departures that are on
-    the axes (keys that vary among the groups shown) win, then a regularizing preset over
-    none: next to 'reg=dropout', conv 0.25 with fc 0 is 'reg=dropout reg.dropout.fc=0.0',
-    naming the key that tells the two apart; with no axes (a lone configuration) none wins.
-    Departures from none are written alone ('reg.dropout.fc=0.5').
+    The preset is the one the user chose (`prefer`), else the one it departs from on the
+    fewest keys, so the label is as short as the section allows and determines it entirely.
+    On a tie, the departures that are on the axes (keys that vary among the groups shown)
+    win, then a regularizing preset over none: next to 'reg=dropout', conv 0.25 with fc 0
+    is 'reg=dropout reg.dropout.fc=0.0', naming the key that tells the two apart; with no
+    axes (a lone configuration) none wins. Departures from none are written alone
+    ('reg.dropout.fc=0.5').
     """
     on_axes = set(axes or [])
 
     def departures(section: dict[str, str]) -> list[str]:
-        return [f"{k}={fmt(config.get(k))}" for k, v in section.items() if fmt(config.get(k)) != v]
+        return [f"{k}={shown(config.get(k), digits)}" for k, v in section.items()
+                if fmt(config.get(k)) != v]
 
-    def cost(item: tuple[str, dict[str, str]]) -> tuple[int, int, bool]:
+    def cost(item: tuple[str, dict[str, str]]) -> tuple[bool, int, int, bool]:
         away = departures(item[1])
         # among others a regularizing preset names the regularizer's own keys; alone, the
         # departures from none are the keys that were set
-        return (len(away), sum(d.split("=")[0] not in on_axes for d in away),
+        return (item[0] != prefer, len(away), sum(d.split("=")[0] not in on_axes for d in away),
                 (item[0] == "none") == bool(on_axes))
 
     name, section = min(reg_presets().items(), key=cost)
     away = departures(section)
     return " ".join(away) if name == "none" and away else " ".join([f"reg={name}", *away])
+
+
+@dataclass(frozen=True)
+class Naming:
+    """The labels of configurations shown together, and the keys the labels tell apart."""
+
+    labels: list[str]  # one per configuration, all different
+    axes: list[str]  # configuration keys that differ and that some typed override sets
+
+
+def name_configs(configs: list[dict[str, Any]], typed: list[list[str] | None]) -> Naming:
+    """Label each configuration by what was typed for it, so that no two labels are equal.
+
+    typed[i] is the overrides typed for configs[i] (a run's .hydra/overrides.yaml), or None
+    when unknown. A key that differs between the configurations is an axis if some typed
+    override sets it (for an unknown one: always). A configuration's label is its typed
+    overrides that set an axis, leaving out those typed alike for every configuration
+    ('reg=dropout reg.dropout.schedule=late'); with none of them, its values on the axes.
+    Labels that would still be equal add the keys that tell their configurations apart,
+    then more digits.
+    """
+    differing = differing_keys(configs)
+    axes = [k for k in differing
+            if any(t is None or any(covers(o, k) for o in t) for t in typed)]
+    known = [set(t) for t in typed if t is not None]
+    common = set.intersection(*known) if len(configs) > 1 and known else set()
+    for digits in (DIGITS, 6, 8, 17):
+        labels = [_typed_label(c, t, axes, common, digits) for c, t in zip(configs, typed, strict=True)]
+        labels = _tell_apart(configs, labels, axes, digits)
+        if len(set(labels)) == len(labels):
+            break
+    return Naming(labels, axes)
+
+
+def _typed_label(config: dict[str, Any], typed: list[str] | None, axes: list[str],
+                 common: set[str], digits: int) -> str:
+    """One configuration's label: its own typed overrides that set an axis, or (none typed,
+    or unknown) its values on the axes."""
+    chosen = next((o.partition("=")[2] for o in typed or [] if key_of(o) == "reg"), None)
+    own = [o for o in typed or [] if o not in common and any(covers(o, k) for k in axes)]
+    if own:
+        return " ".join(shown_override(o, digits) for o in own)
+    return label(config, axes, digits, chosen)
+
+
+def _tell_apart(configs: list[dict[str, Any]], labels: list[str], axes: list[str],
+                digits: int) -> list[str]:
+    """Labels shared by different configurations, lengthened by the keys that differ
+    between those configurations."""
+    out = list(labels)
+    for name in {n for n in labels if labels.count(n) > 1}:
+        same = [i for i, n in enumerate(labels) if n == name]
+        extra = [k for k in differing_keys([configs[i] for i in same]) if k not in axes]
+        for i in same:
+            out[i] = " ".join([name, *(f"{k}={shown(configs[i].get(k), digits)}" for k in extra)])
+    return out
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -124,5 +254,3 @@ def _same(value: Any, text: str) -> bool:
         return not isinstance(value, bool) and float(value) == float(text)
     except (TypeError, ValueError):
         return False
-
-
