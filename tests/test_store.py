@@ -70,14 +70,14 @@ def test_the_next_action_of_a_job_follows_its_summary(tmp_path: Path) -> None:
                                                         "RuntimeError: boom")
 
 
-def test_the_sweep_plan_round_trips_and_labels_jobs_by_their_axes(tmp_path: Path) -> None:
+def test_the_sweep_plan_round_trips_and_names_its_job_folders(tmp_path: Path) -> None:
     plan = sweeps.SweepPlan(args=["reg.dropout.fc=0.0,0.5", "seed=0,1"],
                             jobs=[["reg.dropout.fc=0.0", "seed=0", "trainer.progress=false"],
                                   ["+reg.dropout.fc=0.5", "seed=1"]],
                             axes=["reg.dropout.fc", "seed"])
     sweeps.write_plan(tmp_path, plan)
     assert sweeps.is_sweep(tmp_path) and sweeps.read_plan(tmp_path) == plan
-    assert plan.label(0) == "reg.dropout.fc=0.0 seed=0" and plan.label(1) == "+reg.dropout.fc=0.5 seed=1"
+    assert [sweeps.key_of(o) for o in plan.jobs[1]] == ["reg.dropout.fc", "seed"]
     assert plan.job_dirs(tmp_path) == [tmp_path / "0", tmp_path / "1"]
     (tmp_path / sweeps.FILE).write_text('{"args": 3, "jobs": "x"')
     with pytest.raises(RunDirError, match="sweep.json: unreadable"):
