@@ -42,13 +42,12 @@ def test_values_print_at_four_significant_digits_unless_shorter() -> None:
     assert labels.shown_override("reg=dropout") == "reg=dropout"
 
 
-def test_one_job_label_serves_the_sweep_plan_the_job_line_and_the_report(
+def test_one_job_label_serves_the_job_line_and_the_report(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     job = [f"reg.dropout.fc={SEARCHED}", "seed=1", "dataset=synthetic"]
     axes = ["reg.dropout.fc", "seed"]
     assert labels.job_label(job, axes) == "reg.dropout.fc=0.1717 seed=1"
     plan = sweep.SweepPlan(args=[], jobs=[job], axes=axes)
-    assert plan.label(0) == labels.job_label(job, axes)
     monkeypatch.setenv(jobs.SWEEP_AXES_ENV, " ".join(axes))
     monkeypatch.setenv(jobs.SWEEP_SIZE_ENV, "4")
     assert jobs.job_name(tmp_path / "0", job) == "[1/4] reg.dropout.fc=0.1717 seed=1"
