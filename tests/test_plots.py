@@ -70,6 +70,7 @@ def test_the_onset_is_marked_only_when_most_seeds_had_one(tmp_path: Path) -> Non
         summary = json.loads((Path(path) / "summary.json").read_text())
         summary["onset_epoch"] = onsets[name][seed]
         (Path(path) / "summary.json").write_text(json.dumps(summary))
+    comp = compare.compare([Path(p) for p in comp.runs["path"]])  # the runs read again
     marks = plots.best_and_onset(comp)
     assert marks["reg=none"][1] is None  # 1 of 3 seeds
     assert marks["reg=dropout"][1] == 1.5  # 2 of 3: the median of their onsets
