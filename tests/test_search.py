@@ -52,7 +52,7 @@ def test_a_search_range_outside_the_allowed_values_stops_before_anything_runs(
     args = [a.replace("interval(0,0.8)", "interval(0.2,1.5)") for a in SEARCH]
     result = CliRunner().invoke(app, ["sweep", *args])
     assert isinstance(result.exception, ConfigError)
-    assert "search range (reg.dropout.fc=1.4999987): reg.dropout.fc=1.4999987 is not allowed" \
+    assert "search range (reg.dropout.fc=1.5): reg.dropout.fc=1.4999987 is not allowed" \
         in str(result.exception)
     assert not (tmp_path / "results").exists()
 
