@@ -124,6 +124,7 @@ class OptimConfig:
     nesterov: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     schedule: str = "none"  # none | step | cosine | onecycle
+    warmup_epochs: float = 0.0  # the rate rises linearly to lr over these epochs (per batch)
     step_size: int = 5  # epochs between decays, schedule=step
     gamma: float = 0.1  # decay factor, schedule=step
 
