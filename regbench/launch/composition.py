@@ -247,9 +247,9 @@ def compose(overrides: list[str], flags: list[str] | None = None) -> tuple[Any, 
 
     folder, name = config_source(flags or [])
     if folder is not None and not (Path(folder) / f"{name}.yaml").is_file():
-        hint = "so it is not a run folder" if name == "config" else \
+        hint = "it is not a run folder" if name == "config" else \
             "a run folder's is --config-name config"
-        raise ConfigError(f"{folder}: no {name}.yaml there; {hint}")
+        raise ConfigError(f"--config-name {name}: no {name}.yaml in {folder}; {hint}")
     try:
         with initialize_config_dir(config_dir=folder or str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(name, overrides=overrides, return_hydra_config=True)
