@@ -10,11 +10,15 @@ batch size), one run after another, and prints per candidate:
 - largest fall: the largest drop of val accuracy from one epoch to the next, over all
   epochs and seeds (points); an unstable optimizer shows it as a collapse,
 - falls > 5: how many of the seeds x (epochs - 1) steps fell by more than 5 points,
+- unstable: how many seeds' runs the verdict calls unstable training
+  (regbench.store.metrics.instability: a fall of more than 10 points, or train loss rising
+  by more than 10%, from one epoch to the next),
 - s/run: mean wall time of one run.
 
     python scripts/optimizer_stability.py                         every candidate, 500 images, 8 epochs
     python scripts/optimizer_stability.py --epochs 20 --only default sgd_lr0.05
-    python scripts/optimizer_stability.py --train-size 4500 --seeds 3 --only default
+    python scripts/optimizer_stability.py --train-size all --seeds 3 --epochs 5 --only default
+    python scripts/optimizer_stability.py --epochs 20 --extra reg=dropout --only default
 
 It uses one CPU thread (--threads), so that it shares a machine politely; a 500-image run
 of 8 epochs takes a few seconds. Nothing is kept: runs go to a temporary folder.
@@ -37,6 +41,7 @@ import torch
 
 from regbench import __version__
 from regbench.launch.composition import compose
+from regbench.store import metrics
 from regbench.training import loop
 
 # The candidates measured for the default: the old default (SGD, rate 0.05, momentum 0.9, a
@@ -65,6 +70,7 @@ CANDIDATES: dict[str, list[str]] = {
                              "optim.schedule=none"],
 }
 BIG_FALL = 0.05  # a fall of val accuracy larger than this (a fraction) counts in "falls > 5"
+EXTRA: list[str] = []  # --extra: overrides added to every run (reg=dropout, ...)
 
 
 @dataclass
@@ -74,30 +80,34 @@ class Measured:
     final: list[float]  # last epoch's val accuracy per seed
     best: list[float]  # best val accuracy per seed
     falls: list[float]  # every epoch-to-epoch change val_acc[e-1] - val_acc[e], all seeds
+    unstable: int  # seeds whose curves the verdict calls unstable
     seconds: list[float]
 
 
-def train(overrides: list[str], seed: int, train_size: int, epochs: int, root: Path) -> list[float]:
-    """The val accuracy of each epoch of one run."""
+def train(overrides: list[str], seed: int, train_size: str, epochs: int, root: Path
+          ) -> list[metrics.Row]:
+    """The metrics.csv rows of one run."""
     _, cfg = compose([*overrides, f"seed={seed}", "dataset=mnist5k", "reg=none",
                       f"dataset.train_size={train_size}", f"trainer.epochs={epochs}",
                       "trainer.progress=false", "trainer.checkpoint=false", "trainer.device=cpu",
-                      f"output.root={root}"])
+                      f"output.root={root}", *EXTRA])
     run_dir = root / f"run-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
     result = loop.run(cfg, run_dir)
-    if result.status != "completed":
+    if result.status not in ("completed", "early_stopped"):
         raise SystemExit(f"{overrides} seed {seed}: {result.status} ({result.summary.get('error')})")
-    return [r.val_acc for r in result.rows]
+    return result.rows
 
 
-def measure(overrides: list[str], seeds: int, train_size: int, epochs: int) -> Measured:
-    m = Measured([], [], [], [])
+def measure(overrides: list[str], seeds: int, train_size: str, epochs: int) -> Measured:
+    m = Measured([], [], [], 0, [])
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
             t0 = time.perf_counter()
-            curve = train(overrides, seed, train_size, epochs, Path(tmp))
+            rows = train(overrides, seed, train_size, epochs, Path(tmp))
             m.seconds.append(time.perf_counter() - t0)
+            m.unstable += metrics.instability(rows) is not None
+            curve = [r.val_acc for r in rows]
             m.final.append(curve[-1])
             m.best.append(max(curve))
             m.falls.extend(a - b for a, b in zip(curve, curve[1:]))
@@ -119,34 +129,50 @@ def header(args: argparse.Namespace) -> str:
         f"command: python {' '.join(sys.argv)}",
         f"machine: {cpu}, {torch.get_num_threads()} torch thread(s), load average {load}",
         f"versions: regbench {__version__}, torch {torch.__version__}, python {platform.python_version()}",
-        f"data: mnist5k, {args.train_size} training images, reg=none, seeds 0..{args.seeds - 1}, "
-        f"{args.epochs} epochs",
+        f"data: mnist5k, {'all 3,600' if args.train_size == 'null' else args.train_size} "
+        f"training images, {' '.join(args.extra) or 'reg=none'}, "
+        f"seeds 0..{args.seeds - 1}, {args.epochs} epochs",
     ])
+
+
+def train_size(text: str) -> str:
+    """--train-size as the value of dataset.train_size: a count, or null for 'all'."""
+    if text == "all":
+        return "null"
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of images or 'all'")
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-size", type=int, default=500, help="training images (default 500)")
+    parser.add_argument("--train-size", default="500", type=train_size,
+                        help="training images, or 'all' (mnist5k's 3,600; default 500)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per run (default 8)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--extra", nargs="+", default=[], metavar="OVERRIDE",
+                        help="overrides for every run, e.g. reg=dropout (default: reg=none)")
     parser.add_argument("--only", nargs="+", choices=sorted(CANDIDATES), metavar="NAME",
                         help=f"candidates to measure (default all): {', '.join(CANDIDATES)}")
     args = parser.parse_args()
+    EXTRA.extend(args.extra)
     torch.set_num_threads(args.threads)
     print(header(args), flush=True)
     names = args.only or list(CANDIDATES)
     width = max(len(n) for n in names)
-    print(f"\n{'candidate':<{width}}  final val acc   best val acc  largest fall  falls > 5  s/run")
+    print(f"\n{'candidate':<{width}}  final val acc  best val acc  largest fall  falls > 5"
+          "  unstable  s/run")
     for name in names:
         m = measure(CANDIDATES[name], args.seeds, args.train_size, args.epochs)
         sd = statistics.stdev(m.final) if len(m.final) > 1 else 0.0
         big = sum(f > BIG_FALL for f in m.falls)
         largest = max(m.falls, default=0.0)
         print(f"{name:<{width}}  {100 * statistics.mean(m.final):6.2f} ± {100 * sd:4.2f}"
-              f"  {100 * statistics.mean(m.best):11.2f}  {100 * largest:+12.2f}"
-              f"  {big:4d}/{len(m.falls):<4d}  {statistics.mean(m.seconds):5.1f}", flush=True)
+              f"  {100 * statistics.mean(m.best):12.2f}  {100 * largest:+12.2f}"
+              f"  {big:4d}/{len(m.falls):<4d}  {m.unstable:4d}/{args.seeds:<3d}"
+              f"  {statistics.mean(m.seconds):5.1f}", flush=True)
     print(f"\ndefault: {' '.join(default_optim())}")
 
 

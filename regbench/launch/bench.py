@@ -35,7 +35,7 @@ from regbench.config.schema import DEVICES, CNNConfig, DatasetConfig, ModelConfi
 from regbench.training.device import (autocast, check_device, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
-from regbench.training.optim import learning_rate
+from regbench.training.optim import build_optimizer
 from regbench.training.population import Population
 from regbench.training.session import Session, build_trainer, evaluate
 
@@ -257,8 +257,7 @@ class Loops:
     def reference(self, epochs: int, loader: str = "train") -> tuple[float, float]:
         """The tutorial loop: contiguous model and inputs, float32, as the example writes it."""
         self.reset(torch.contiguous_format)
-        o = self.cfg.optim
-        opt = torch.optim.SGD(self.model.parameters(), lr=learning_rate(o), momentum=o.momentum)
+        opt = build_optimizer(self.cfg.optim, [{"params": list(self.model.parameters())}])
         train_loader = self.loaders[loader]
 
         def evals() -> None:
