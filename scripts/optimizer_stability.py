@@ -43,6 +43,7 @@ from regbench import __version__
 from regbench.launch.composition import compose
 from regbench.store import metrics
 from regbench.training import loop
+from regbench.training.optim import learning_rate
 
 # The candidates measured for the default: the old default (SGD, rate 0.05, momentum 0.9, a
 # fixed rate), lower rates, a linear warm-up, schedules, and Adam-style optimizers at their
@@ -123,13 +124,14 @@ def header(args: argparse.Namespace) -> str:
     except (OSError, StopIteration):
         pass
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    dataset = next((e.split("=", 1)[1] for e in args.extra if e.startswith("dataset=")), "mnist5k")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return "\n".join([
         f"date: {now}",
         f"command: python {' '.join(sys.argv)}",
         f"machine: {cpu}, {torch.get_num_threads()} torch thread(s), load average {load}",
         f"versions: regbench {__version__}, torch {torch.__version__}, python {platform.python_version()}",
-        f"data: mnist5k, {'all 3,600' if args.train_size == 'null' else args.train_size} "
+        f"data: {dataset}, {'all' if args.train_size == 'null' else args.train_size} "
         f"training images, {' '.join(args.extra) or 'reg=none'}, "
         f"seeds 0..{args.seeds - 1}, {args.epochs} epochs",
     ])
@@ -148,7 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-size", default="500", type=train_size,
-                        help="training images, or 'all' (mnist5k's 3,600; default 500)")
+                        help="training images, or 'all' (3,600 for mnist5k; default 500)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per run (default 8)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -161,7 +163,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(header(args), flush=True)
     names = args.only or list(CANDIDATES)
-    width = max(len(n) for n in names)
+    width = max(len(n) for n in [*names, "candidate"])
     print(f"\n{'candidate':<{width}}  final val acc  best val acc  largest fall  falls > 5"
           "  unstable  s/run")
     for name in names:
@@ -180,7 +182,7 @@ def default_optim() -> list[str]:
     """The default optimizer settings, as overrides."""
     _, cfg = compose([])
     o = cfg.optim
-    return [f"optim.name={o.name}", f"optim.lr={o.lr}", f"optim.momentum={o.momentum}",
+    return [f"optim.name={o.name}", f"optim.lr={learning_rate(o)}", f"optim.momentum={o.momentum}",
             f"optim.schedule={o.schedule}", f"optim.warmup_epochs={o.warmup_epochs}"]
 
 

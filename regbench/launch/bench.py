@@ -190,8 +190,9 @@ def plan(model: str | None = None, dataset: str = "synthetic", images: int | Non
             counts[key] = spec.full_images if device_type != "cpu" else spec.cpu_images
     note = None
     if quick and None in (model, images, members):
-        shown = ", ".join(f"{k} network {counts[k]:,} images" for k in keys)
-        note = (f"a quick look on a CPU ({shown}, populations of {', '.join(map(str, sizes))}); "
+        shown = "; ".join(f"{k} network, {counts[k]:,} images" for k in keys)
+        members_text = " and ".join(", ".join(map(str, sizes)).rsplit(", ", 1))
+        note = (f"a quick look on a CPU ({shown}; populations of {members_text}); "
                 "`regbench bench --full` measures both networks ("
                 + " and ".join(f"{s.cpu_images:,}" for s in BENCH_MODELS.values())
                 + f" images) and populations up to {max(POPULATION_SIZES['cpu'])}: 15 minutes "
