@@ -19,11 +19,12 @@ from typer.core import TyperOption
 
 from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.launch.composition import (NO_JOB_FLAGS, compose, one_line, refuse_sweep_preset,
-                                  rewrite_experiment, split_args)
+from regbench.launch.composition import (CONFIG_DIR_FLAGS, NO_JOB_FLAGS, compose, one_line,
+                                         refuse_sweep_preset, rewrite_experiment, split_args)
 from regbench.present.terminal import err
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+CONFIG_FLAGS = CONFIG_DIR_FLAGS | {"--config-name", "-cn"}  # what `regbench config` accepts
 HELP_FLAGS = {"help_option_names": ["-h", "--help"]}  # inherited by every command
 
 app = typer.Typer(
@@ -101,10 +102,16 @@ def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides
     Examples:
       regbench config
       regbench config reg=dropout reg.dropout.fc=0.3
+      regbench config --config-path RUN_DIR --config-name config
     """
     from omegaconf import OmegaConf
 
-    _, schema = compose(rewrite_experiment(list(overrides or [])))
+    task_overrides, flags = split_args(list(overrides or []))
+    other = [f for f in flags if f.startswith("-") and f not in CONFIG_FLAGS]
+    if other:
+        raise ConfigError(f"{other[0]} is not an option of `regbench config`: it takes overrides, "
+                          "--config-path and --config-name (`regbench run` takes Hydra's flags)")
+    _, schema = compose(rewrite_experiment(task_overrides), flags)
     print(OmegaConf.to_yaml(OmegaConf.structured(schema)), end="")
 
 
@@ -406,10 +413,11 @@ def datasets_download(name: str = typer.Argument(..., help="mnist, fashion_mnist
 
 @app.command()
 def bench(
-    model: str = typer.Option("both", help="Network to measure: mnist (model=cnn), "
-                              "cifar (model=cnn_cifar) or both."),
+    model: str = typer.Option(None, help="Network to measure: mnist (model=cnn), "
+                              "cifar (model=cnn_cifar) or both (default: both on a GPU, "
+                              "mnist on a CPU)."),
     images: int = typer.Option(None, help="Training images per epoch (default: the full training set "
-                               "on a GPU, fewer on the CPU; the output says how many)."),
+                               "on a GPU, 1,000 on a CPU; the output says how many)."),
     epochs: int = typer.Option(1, help="Epochs per repetition."),
     reps: int = typer.Option(3, help="Repetitions of each loop, alternating; medians are reported."),
     dataset: str = typer.Option("synthetic", help="synthetic (random images of the real shape, offline) "
@@ -421,7 +429,10 @@ def bench(
                                 "(default: PyTorch's, one per core)."),
     members: str = typer.Option(None, help="Population sizes to measure "
                                 "(hydra/launcher=population), comma-separated "
-                                "(default: 1,8,24 on a CPU, 1,8,24,80 on a GPU)."),
+                                "(default: 1,8,24,80 on a GPU, 1,4 on a CPU)."),
+    full: bool = typer.Option(False, "--full", help="On a CPU, the whole measurement instead "
+                              "of a quick look: both networks (6,000 and 1,500 images), "
+                              "populations of 1, 8 and 24; 15 minutes and more on 2 cores."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Measure regbench's training loop against the standard PyTorch tutorial loop.
@@ -429,11 +440,13 @@ def bench(
     Both train the same model with the same batch size and optimizer, in this process,
     alternating; the table gives images/s, seconds per epoch (train pass, and full epoch
     with the eval-mode passes), their ratio, FLOP/s against the device's matmul peak, and
-    peak memory.
+    peak memory. On a CPU the defaults are a quick look (about a minute on 2 cores); --full
+    or the options ask for more.
 
     Examples:
       regbench bench
-      regbench bench --model mnist --images 6000 --reps 3
+      regbench bench --full
+      regbench bench --model mnist --images 6000 --members 1,8,24
       regbench bench --json
     """
     import json
@@ -445,7 +458,7 @@ def bench(
     check(model, dataset, images, epochs, reps, device, threads)  # bad options fail before any work
     result = run_bench(model, images=images, epochs=epochs, reps=reps, dataset=dataset,
                        root=root or os.environ.get("REGBENCH_DATA", "data"), device_name=device,
-                       threads=threads, members=sizes)
+                       threads=threads, members=sizes, full=full)
     if as_json:
         print(json.dumps(result))
     else:

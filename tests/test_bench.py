@@ -48,6 +48,35 @@ def test_bad_options_name_the_option() -> None:
     assert bench.population_sizes("1, 8,24") == (1, 8, 24)
 
 
+def test_the_cpu_default_is_a_quick_look_that_says_how_to_ask_for_more() -> None:
+    quick = bench.plan()  # a CPU, no option given
+    assert (quick.models, quick.images, quick.members) == (("mnist",), {"mnist": 1_000}, (1, 4))
+    assert quick.note is not None and "`regbench bench --full`" in quick.note
+    assert "populations up to 24" in quick.note and "both networks" in quick.note
+    full = bench.plan(full=True)
+    assert full.models == ("mnist", "cifar") and full.images == {"mnist": 6_000, "cifar": 1_500}
+    assert full.members == (1, 8, 24) and full.note is None
+    # the quick look trains a small fraction of what the full measurement trains (member-images
+    # per repetition: the two sequential loops plus every population)
+    def images(p: bench.Plan) -> int:
+        return sum((2 + sum(p.members)) * n for n in p.images.values() if n is not None)
+    assert images(quick) == 7_000 and images(full) == 35 * 7_500
+    gpu = bench.plan(device_type="cuda")
+    assert gpu.images == {"mnist": 60_000, "cifar": 50_000} and 80 in gpu.members
+    assert gpu.note is None
+
+
+def test_options_given_are_kept_and_the_others_stay_quick() -> None:
+    cifar = bench.plan(model="cifar")
+    assert cifar.images == {"cifar": 256} and cifar.members == (1, 4) and cifar.note
+    assert bench.plan(dataset="cifar10").models == ("cifar",)  # the dataset picks the network
+    real = bench.plan(dataset="mnist5k", full=True)
+    assert real.images == {"mnist": None}  # --full on a real dataset: its training set in full
+    chosen = bench.plan(model="both", images=512, members=(1, 8, 24))
+    assert chosen.images == {"mnist": 512, "cifar": 512} and chosen.members == (1, 8, 24)
+    assert chosen.note is None  # nothing was left to a quick default
+
+
 def test_gpu_names_find_their_data_sheet_peak_and_gpus_measure_bigger_populations() -> None:
     assert bench.spec_peak("NVIDIA H100 80GB HBM3") == 989e12  # SXM
     assert bench.spec_peak("NVIDIA H100 PCIe") == 756e12
@@ -59,8 +88,8 @@ def test_gpu_names_find_their_data_sheet_peak_and_gpus_measure_bigger_population
 
 
 def test_bench_json_has_every_figure(tmp_path: Path) -> None:
-    proc = run_cli("bench", "--json", "--images", "256", "--reps", "1", "--members", "1,2",
-                   cwd=tmp_path)
+    proc = run_cli("bench", "--json", "--model", "both", "--images", "256", "--reps", "1",
+                   "--members", "1,2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["device"] == "cpu" and result["matmul_peak_flops_per_s"] > 0

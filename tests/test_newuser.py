@@ -25,7 +25,7 @@ from regbench.store import runs
 from regbench.launch import sweep
 from regbench.present import terminal
 from regbench.training import loop as train
-from regbench.launch.composition import compose
+from regbench.launch.composition import compose, split_args
 from regbench.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,5 +200,85 @@ def test_a_run_is_rerun_from_its_config_yaml_and_checked_against_it(tmp_path: Pa
     _, schema = compose(["trainer.epochs=1"], ["--config-path", str(tmp_path), "--config-name",
                                                "config"])
     assert (schema.experiment, schema.dataset.name, schema.trainer.epochs) == ("smoke", "synthetic", 1)
-    with pytest.raises(ConfigError, match="--config-name nope: no nope.yaml there"):
+    with pytest.raises(ConfigError, match="--config-name nope: no nope.yaml in "):
         compose([], ["-cp", str(tmp_path), "-cn", "nope"])
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+        ) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `regbench ARGS`, run in this process as the console
+    script runs it (errors become one line and an exit code in regbench.cli.main)."""
+    from regbench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["regbench", *args])
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr()
+    return int(e.value.code or 0), out.out, out.err
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["run", "--epochs", "3"], "--epochs is not an option; did you mean trainer.epochs=3?"),
+    (["run", "--epochs=3", "reg=l2"], "did you mean trainer.epochs=3?"),
+    (["run", "reg=l2", "--train-size", "500"], "--train-size is not an option; did you mean "
+                                               "dataset.train_size=500?"),
+    (["sweep", "seed=0,1", "--lr", "0.1"], "did you mean optim.lr=0.1?"),
+    (["run", "--reg", "dropout"], "did you mean reg=dropout?"),
+    (["run", "--epoch", "3"], "did you mean trainer.epochs=3?"),  # a near miss of the leaf
+    (["run", "--epochs"], "did you mean trainer.epochs=VALUE?"),
+    (["config", "--epochs", "3"], "did you mean trainer.epochs=3?"),
+    (["run", "--bogus", "1"], "--bogus is not an option: settings are key=value overrides"),
+    (["run", "--config-path"], "--config-path needs a value"),
+    (["config", "--cfg", "job"], "--cfg is not an option of `regbench config`"),
+])
+def test_an_unknown_option_is_one_line_naming_it_and_the_override_it_means(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        args: list[str], says: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(monkeypatch, capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith("regbench: error: ") and says in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "results").exists()  # refused before any folder is made
+
+
+def test_config_folders_are_taken_relative_to_the_working_directory(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    for flags in (["--config-path", "runs/r1"], ["--config-path=runs/r1"], ["-cp", "runs/r1"]):
+        _, parsed = split_args(["seed=1", *flags, "--config-name", "config"])
+        assert parsed == [flags[0].split("=")[0], str(tmp_path / "runs" / "r1"), "--config-name",
+                          "config"]
+    with pytest.raises(ConfigError, match="--config-dir runs/nope: no such folder"):
+        split_args(["--config-dir", "runs/nope"])
+
+
+@pytest.mark.slow
+def test_a_run_folder_trains_again_through_a_relative_config_path(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(monkeypatch, capsys, "run", "experiment=smoke", "trainer.epochs=1",
+                       "model.channels=[4,8]", "model.hidden=16", "trainer.progress=false")
+    assert code == 0, err
+    (first,) = (tmp_path / "results" / "smoke").iterdir()
+    relative = f"results/smoke/{first.name}"
+    code, out, err = cli(monkeypatch, capsys, "run", "--config-path", relative, "--config-name",
+                         "config", "trainer.epochs=2")
+    assert code == 0, err
+    again = sorted(set((tmp_path / "results" / "smoke").iterdir()) - {first})
+    assert len(again) == 1 and "verdict:" in out
+    assert (again[0] / "metrics.csv").read_text().count("\n") == 3  # header and 2 epochs
+    code, out, err = cli(monkeypatch, capsys, "config", f"--config-path={relative}",
+                         "--config-name", "config")
+    assert code == 0 and "name: synthetic" in out
+    for args, says in (
+            (["--config-path", "results/nope", "--config-name", "config"],
+             "--config-path results/nope: no such folder"),
+            (["--config-path", "results/smoke", "--config-name", "config"],
+             "no config.yaml in "),
+            (["-cp", relative, "-cn", "nope"], "--config-name nope: no nope.yaml in ")):
+        code, out, err = cli(monkeypatch, capsys, "run", *args)
+        assert code == 2 and says in err and err.count("\n") == 1, err
+    assert len(list((tmp_path / "results" / "smoke").iterdir())) == 2  # no husk left behind

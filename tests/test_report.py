@@ -112,9 +112,9 @@ def test_bad_format_and_missing_folder_are_errors_naming_them(tmp_path: Path) ->
 
 def test_ray_launcher_runs_a_sweep_with_the_same_folders_and_failure_tolerance(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
-    # lr 1e6 makes the loss infinite in the first epoch: that job diverges, the other finishes
+    # SGD at lr 1e6 makes the loss infinite in the first epoch: that job diverges, the other finishes
     proc = run_cli("sweep", "hydra/launcher=ray", *TINY,
-                   "trainer.epochs=1", "optim.lr=0.05,1e6", cwd=tmp_path)
+                   "trainer.epochs=1", "optim=sgd", "optim.lr=0.05,1e6", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     (folder,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
     statuses = [json.loads((folder / str(n) / "summary.json").read_text())["status"] for n in (0, 1)]

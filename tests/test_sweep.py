@@ -67,10 +67,10 @@ def test_joblib_launcher_runs_the_grid_in_parallel_workers(tmp_path: Path) -> No
 
 
 def test_failed_and_diverged_jobs_do_not_stop_the_others(tmp_path: Path) -> None:
-    # lr 1e6 makes the loss infinite in the first epoch; mnist's files are absent here
+    # SGD at lr 1e6 makes the loss infinite in the first epoch; mnist's files are absent here
     proc = run_cli("sweep", *TINY, "trainer.epochs=1", "dataset=synthetic,mnist",
                    "dataset.download=false", f"dataset.root={tmp_path / 'none'}",
-                   "optim.lr=0.05,1e6", cwd=tmp_path)
+                   "optim=sgd", "optim.lr=0.05,1e6", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     sweep_dir = the_sweep(tmp_path)
     assert [status(sweep_dir / str(n)) for n in range(4)] == ["completed", "diverged", "failed", "failed"]

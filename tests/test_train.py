@@ -78,7 +78,7 @@ def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
 
 def test_divergence_stops_at_once_and_keeps_finished_epochs(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
-    cfg = make_cfg("optim.lr=1e6", "trainer.epochs=4")
+    cfg = make_cfg("optim=sgd", "optim.lr=1e6", "trainer.epochs=4")  # overflows at once
     result = train.run(cfg, run_dir_for(tmp_path))
     assert result.status == "diverged" and result.exit_code == 1
     assert len(metrics.read_rows(result.run_dir / "metrics.csv")) == result.summary.epochs_run < 4

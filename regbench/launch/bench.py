@@ -35,7 +35,7 @@ from regbench.config.schema import DEVICES, CNNConfig, DatasetConfig, ModelConfi
 from regbench.training.device import (autocast, check_device, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
-from regbench.training.optim import learning_rate
+from regbench.training.optim import build_optimizer
 from regbench.training.population import Population
 from regbench.training.session import Session, build_trainer, evaluate
 
@@ -48,17 +48,24 @@ class BenchModel:
     shape: tuple[int, int, int]  # channels, height, width
     datasets: tuple[str, ...]  # real datasets of that shape
     full_images: int  # training images in a full-size epoch (the real training set)
-    cpu_images: int  # default on the CPU, where a full-size epoch takes minutes
+    cpu_images: int  # on a CPU with --full (a full-size epoch takes minutes there)
+    quick_images: int  # on a CPU by default: the quick look
 
 
 BENCH_MODELS: dict[str, BenchModel] = {
-    "mnist": BenchModel("cnn", (1, 28, 28), ("mnist", "fashion_mnist", "mnist5k"), 60_000, 6_000),
-    "cifar": BenchModel("cnn_cifar", (3, 32, 32), ("cifar10",), 50_000, 1_500),
+    "mnist": BenchModel("cnn", (1, 28, 28), ("mnist", "fashion_mnist", "mnist5k"), 60_000, 6_000,
+                        1_000),
+    "cifar": BenchModel("cnn_cifar", (3, 32, 32), ("cifar10",), 50_000, 1_500, 256),
 }
 SEED = 0
 # Members trained as one population, as hydra/launcher=population does: up to a
 # 24-job grid on a CPU (already slower at 8), up to an 80-job grid on a GPU.
 POPULATION_SIZES = {"cpu": (1, 8, 24), "gpu": (1, 8, 24, 80)}
+# A CPU's defaults are a quick look, about a minute on 2 cores: the mnist network alone, its
+# quick_images, populations of 1 and 4. --full (or the options one by one) asks for the whole
+# measurement, which takes 15 minutes and more on 2 cores.
+QUICK_MODEL = "mnist"
+QUICK_SIZES = (1, 4)
 # Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, without sparsity),
 # matched against torch.cuda.get_device_name: the first entry whose words all occur wins.
 BF16_SPEC_PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
@@ -145,8 +152,52 @@ def spec_peak(name: str) -> float | None:
 
 
 def default_sizes(device: torch.device) -> tuple[int, ...]:
-    """The population sizes measured unless --members says otherwise."""
+    """The population sizes of the full measurement (--full; a GPU's default)."""
     return POPULATION_SIZES["cpu" if device.type == "cpu" else "gpu"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one `regbench bench` measures, decided before anything is timed."""
+
+    models: tuple[str, ...]  # keys of BENCH_MODELS
+    images: dict[str, int | None]  # training images per network; None: a real set in full
+    members: tuple[int, ...]  # population sizes
+    note: str | None  # what a CPU's quick look leaves out, and how to ask for it
+
+
+def plan(model: str | None = None, dataset: str = "synthetic", images: int | None = None,
+         device_type: str = "cpu", members: tuple[int, ...] | None = None,
+         full: bool = False) -> Plan:
+    """The networks, training images and population sizes to measure.
+
+    An option left out (None) takes its default: the full measurement on a GPU (or with
+    ``full``), a quick look on a CPU (QUICK_MODEL, its quick_images, QUICK_SIZES). A real
+    dataset picks the networks of its shape.
+    """
+    quick = device_type == "cpu" and not full
+    keys = check_models(model or ("both" if dataset != "synthetic" or not quick else QUICK_MODEL),
+                        dataset)
+    sizes = members or (QUICK_SIZES if quick else default_sizes(torch.device(device_type)))
+    counts: dict[str, int | None] = {}
+    for key in keys:
+        spec = BENCH_MODELS[key]
+        if images is not None or quick:
+            counts[key] = images or spec.quick_images
+        elif dataset != "synthetic":
+            counts[key] = None
+        else:
+            counts[key] = spec.full_images if device_type != "cpu" else spec.cpu_images
+    note = None
+    if quick and None in (model, images, members):
+        shown = "; ".join(f"{k} network, {counts[k]:,} images" for k in keys)
+        members_text = " and ".join(", ".join(map(str, sizes)).rsplit(", ", 1))
+        note = (f"a quick look on a CPU ({shown}; populations of {members_text}); "
+                "`regbench bench --full` measures both networks ("
+                + " and ".join(f"{s.cpu_images:,}" for s in BENCH_MODELS.values())
+                + f" images) and populations up to {max(POPULATION_SIZES['cpu'])}: 15 minutes "
+                "and more on 2 cores")
+    return Plan(tuple(keys), counts, tuple(sizes), note)
 
 
 def flops_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
@@ -207,8 +258,7 @@ class Loops:
     def reference(self, epochs: int, loader: str = "train") -> tuple[float, float]:
         """The tutorial loop: contiguous model and inputs, float32, as the example writes it."""
         self.reset(torch.contiguous_format)
-        o = self.cfg.optim
-        opt = torch.optim.SGD(self.model.parameters(), lr=learning_rate(o), momentum=o.momentum)
+        opt = build_optimizer(self.cfg.optim, [{"params": list(self.model.parameters())}])
         train_loader = self.loaders[loader]
 
         def evals() -> None:
@@ -355,22 +405,29 @@ def machine(device: torch.device) -> str:
     return f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
 
 
-def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
-          device_name: str = "auto", threads: int | None = None) -> list[str]:
-    """The networks to measure; ConfigError naming the first bad option."""
-    if device_name.split(":")[0] not in DEVICES:
-        raise ConfigError(f"--device {device_name!r} is not allowed: use auto, cpu, cuda, cuda:N or mps")
-    check_device("--device", device_name)
-    keys = list(BENCH_MODELS) if model == "both" else [model]
+def check_models(model: str, dataset: str) -> list[str]:
+    """The networks that --model names and --dataset fits; ConfigError naming a bad one."""
     if model not in (*BENCH_MODELS, "both"):
         raise ConfigError(f"--model {model!r} is not allowed: use mnist, cifar or both")
+    keys = list(BENCH_MODELS) if model == "both" else [model]
     if dataset != "synthetic":
         fits = [k for k in keys if dataset in BENCH_MODELS[k].datasets]
-        if dataset not in datasets.DATASET_INFO or dataset == "synthetic" or not fits:
+        if dataset not in datasets.DATASET_INFO or not fits:
             allowed = ", ".join(d for k in keys for d in BENCH_MODELS[k].datasets)
             raise ConfigError(f"--dataset {dataset!r} is not allowed with --model {model}: "
                               f"use synthetic or {allowed}")
         keys = fits
+    return keys
+
+
+def check(model: str | None, dataset: str, images: int | None, epochs: int, reps: int,
+          device_name: str = "auto", threads: int | None = None) -> list[str]:
+    """The networks --model and --dataset name (None: both); ConfigError naming the first
+    bad option."""
+    if device_name.split(":")[0] not in DEVICES:
+        raise ConfigError(f"--device {device_name!r} is not allowed: use auto, cpu, cuda, cuda:N or mps")
+    check_device("--device", device_name)
+    keys = check_models(model or "both", dataset)
     if images is not None and images < 256:
         raise ConfigError(f"--images {images} is not allowed: use at least 256 (two batches of 128)")
     if threads is not None and threads < 1:
@@ -380,40 +437,34 @@ def check(model: str, dataset: str, images: int | None, epochs: int, reps: int,
     return keys
 
 
-def run_bench(model: str = "both", *, images: int | None = None, epochs: int = 1, reps: int = 3,
-              dataset: str = "synthetic", root: str = "data", device_name: str = "auto",
-              threads: int | None = None, members: tuple[int, ...] | None = None
-              ) -> dict[str, Any]:
-    """Measure regbench against the tutorial loop for the chosen networks; a JSON-ready dict."""
-    keys = check(model, dataset, images, epochs, reps, device_name, threads)
+def run_bench(model: str | None = None, *, images: int | None = None, epochs: int = 1,
+              reps: int = 3, dataset: str = "synthetic", root: str = "data",
+              device_name: str = "auto", threads: int | None = None,
+              members: tuple[int, ...] | None = None, full: bool = False) -> dict[str, Any]:
+    """Measure regbench against the tutorial loop for the planned networks; a JSON-ready dict."""
+    check(model, dataset, images, epochs, reps, device_name, threads)
     if threads is not None:  # both loops: a CPU shared with other jobs is faster with fewer
         torch.set_num_threads(threads)
     device = resolve_device(device_name)
+    todo = plan(model, dataset, images, device.type, members, full)
     configure(device, deterministic=False)
     dtype = train_dtype(device)
     peak = matmul_peak(device, dtype)
-    members = members or default_sizes(device)
     sheet = spec_peak(machine(device)) if device.type == "cuda" else None
     out: dict[str, Any] = {
         "device": str(device), "machine": machine(device), "torch": torch.__version__,
         "train_dtype": str(dtype).removeprefix("torch."), "dataset": dataset, "epochs": epochs,
         "reps": reps, "matmul_peak_flops_per_s": peak, "bf16_spec_peak_flops_per_s": sheet,
-        "models": {}, "note": None,
+        "models": {}, "note": todo.note,
         "load_average": [load_average()],  # other processes share the device: read timings with it
     }
-    if images is None and dataset == "synthetic" and device.type == "cpu":
-        out["note"] = ("CPU default: " + ", ".join(f"{s.cpu_images:,} {k}" for k, s in BENCH_MODELS.items())
-                       + " training images per epoch instead of the full "
-                       + ", ".join(f"{s.full_images:,}" for s in BENCH_MODELS.values())
-                       + " (set --images for full-size epochs)")
-    for key in keys:
-        spec = BENCH_MODELS[key]
-        n = images or (spec.full_images if device.type != "cpu" else spec.cpu_images)
+    for key in todo.models:
+        n = todo.images[key]
         if dataset == "synthetic":
-            d = synthetic_data(spec.shape, n, device)
+            d = synthetic_data(BENCH_MODELS[key].shape, n or BENCH_MODELS[key].full_images, device)
         else:
-            d = real_data(dataset, root, images, device)
-        out["models"][key] = bench_model(key, d, device, epochs, reps, members)
+            d = real_data(dataset, root, n, device)
+        out["models"][key] = bench_model(key, d, device, epochs, reps, todo.members)
     # measured again at the end: a busy machine can slow one measurement down
     peak = out["matmul_peak_flops_per_s"] = max(peak, matmul_peak(device, dtype))
     for m in out["models"].values():

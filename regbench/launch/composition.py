@@ -8,6 +8,7 @@ lines that name the key and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -24,12 +25,26 @@ FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "-
 # Hydra flags after which Hydra prints something and runs no job.
 NO_JOB_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion",
                 "-sc", "--experimental-rerun"}
+# Every flag Hydra's command line knows (`regbench run --hydra-help` lists them); any other
+# --option is a mistake, most often a config key written as an option (`--epochs 3`).
+HYDRA_FLAGS = FLAGS_WITH_VALUE | NO_JOB_FLAGS | {"--resolve", "--run", "-r", "--multirun", "-m",
+                                                 "--version"}
+# Flags naming a folder: Hydra resolves a relative one against the regbench package, so
+# they are made absolute (against the working directory, as a user means them).
+CONFIG_DIR_FLAGS = {"--config-path", "-cp", "--config-dir", "-cd"}
+# Config groups, given on the command line as group=option.
+GROUPS = ("dataset", "model", "reg", "optim", "logger", "experiment")
 # A value that Hydra expands into several jobs: a comma list or a sweep function.
 SWEEP_VALUE = re.compile(r"=.*(,|\b(range|glob|choice|interval)\()")
 INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """(overrides, Hydra flags with their values) from a raw argument list."""
+    """(overrides, Hydra flags with their values) from a raw argument list.
+
+    ConfigError for an option Hydra does not know (naming the config key it may mean), a
+    flag without its value, and a config folder that is not there; config folders come
+    back absolute.
+    """
     overrides: list[str] = []
     flags: list[str] = []
     i = 0
@@ -37,15 +52,81 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
         a = args[i]
         nxt = args[i + 1] if i + 1 < len(args) else None
         if a.startswith("-"):
-            flags.append(a)
-            optional = a in ("--info", "-i")  # its topic is optional
-            if nxt is not None and (a in FLAGS_WITH_VALUE or optional and nxt in INFO_TOPICS):
-                flags.append(nxt)
-                i += 1
+            name, eq, inline = a.partition("=")
+            if name not in HYDRA_FLAGS:
+                raise unknown_option(name, inline if eq else plain_value(nxt))
+            if name in FLAGS_WITH_VALUE:  # --flag VALUE or --flag=VALUE: kept as two words
+                value = inline if eq else nxt
+                if not value or not eq and value.startswith("-"):
+                    raise ConfigError(f"{name} needs a value, e.g. {example_flag(name)}")
+                flags += [name, absolute_dir(name, value) if name in CONFIG_DIR_FLAGS else value]
+                i += 0 if eq else 1
+            else:
+                flags.append(a)
+                if a in ("--info", "-i") and nxt in INFO_TOPICS:  # its topic is optional
+                    flags.append(nxt)  # type: ignore[arg-type]
+                    i += 1
         else:
             overrides.append(a)
         i += 1
     return overrides, flags
+
+
+def plain_value(word: str | None) -> str | None:
+    """The word after an unknown option, when it reads as that option's value."""
+    return word if word is not None and not word.startswith("-") and "=" not in word else None
+
+
+def example_flag(flag: str) -> str:
+    if flag in CONFIG_DIR_FLAGS:
+        return f"{flag} results/default/RUN_ID (a run folder)"
+    if flag in ("--config-name", "-cn"):
+        return f"{flag} config"
+    if flag in ("--cfg", "-c"):
+        return f"{flag} job"
+    return f"{flag} VALUE"
+
+
+def absolute_dir(flag: str, folder: str) -> str:
+    """A --config-path / --config-dir folder made absolute; ConfigError if it is not there."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        what = "not a folder" if path.exists() else "no such folder"
+        wanted = ("a run folder (it holds config.yaml)" if flag in ("--config-path", "-cp")
+                  else "a folder of config files")
+        raise ConfigError(f"{flag} {folder}: {what}; give {wanted}")
+    return str(path.resolve())
+
+
+def unknown_option(name: str, value: str | None) -> ConfigError:
+    """The error for an --option that is not Hydra's: the override it most likely means.
+
+    `--epochs 3` names the key whose last part is `epochs`: trainer.epochs=3; `--train-size`
+    is dataset.train_size; `--reg l2` is the group override reg=l2.
+    """
+    from regbench.config.schema import known_keys
+
+    word = name.lstrip("-").replace("-", "_")
+    keys = [k for k in known_keys() if k not in GROUPS]
+    leaves: dict[str, list[str]] = {}
+    for key in keys:
+        leaves.setdefault(key.rsplit(".", 1)[-1], []).append(key)
+    if word in GROUPS:
+        matches = [word]
+    elif word in keys:
+        matches = [word]
+    elif word in leaves:
+        matches = leaves[word]
+    else:
+        close = difflib.get_close_matches(word, list(leaves), n=1, cutoff=0.75)
+        matches = leaves[close[0]] if close else []
+    if not matches:
+        return ConfigError(f"{name} is not an option: settings are key=value overrides, e.g. "
+                           "trainer.epochs=3 (`regbench config` lists them)")
+    shown = [f"{k}={value if value is not None else 'VALUE'}" for k in matches[:4]]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    return ConfigError(f"{name} is not an option; did you mean {listed}? (settings are "
+                       "key=value overrides; `regbench config` lists them)")
 
 
 def presets(group: str) -> list[str]:
@@ -148,7 +229,7 @@ def config_source(flags: list[str]) -> tuple[str | None, str]:
     """
     folder, name = None, "config"
     for flag, value in zip(flags, flags[1:]):
-        if flag in ("--config-path", "-cp", "--config-dir", "-cd"):
+        if flag in CONFIG_DIR_FLAGS:
             folder = str(Path(value).expanduser().resolve())
         elif flag in ("--config-name", "-cn"):
             name = value.removesuffix(".yaml")
@@ -165,6 +246,10 @@ def compose(overrides: list[str], flags: list[str] | None = None) -> tuple[Any, 
     from regbench.training.validation import validate
 
     folder, name = config_source(flags or [])
+    if folder is not None and not (Path(folder) / f"{name}.yaml").is_file():
+        hint = "it is not a run folder" if name == "config" else \
+            "a run folder's is --config-name config"
+        raise ConfigError(f"--config-name {name}: no {name}.yaml in {folder}; {hint}")
     try:
         with initialize_config_dir(config_dir=folder or str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(name, overrides=overrides, return_hydra_config=True)

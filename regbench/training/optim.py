@@ -6,6 +6,7 @@ registries stays fast.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "adam": OptimizerSpec(1e-3, _adamw),
     "adamw": OptimizerSpec(1e-3, _adamw),
 }
-# Schedules and whether they step per batch (else per epoch); "none" keeps the rate fixed.
-SCHEDULES: dict[str, bool] = {"none": False, "step": False, "cosine": True, "onecycle": True}
+# Schedules the config may name; "none" keeps the rate fixed (after any warm-up).
+SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
 def learning_rate(cfg: OptimConfig) -> float:
@@ -58,38 +59,88 @@ def build_optimizer(cfg: OptimConfig, groups: list[dict[str, Any]]) -> torch.opt
     return OPTIMIZERS[cfg.name].build(cfg, groups, learning_rate(cfg))
 
 
+def warmup_steps(cfg: OptimConfig, steps_per_epoch: int) -> int:
+    """optim.warmup_epochs in batches (0: no warm-up; a fraction of an epoch is at least 1)."""
+    if cfg.warmup_epochs <= 0:
+        return 0
+    return max(round(cfg.warmup_epochs * steps_per_epoch), 1)
+
+
+def lr_factor(cfg: OptimConfig, step: int, epochs: int, steps_per_epoch: int) -> float:
+    """The share of the configured rate used for batch ``step`` (0-based), for none/step/cosine.
+
+    A linear warm-up (Goyal et al. 2017, "Accurate, Large Minibatch SGD") multiplies the
+    schedule's factor: batch i of W warm-up batches uses (i + 1) / W of the rate, so the
+    first steps, taken from random weights where gradients are largest, cannot throw the
+    weights far enough to undo what was learnt.
+    """
+    warm = warmup_steps(cfg, steps_per_epoch)
+    factor = min(1.0, (step + 1) / warm) if warm else 1.0
+    if cfg.schedule == "step":  # x gamma every step_size epochs, as torch's StepLR
+        factor *= cfg.gamma ** (step // steps_per_epoch // cfg.step_size)
+    elif cfg.schedule == "cosine":  # to 0 at the last batch, as torch's CosineAnnealingLR
+        total = max(epochs * steps_per_epoch, 1)
+        factor *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    return factor
+
+
 class Schedule:
-    """A learning-rate schedule stepped per batch (cosine, onecycle) or per epoch (step)."""
+    """The learning rate batch by batch: an optional linear warm-up, then the named schedule.
+
+    none, step and cosine are closed-form factors of the configured rate (``lr_factor``),
+    set before every batch; onecycle is torch's OneCycleLR, which has a warm-up of its own
+    (the first 30% of the steps) and so ignores optim.warmup_epochs.
+    """
 
     def __init__(self, cfg: OptimConfig, optimizer: torch.optim.Optimizer, epochs: int,
                  steps_per_epoch: int) -> None:
         import torch
 
-        total = max(epochs * steps_per_epoch, 1)
-        self.per_batch = SCHEDULES[cfg.schedule]
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-        if cfg.schedule == "step":
-            self.scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
-        elif cfg.schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        elif cfg.schedule == "onecycle":
-            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=learning_rate(cfg), total_steps=total)
+        self.cfg, self.optimizer = cfg, optimizer
+        self.epochs, self.steps_per_epoch = epochs, max(steps_per_epoch, 1)
+        self.base = [float(g["lr"]) for g in optimizer.param_groups]
+        self.step = 0  # batches taken
+        self.onecycle: torch.optim.lr_scheduler.OneCycleLR | None = None
+        if cfg.schedule == "onecycle":
+            self.onecycle = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=learning_rate(cfg),
+                total_steps=max(epochs * self.steps_per_epoch, 1))
+        self._apply()
+
+    def _apply(self) -> None:
+        """Set every group's rate for the next batch."""
+        if self.onecycle is not None:
+            return
+        factor = lr_factor(self.cfg, self.step, self.epochs, self.steps_per_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
+            group["lr"] = base * factor
 
     def batch_step(self) -> None:
-        if self.scheduler is not None and self.per_batch:
-            self.scheduler.step()
+        self.step += 1
+        if self.onecycle is not None:
+            self.onecycle.step()
+        self._apply()
 
     def epoch_step(self) -> None:
-        if self.scheduler is not None and not self.per_batch:
-            self.scheduler.step()
+        """Nothing: every schedule moves per batch (kept for the engines' epoch hook)."""
 
     def state_dict(self) -> dict[str, Any]:
-        return self.scheduler.state_dict() if self.scheduler is not None else {}
+        if self.onecycle is not None:
+            return self.onecycle.state_dict()
+        return {"step": self.step}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state)
+    def load_state_dict(self, state: dict[str, Any], epochs_done: int) -> None:
+        """Continue from a checkpoint written after ``epochs_done`` epochs.
+
+        Checkpoints of older versions hold torch's StepLR or CosineAnnealingLR state (or
+        nothing for a fixed rate); every checkpoint is written at an epoch's end, so the
+        batch count follows from the epochs done.
+        """
+        if self.onecycle is not None:
+            self.onecycle.load_state_dict(state)
+            return
+        self.step = int(state.get("step", epochs_done * self.steps_per_epoch))
+        self._apply()
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:

@@ -370,7 +370,7 @@ def load_checkpoint(run_dir: Path, trainer: Trainer) -> tuple[int, dict[str, Any
         state = torch.load(path, map_location=trainer.data.train.x.device, weights_only=True)
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.scheduler.load_state_dict(state["scheduler"])
+        trainer.scheduler.load_state_dict(state["scheduler"], int(state["epoch"]))
         trainer.regs.stopper.load_state_dict(state["early_stopping"])
         torch.set_rng_state(state["rng_cpu"].cpu())
         trainer.generator.set_state(state["rng_generator"].cpu())

@@ -61,6 +61,7 @@ def validate(cfg: RegbenchConfig) -> None:
     check(0.0 <= o.momentum < 1.0, "optim.momentum", o.momentum, "a number in [0, 1)")
     check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", list(o.betas),
           "two numbers in [0, 1)")
+    check(o.warmup_epochs >= 0, "optim.warmup_epochs", o.warmup_epochs, "a number of epochs >= 0")
     check(o.step_size >= 1, "optim.step_size", o.step_size, "an integer >= 1")
     check(0 < o.gamma <= 1, "optim.gamma", o.gamma, "a number in (0, 1]")
     t = cfg.trainer
