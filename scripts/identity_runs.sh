@@ -26,6 +26,6 @@ run max_norm reg=max_norm
 run label_smoothing reg=label_smoothing
 run early_stopping reg=early_stopping trainer.epochs=3 reg.early_stopping.patience=1
 run augment reg=augment
-regbench sweep "${common[@]}" experiment=population 'reg.dropout.fc=0.0,0.5' seed=0,1 \
+regbench sweep "${common[@]/seed=0/trainer.checkpoint=true}" experiment=population 'reg.dropout.fc=0.0,0.5' seed=0,1 \
   hydra/launcher=population >/dev/null
 echo "ran population"
