@@ -20,7 +20,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from regbench.config.schema import CONF_DIR, RegConfig, load_preset
+from regbench.config.schema import CONF_DIR, load_preset
+from regbench.training.regularizers import RegConfig
 from regbench.store.runs import flatten
 from regbench.store.sweeps import key_of
 
