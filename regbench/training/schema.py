@@ -46,7 +46,11 @@ def register() -> None:
     """Register the schemas that conf/ names in its defaults lists: the whole config, and
     `<name>_schema` for each model's preset."""
     store = ConfigStore.instance()
-    store.store(name="regbench_schema", node=RegbenchConfig)
+    schema = OmegaConf.structured(RegbenchConfig)
+    # the model section as the base type, so that any model's preset (model=NAME) merges
+    # onto it; typed as the default model's config, it would refuse every other model
+    schema.model = OmegaConf.structured(ModelConfig)
+    store.store(name="regbench_schema", node=schema)
     for name, spec in MODELS.items():
         store.store(group="model", name=f"{name}_schema", node=spec.config)
 
@@ -84,7 +88,9 @@ def known_keys() -> list[str]:
                 out.append(path)
 
     walk(OmegaConf.structured(RegbenchConfig), "")
-    return out
+    for spec in MODELS.values():  # every model's keys, not only the default model's
+        walk(OmegaConf.structured(spec.config), "model.")
+    return list(dict.fromkeys(out))
 
 
 def suggest_key(key: str) -> str:
