@@ -18,7 +18,7 @@ from regbench import cli
 from regbench.config.schema import check
 from regbench.errors import ConfigError
 from regbench.launch.composition import compose
-from regbench.training import population, regularizers
+from regbench.training import models, population, regularizers, schema
 from regbench.training.regularizers import REGISTRY, Regularization, Regularizer
 from regbench.training.schema import RegbenchConfig
 from regbench.training.validation import validate
@@ -135,3 +135,16 @@ def test_too_deep_a_model_is_one_line_and_exit_2_before_training(
                      "conv blocks for 28x28 images (each block halves the image; 6 shrink it to "
                      "nothing)"]
     assert not (tmp_path / "results").exists()
+
+
+def test_a_model_the_population_cannot_batch_trains_its_jobs_alone(
+        make_cfg: Callable[..., RegbenchConfig], monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = make_cfg()
+    assert population.unsupported(cfg) is None
+    monkeypatch.setitem(models.MODELS, "cnn", replace(models.MODELS["cnn"], vectorised=False))
+    assert population.unsupported(cfg) == "model=cnn"
+
+
+def test_a_key_of_another_model_says_whose_it_is() -> None:
+    assert schema.suggest_key("model.hidden") == " (a key of model=cnn)"
+    assert schema.suggest_key("model.hiden") == " (did you mean model.hidden?)"

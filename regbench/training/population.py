@@ -61,10 +61,13 @@ def member_keys() -> tuple[str, ...]:
 def unsupported(cfg: RegbenchConfig) -> str | None:
     """The first setting the population engine does not train per member, or None.
 
-    Regularizers that are not vectorised (Regularizer.vectorised: Gaussian dropout,
-    DropConnect, dropout schedules, the reg-level augmentation switch, batch transforms)
-    and test-time MC dropout run through the sequential engine instead.
+    Models and regularizers that are not vectorised (ModelSpec.vectorised and
+    Regularizer.vectorised: Gaussian dropout, DropConnect, dropout schedules, the reg-level
+    augmentation switch, batch transforms) and test-time MC dropout run through the
+    sequential engine instead.
     """
+    if not models.MODELS[cfg.model.name].vectorised:
+        return f"model={cfg.model.name}"
     for part in regularizers.registered():
         why = part.population_blocker(cfg.reg)
         if why is not None:

@@ -9,7 +9,7 @@ new regularizer or model is picked up here without an edit.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -94,6 +94,11 @@ def known_keys() -> list[str]:
 
 
 def suggest_key(key: str) -> str:
-    """' (did you mean X?)' for the nearest valid key, or ''."""
+    """' (did you mean X?)' for the nearest valid key, ' (a key of model=X)' for another
+    model's key, or ''."""
+    owners = [name for name, spec in MODELS.items()
+              if key.startswith("model.") and key[6:] in {f.name for f in fields(spec.config)}]
+    if owners:
+        return f" (a key of model={' or model='.join(owners)})"
     match = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.6)
     return f" (did you mean {match[0]}?)" if match else ""

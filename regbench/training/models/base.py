@@ -1,7 +1,7 @@
 """What a model is: its config dataclass, the sites it offers regularizers, and the registry.
 
 A model is one module of this package holding an ``nn.Module`` class marked
-``@register(name, config, sites)``. Its constructor takes ``(cfg, layers, in_channels,
+``@register(name, config, sites, vectorised)``. Its constructor takes ``(cfg, layers, in_channels,
 image_size, num_classes)`` and calls ``layers(Site(block, slot, width))`` wherever a
 regularizer may insert layers; ``sites`` lists those places ('conv.post'), so that a
 configured regularizer whose site the model lacks is refused before training. Its config
@@ -38,23 +38,27 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: its config type, the module class it builds, the sites it offers."""
+    """A registered model: its config type, the module class it builds, the sites it offers,
+    and whether the population engine trains it (the engine swaps in its own versions of
+    the regularizers' layers, so a model whose own layers need that cannot be batched)."""
 
     name: str
     config: type[ModelConfig]
     build: Callable[..., nn.Module]
     sites: tuple[str, ...]
+    vectorised: bool = True
 
 
 # Every model, by the name that model.name takes; each module adds its own with @register.
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, config: type[ModelConfig], sites: tuple[str, ...]) -> Callable[[M], M]:
+def register(name: str, config: type[ModelConfig], sites: tuple[str, ...],
+             vectorised: bool = True) -> Callable[[M], M]:
     """Class decorator: make a model known as model=<name> (conf/model/<name>.yaml)."""
 
     def add(cls: M) -> M:
-        MODELS[name] = ModelSpec(name, config, cls, sites)
+        MODELS[name] = ModelSpec(name, config, cls, sites, vectorised)
         return cls
 
     return add
