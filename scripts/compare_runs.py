@@ -11,8 +11,10 @@ compares, file by file:
   train_images_per_s, machine, error, versions, and epoch_time_s inside best/last).
 
 Runs are paired by their path below the root with the run ids left out
-(results/<experiment>/<run-id>/ and .../sweeps/<sweep-id>/<job>/), so give each command
-its own experiment name. Prints one line per file, identical or different (with the first
+(results/<experiment>/<run-id>/), so give each command its own experiment name; the jobs
+of a sweep (.../sweeps/<sweep-id>/<job>/) by the values of its axes, read from each job's
+.hydra/overrides.yaml, so that a sweep whose jobs were numbered in another order still
+pairs. Prints one line per file, identical or different (with the first
 difference), and exits 1 if any file differs or a run has no partner.
 """
 
@@ -31,9 +33,28 @@ SKIP_SUMMARY = {"wall_time_s", "train_images_per_s", "machine", "error", "versio
 
 
 def run_key(run_dir: Path, root: Path) -> str:
-    """The run's path below root without its run ids: equal for the same command's runs."""
+    """The run's path below root without its run ids (a sweep job's number replaced by its
+    axis values): equal for the same command's runs."""
     parts = [p for p in run_dir.relative_to(root).parts if not RUN_ID.match(p)]
+    if len(parts) >= 2 and parts[-2] == "sweeps":
+        parts[-1] = " ".join(job_axes(run_dir)) or parts[-1]
     return "/".join(parts) or "."
+
+
+def overrides(job: Path) -> set[str]:
+    """A sweep job's Hydra overrides (the lines of .hydra/overrides.yaml), or none."""
+    path = job / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return set()
+    return {line.removeprefix("- ").strip() for line in path.read_text().splitlines()
+            if line.startswith("- ")}
+
+
+def job_axes(job: Path) -> list[str]:
+    """The job's overrides that not every job of its sweep shares: its axis values."""
+    jobs = [d for d in job.parent.iterdir() if d.is_dir()]
+    shared = set.intersection(*(overrides(d) for d in jobs))
+    return sorted(overrides(job) - shared)
 
 
 def find_runs(root: Path) -> dict[str, Path]:
