@@ -148,3 +148,16 @@ def test_a_model_the_population_cannot_batch_trains_its_jobs_alone(
 def test_a_key_of_another_model_says_whose_it_is() -> None:
     assert schema.suggest_key("model.hidden") == " (a key of model=cnn)"
     assert schema.suggest_key("model.hiden") == " (did you mean model.hidden?)"
+
+
+def test_a_run_written_before_a_regularizer_existed_still_names_its_preset() -> None:
+    from regbench.store.runs import flatten
+    from regbench.study import labels
+
+    config = flatten(OmegaConf.to_container(OmegaConf.structured(regularizers.RegConfig(l1=1e-5))),
+                     "reg.")
+    newest = next(f.name for f in reversed(fields(regularizers.RegConfig))
+                  if f.name != "early_stopping")
+    del config[f"reg.{newest}"]  # as a run folder from before that key was added
+    assert labels.reg_preset(config) == "l1"
+    assert labels.reg_label(config) == "reg=l1"
