@@ -8,14 +8,17 @@ run folders of two roots (written by the same commands before and after a change
 compares, file by file:
 - metrics.csv: every column but epoch_time_s, as the exact text written;
 - summary.json: every key but times, paths and the host (wall_time_s,
-  train_images_per_s, machine, error, versions, and epoch_time_s inside best/last).
+  train_images_per_s, machine, error, versions, and epoch_time_s inside best/last), and
+  the keys added by summary format 2 (format_version, val_loss_rise), so that runs written
+  before that format compare with runs written after it.
 
 Runs are paired by their path below the root with the run ids left out
-(results/<experiment>/<run-id>/), so give each command its own experiment name; the jobs
-of a sweep (.../sweeps/<sweep-id>/<job>/) by the values of its axes, read from each job's
+(results/<experiment>/<run-id>/), so give each command its own experiment name, as
+scripts/identity_runs.sh and scripts/reference_runs.sh do; the jobs of a sweep
+(.../sweeps/<sweep-id>/<job>/) by the values of its axes, read from each job's
 .hydra/overrides.yaml, so that a sweep whose jobs were numbered in another order still
-pairs. Prints one line per file, identical or different (with the first
-difference), and exits 1 if any file differs or a run has no partner.
+pairs. Prints one line per file, identical or different (with the first difference), and
+exits 1 if any file differs or a run has no partner.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from typing import Any
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # regbench.config.schema.new_run_id
 SKIP_COLUMNS = {"epoch_time_s"}
-SKIP_SUMMARY = {"wall_time_s", "train_images_per_s", "machine", "error", "versions"}
+SKIP_SUMMARY = {"wall_time_s", "train_images_per_s", "machine", "error", "versions",
+                "format_version", "val_loss_rise"}
 
 
 def run_key(run_dir: Path, root: Path) -> str:

@@ -76,6 +76,6 @@ def test_resnet20_trains_an_epoch_on_synthetic_data(make_cfg: Callable[..., Regb
                    "trainer.epochs=1", "trainer.batch_size=25", tiny=False)
     result = train.run(cfg, runs.make_run_dir(tmp_path / "results", "resnet20"))
     # grey images: the stem has 1 input channel instead of 3, 2 * 16 * 9 weights fewer
-    assert result.status == "completed" and result.summary["n_params"] == 269_722 - 2 * 16 * 9
+    assert result.status == "completed" and result.summary.n_params == 269_722 - 2 * 16 * 9
     assert 0.0 <= result.rows[0]["val_acc"] <= 1.0 and result.rows[0]["train_loss_running"] > 0
     assert population.unsupported(cfg) == "model=resnet20"  # its jobs train on their own
