@@ -481,7 +481,17 @@ def presets_help() -> str:
     runs_alone = [n for n in presets("experiment") if n not in studies and n != "default"]
     lines.append(f"  experiment=NAME: {', '.join(runs_alone)}")
     return ("Presets:\n" + "\n".join(lines)
-            + f"\n\nSweep studies, for `regbench sweep experiment=NAME`: {', '.join(studies)}.")
+            + f"\n\nSweep studies, for `regbench sweep experiment=NAME`: {', '.join(studies)}."
+            + f"\n\nRegularizer keys, reg.KEY=VALUE: {', '.join(reg_keys())}.")
+
+
+def reg_keys() -> list[str]:
+    """The reg section's keys as the registered regularizers declare them ('dropout.*')."""
+    from dataclasses import fields, is_dataclass
+
+    from regbench.training.regularizers import RegConfig
+
+    return [f"{f.name}.*" if is_dataclass(f.type) else f.name for f in fields(RegConfig)]
 
 
 def _finish_help() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import cfg_maker
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from regbench.launch.composition import compose
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 
 TINY = ["dataset=synthetic", "model.channels=[8,16]", "model.hidden=32", "trainer.epochs=2",
         "trainer.progress=false"]

@@ -16,7 +16,7 @@ from regbench.study import compare
 from regbench.store import metrics
 from regbench.store import runs
 from regbench.cli import app
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 from regbench.errors import ConfigError, RunDirError
 
 # Student t quantiles for a two-sided 95% interval, from a printed t-table.

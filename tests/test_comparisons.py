@@ -26,7 +26,7 @@ from regbench.store import runs
 from regbench.study import stats
 from regbench.present import tables
 from regbench.cli import app
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 
 
 def write_run(folder: Path, seed: int, curve: list[tuple[float, float, float, float]],

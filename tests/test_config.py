@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from regbench.launch.composition import compose, split_args
-from regbench.config.schema import CONF_DIR, RegbenchConfig, suggest_key
+from regbench.config.schema import CONF_DIR
+from regbench.training.schema import RegbenchConfig, suggest_key
 from regbench.errors import ConfigError
 
 GROUPS = ("dataset", "model", "reg", "optim", "experiment")

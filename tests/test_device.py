@@ -16,7 +16,9 @@ from regbench.store import runs
 from regbench.present import terminal
 from regbench.training import loop as train
 from regbench.training import session
-from regbench.config.schema import CNNConfig, RegbenchConfig, RegConfig
+from regbench.training.models.cnn import CNNConfig
+from regbench.training.regularizers import RegConfig
+from regbench.training.schema import RegbenchConfig
 
 CPU = torch.device("cpu")
 

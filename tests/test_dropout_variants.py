@@ -15,9 +15,14 @@ from torch import nn
 from regbench.data import batching
 from regbench.training import calibration
 from regbench.training import regularizers
+from regbench.training.layers import GaussianDropout, dropout_layers, make_dropout, rate_in_force
 from regbench.store import runs
 from regbench.training import loop as train
-from regbench.config.schema import CNNConfig, DropoutConfig, RegbenchConfig, RegConfig
+from regbench.training.models.cnn import CNNConfig
+from regbench.training.regularizers import RegConfig
+from regbench.training.regularizers.dropout import DropoutConfig
+from regbench.training.regularizers.schedule import DropoutSchedule
+from regbench.training.schema import RegbenchConfig
 from regbench.store.metrics import Row, convergence_epoch
 from regbench.training.models import build
 
@@ -61,7 +66,7 @@ def test_mc_average_with_every_rate_zero_is_weight_scaling(kind: str) -> None:
     mc, _ = calibration.predict(model, data.test, data, 1024, samples=5)
     scaled, _ = calibration.predict(model, data.test, data, 1024)
     assert not torch.allclose(mc, scaled)  # dropout on: the passes differ from weight scaling
-    for m in regularizers.dropout_layers(model):
+    for m in dropout_layers(model):
         m.p = 0.0
     mc, _ = calibration.predict(model, data.test, data, 1024, samples=5)
     torch.testing.assert_close(mc, scaled)
@@ -93,8 +98,8 @@ def rates(schedule: str, epochs: int, gaps: list[float] | None = None, **kw: flo
     out = []
     for epoch in range(1, epochs + 1):
         regs.start_epoch(epoch, model)
-        out.append(regularizers.rate_in_force(model))
-        conv = regularizers.dropout_layers(model)[0].p
+        out.append(rate_in_force(model))
+        conv = dropout_layers(model)[0].p
         assert conv == pytest.approx(0.4 * out[-1])  # every layer keeps its share of the head's rate
         gap = (gaps or [0.0] * epochs)[epoch - 1]
         regs.end_epoch(Row(epoch=epoch, train_loss=0, train_acc=0.5 + gap, val_loss=0, val_acc=0.5), model)
@@ -113,7 +118,7 @@ def test_each_schedules_rate_per_epoch_follows_its_formula() -> None:
                  adaptive_max=0.7) == pytest.approx([0.5, 0.6, 0.7, 0.7, 0.7, 0.6])
     assert rates("constant", 3) == [0.5, 0.5, 0.5]
     constant = regularizers.Regularization.from_config(RegConfig(dropout=DropoutConfig(fc=0.5)), 3)
-    assert not any(isinstance(r, regularizers.DropoutSchedule) for r in constant.active)
+    assert not any(isinstance(r, DropoutSchedule) for r in constant.active)
 
 
 def test_a_late_schedule_is_recorded_in_metrics_csv(make_cfg: Callable[..., RegbenchConfig],
@@ -128,13 +133,13 @@ def test_a_late_schedule_is_recorded_in_metrics_csv(make_cfg: Callable[..., Regb
 
 def test_gaussian_dropout_has_mean_one_and_the_variance_of_dropout() -> None:
     torch.manual_seed(0)
-    drop = regularizers.make_dropout(0.3, "gaussian")
+    drop = make_dropout(0.3, "gaussian")
     x = torch.ones(400_000)
     noise = drop(x)
     # standard errors: mean sqrt(0.43 / 4e5) ~ 0.001, variance ~ 0.43 * sqrt(2 / 4e5) ~ 0.001
     assert noise.mean().item() == pytest.approx(1.0, abs=0.005)
     assert noise.var().item() == pytest.approx(0.3 / 0.7, abs=0.005)
-    bernoulli = regularizers.make_dropout(0.3)(x)
+    bernoulli = make_dropout(0.3)(x)
     assert bernoulli.var().item() == pytest.approx(noise.var().item(), abs=0.01)
     drop.eval()
     assert torch.equal(drop(x), x)
@@ -143,8 +148,8 @@ def test_gaussian_dropout_has_mean_one_and_the_variance_of_dropout() -> None:
 def test_gaussian_kind_replaces_every_dropout_layer() -> None:
     reg = RegConfig(dropout=DropoutConfig(input=0.1, conv=0.2, fc=0.5, kind="gaussian"))
     model = build(CNNConfig(channels=[4], hidden=8), reg, in_channels=1, image_size=(4, 4))
-    layers = regularizers.dropout_layers(model)
-    assert [type(m) for m in layers] == [regularizers.GaussianDropout] * 3
+    layers = dropout_layers(model)
+    assert [type(m) for m in layers] == [GaussianDropout] * 3
     assert [m.p for m in layers] == [0.1, 0.2, 0.5]
 
 
@@ -165,7 +170,7 @@ def test_dropconnect_is_off_in_eval_mode_and_scaled_in_training() -> None:
     torch.testing.assert_close(w[kept], raw[kept] / 0.6)
     mean = torch.stack([layer.weight for _ in range(2000)]).mean(0)
     torch.testing.assert_close(mean, raw, atol=0.03, rtol=0)  # unbiased: E[mask / 0.6] = 1
-    assert not regularizers.dropout_layers(model)  # DropConnect is not activation dropout
+    assert not dropout_layers(model)  # DropConnect is not activation dropout
 
 
 def test_convergence_epoch_on_a_scripted_curve() -> None:

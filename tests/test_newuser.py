@@ -191,7 +191,7 @@ def test_ci_smoke_script_passes_and_fails_in_one_line(tmp_path: Path) -> None:
 def test_a_run_is_rerun_from_its_config_yaml_and_checked_against_it(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from regbench.config.schema import RegbenchConfig
+    from regbench.training.schema import RegbenchConfig
 
     cfg = OmegaConf.structured(RegbenchConfig)
     OmegaConf.update(cfg, "experiment", "smoke")

@@ -17,7 +17,7 @@ from regbench.store import runs, summary
 from regbench.training import trackers
 from regbench.training import loop as train
 from regbench.training import session
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 
 # A member's run equals its sequential run up to float32 rounding: under vmap the
 # convolutions run as one batched (grouped) call whose sums are ordered differently, which

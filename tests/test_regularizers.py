@@ -5,10 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regbench.training import regularizers
-from regbench.config.schema import CNNConfig, DropoutConfig, RegConfig
-from regbench.training.models import CNN, build
-from regbench.training.regularizers import describe_groups
+from regbench.training import layers, regularizers
+from regbench.training.models import build
+from regbench.training.models.cnn import CNN, CNNConfig
+from regbench.training.regularizers import RegConfig, describe_groups
+from regbench.training.regularizers.dropout import DropoutConfig
+from regbench.training.regularizers.early_stopping import EarlyStopping
+from regbench.training.regularizers.max_norm import apply_max_norm
+from regbench.training.regularizers.penalty import penalty
 
 
 def tiny_cnn(batchnorm: bool = False, **dropout: object) -> CNN:
@@ -36,7 +40,7 @@ def test_dropout_is_active_in_train_mode_and_off_in_eval_mode() -> None:
 
 def test_inverted_dropout_keeps_the_expected_activation() -> None:
     torch.manual_seed(0)
-    drop = regularizers.make_dropout(0.5)
+    drop = layers.make_dropout(0.5)
     drop.train()
     out = drop(torch.ones(200_000))
     assert set(out.unique().tolist()) == {0.0, 2.0}  # survivors scaled by 1 / (1 - p)
@@ -69,15 +73,15 @@ def test_l2_and_l1_penalty_match_a_hand_computation() -> None:
         model[1].weight.copy_(torch.tensor([[-1.0, 2.0]]))
     decayed, _ = regularizers.split_params(model)
     # sum of squares = 1 + 4 + 9 + 0.25 + 1 + 4 = 19.25; sum of |w| = 1 + 2 + 3 + 0.5 + 1 + 2 = 9.5
-    assert abs(regularizers.penalty(decayed, l2=0.1).item() - 0.05 * 19.25) < 1e-6
-    assert abs(regularizers.penalty(decayed, l1=0.01).item() - 0.095) < 1e-7
-    assert abs(regularizers.penalty(decayed, l2=0.1, l1=0.01).item() - (0.9625 + 0.095)) < 1e-6
-    assert regularizers.penalty(decayed) is None
+    assert abs(penalty(decayed, l2=0.1).item() - 0.05 * 19.25) < 1e-6
+    assert abs(penalty(decayed, l1=0.01).item() - 0.095) < 1e-7
+    assert abs(penalty(decayed, l2=0.1, l1=0.01).item() - (0.9625 + 0.095)) < 1e-6
+    assert penalty(decayed) is None
 
 
 def test_l2_gradient_is_lambda_times_w() -> None:
     w = nn.Parameter(torch.tensor([[2.0, -3.0]]))
-    regularizers.penalty([w], l2=0.5).backward()
+    penalty([w], l2=0.5).backward()
     assert torch.allclose(w.grad, 0.5 * w.detach())
 
 
@@ -111,16 +115,16 @@ def test_weight_decay_shrinks_decayed_weights_only() -> None:
 
 def test_max_norm_bounds_each_units_incoming_weights() -> None:
     w = torch.tensor([[3.0, 4.0], [0.3, 0.4]])  # norms 5 and 0.5
-    regularizers.apply_max_norm([w], 2.0)
+    apply_max_norm([w], 2.0)
     assert torch.allclose(w.norm(dim=1), torch.tensor([2.0, 0.5]), atol=1e-5)
 
 
 def test_early_stopping_on_a_scripted_curve() -> None:
-    es = regularizers.EarlyStopping("val_loss", patience=2, min_delta=0.01)
+    es = EarlyStopping("val_loss", patience=2, min_delta=0.01)
     curve = [1.0, 0.8, 0.795, 0.9, 0.7]  # 0.795 is not better by min_delta
     stops = [es.step(v, epoch) for epoch, v in enumerate(curve[:4], start=1)]
     assert stops == [False, False, False, True]
     assert es.best_epoch == 2 and es.best == 0.8
-    acc = regularizers.EarlyStopping("val_acc", patience=1)
+    acc = EarlyStopping("val_acc", patience=1)
     assert [acc.step(v, e) for e, v in enumerate([0.5, 0.7, 0.6], 1)] == [False, False, True]
     assert acc.best_epoch == 2

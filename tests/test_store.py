@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from regbench.cli import app
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 from regbench.errors import RunDirError
 from regbench.store import metrics, runs, summary, sweeps
 from regbench.store.summary import Summary

@@ -12,7 +12,7 @@ import pytest
 from regbench.training import trackers
 from regbench.training import loop as train
 from regbench.training import session
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 from regbench.store.metrics import COLUMNS
 
 

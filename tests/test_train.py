@@ -14,7 +14,7 @@ from regbench.store import metrics
 from regbench.store import runs
 from regbench.training import loop as train
 from regbench.training import session
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 
 
 def run_dir_for(tmp_path: Path) -> Path:

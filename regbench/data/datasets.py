@@ -33,13 +33,15 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train x, y, te
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset: where its files live, which files make it up, and how to read it."""
+    """A dataset: where its files live, which files make it up, how to read it, and the
+    shape of its images (what a model's configuration is checked against before training)."""
 
     name: str
     folder: str  # below dataset.root
     files: tuple[str, ...]
     source: str
     read: Callable[[DatasetConfig], Arrays]
+    shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width
 
 
 
@@ -285,5 +287,6 @@ DATASET_INFO: dict[str, DatasetInfo] = {
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "torchvision.datasets.FashionMNIST", _files("fashion_mnist")),
     "cifar10": DatasetInfo("cifar10", "cifar-10-batches-py", (
         "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-        "test_batch", "batches.meta"), "torchvision.datasets.CIFAR10", _files("cifar10")),
+        "test_batch", "batches.meta"), "torchvision.datasets.CIFAR10", _files("cifar10"),
+        shape=(3, 32, 32)),
 }

@@ -31,7 +31,9 @@ from regbench.data import datasets
 from regbench.training import models
 from regbench.launch import reference
 from regbench.training.callbacks import Callback
-from regbench.config.schema import DEVICES, CNNConfig, DatasetConfig, ModelConfig, RegbenchConfig, load_preset
+from regbench.config.schema import DEVICES, DatasetConfig
+from regbench.training.models import ModelConfig
+from regbench.training.schema import RegbenchConfig
 from regbench.training.device import (autocast, check_device, configure, memory_format, prepare_batch, prepare_model,
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
@@ -103,7 +105,7 @@ def sync(device: torch.device) -> None:
 
 def model_config(preset: str) -> ModelConfig:
     """The model preset from conf/model/, as regbench run would use it."""
-    return load_preset("model", preset, CNNConfig)
+    return models.preset(preset)
 
 
 def synthetic_data(shape: tuple[int, int, int], n_train: int, device: torch.device) -> datamod.Data:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from regbench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from regbench.config.schema import RegbenchConfig
+    from regbench.training.schema import RegbenchConfig
 
 # Hydra flags that take the next word as their value.
 FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
@@ -177,7 +177,7 @@ def explain(e: Exception, overrides: list[str]) -> str:
     """Turn a Hydra / OmegaConf composition error into one line that says what is allowed."""
     from hydra.errors import MissingConfigException, OverrideParseException
 
-    from regbench.config.schema import suggest_key
+    from regbench.training.schema import suggest_key
 
     cause = e.__cause__ or e
     text = str(e)
@@ -242,7 +242,8 @@ def compose(overrides: list[str], flags: list[str] | None = None) -> tuple[Any, 
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from regbench.config.schema import CONF_DIR, to_schema
+    from regbench.config.schema import CONF_DIR
+    from regbench.training.schema import to_schema
     from regbench.training.validation import validate
 
     folder, name = config_source(flags or [])

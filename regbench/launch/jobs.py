@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from regbench.config import schema as config_mod
+from regbench.training import schema as config_mod
 from regbench.errors import RegbenchError
 from regbench.present import terminal
 from regbench.store import runs, summary

@@ -27,18 +27,11 @@ from regbench.store import runs  # noqa: E402
 from regbench.study.compare import Comparison  # noqa: E402
 from regbench.study.labels import fmt, shown  # noqa: E402
 from regbench.store.metrics import read_rows  # noqa: E402
+from regbench.training import regularizers  # noqa: E402
 
-# What a swept key means, for axis labels a student can read.
+# What a swept key means, for axis labels a student can read; each regularizer words its own.
 PARAM_WORDS = {
-    "reg.dropout.fc": "dropout rate in the FC head (drop probability)",
-    "reg.dropout.conv": "dropout rate after each conv block (drop probability)",
-    "reg.dropout.input": "dropout rate on the input pixels (drop probability)",
-    "reg.l2": "L2 penalty strength λ (λ/2·Σw² added to the loss)",
-    "reg.l1": "L1 penalty strength λ (λ·Σ|w| added to the loss)",
-    "reg.weight_decay": "weight decay per step (decoupled)",
-    "reg.max_norm": "max-norm bound on each unit's incoming weights",
-    "reg.label_smoothing": "label smoothing",
-    "reg.early_stopping.patience": "early-stopping patience (epochs)",
+    **regularizers.words(),
     "dataset.train_size": "training images",
     "optim.lr": "learning rate",
     "trainer.epochs": "training epochs",

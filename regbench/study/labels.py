@@ -20,7 +20,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from regbench.config.schema import CONF_DIR, RegConfig, load_preset
+from regbench.config.schema import CONF_DIR, load_preset
+from regbench.training.regularizers import RegConfig
 from regbench.store.runs import flatten
 from regbench.store.sweeps import key_of
 
@@ -102,10 +103,22 @@ def covers(override: str, key: str) -> bool:
     return key == name or key.startswith(name + ".")
 
 
+@cache
+def reg_defaults() -> dict[str, str]:
+    """Every reg.* key's default, as text."""
+    return {k: fmt(v) for k, v in flatten(OmegaConf.to_container(OmegaConf.structured(RegConfig)),
+                                          "reg.").items()}
+
+
+def reg_value(config: dict[str, Any], key: str) -> str:
+    """A reg.* key's value as text; its default for a run written before the key existed."""
+    return fmt(config[key]) if key in config else reg_defaults().get(key, "null")
+
+
 def reg_preset(config: dict[str, Any]) -> str | None:
     """The name of the reg preset that this configuration's reg section equals, if any."""
     for name, section in reg_presets().items():
-        if all(fmt(config.get(k)) == v for k, v in section.items()):
+        if all(reg_value(config, k) == v for k, v in section.items()):
             return name
     return None
 
@@ -158,8 +171,8 @@ def reg_label(config: dict[str, Any], axes: list[str] | None = None, digits: int
     on_axes = set(axes or [])
 
     def departures(section: dict[str, str]) -> list[str]:
-        return [f"{k}={shown(config.get(k), digits)}" for k, v in section.items()
-                if fmt(config.get(k)) != v]
+        return [f"{k}={shown(config[k], digits) if k in config else reg_value(config, k)}"
+                for k, v in section.items() if reg_value(config, k) != v]
 
     def cost(item: tuple[str, dict[str, str]]) -> tuple[bool, int, int, bool]:
         away = departures(item[1])

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from regbench.data import batching
 from regbench.training.device import autocast, prepare_batch
-from regbench.training.regularizers import dropout_layers
+from regbench.training.layers import dropout_layers
 
 ECE_BINS = 15
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 from regbench.data import batching
 from regbench.training.callbacks import Callback, CallbackList
 from regbench.training.device import resolve_device

@@ -37,43 +37,50 @@ from torch.func import functional_call, vmap
 
 from regbench.data import batching
 from regbench.training import models
-from regbench.config.schema import RegbenchConfig
+from regbench.training import regularizers
 from regbench.training.device import autocast, prepare_batch, warn
 from regbench.training.regularizers import Regularization, Regularizer, Site
 from regbench.training.callbacks import Callback
+from regbench.training.schema import RegbenchConfig
 from regbench.training.session import EpochStep, Session, Trainer
 
 log = logging.getLogger("regbench")
 
-# Keys in which the members of one population may differ; every other key is shared.
-MEMBER_KEYS = ("seed", "experiment", "reg.dropout.input", "reg.dropout.conv", "reg.dropout.fc",
-               "reg.l1", "reg.l2", "reg.weight_decay", "reg.label_smoothing", "reg.max_norm",
-               "reg.early_stopping", "optim.lr", "trainer.checkpoint", "trainer.progress",
-               "output")
+# Keys outside reg in which the members of one population may differ; inside reg, each
+# regularizer names its own (Regularizer.member_keys). Every other key is shared.
+RUN_MEMBER_KEYS = ("seed", "experiment", "optim.lr", "trainer.checkpoint", "trainer.progress",
+                   "output")
 DROPOUT_BLOCKS = ("input", "conv", "fc")
+
+
+def member_keys() -> tuple[str, ...]:
+    """Keys in which the members of one population may differ."""
+    return (*RUN_MEMBER_KEYS, *regularizers.member_keys())
 
 
 def unsupported(cfg: RegbenchConfig) -> str | None:
     """The first setting the population engine does not train per member, or None.
 
-    Gaussian dropout, DropConnect, dropout schedules, test-time MC dropout and the
-    reg-level augmentation switch run through the sequential engine instead.
+    Models and regularizers that are not vectorised (ModelSpec.vectorised and
+    Regularizer.vectorised: Gaussian dropout, DropConnect, dropout schedules, the reg-level
+    augmentation switch, batch transforms) and test-time MC dropout run through the
+    sequential engine instead.
     """
-    r = cfg.reg
-    for key, value, plain in (("reg.dropout.kind", r.dropout.kind, ("standard", "spatial")),
-                              ("reg.dropout.schedule", r.dropout.schedule, ("constant",)),
-                              ("reg.dropconnect", r.dropconnect, (0.0,)),
-                              ("reg.augment", r.augment, (False,)),
-                              ("eval.mc_samples", cfg.eval.mc_samples, (0,))):
-        if value not in plain:
-            return f"{key}={value}"
+    if not models.MODELS[cfg.model.name].vectorised:
+        return f"model={cfg.model.name}"
+    for part in regularizers.registered():
+        why = part.population_blocker(cfg.reg)
+        if why is not None:
+            return why
+    if cfg.eval.mc_samples != 0:
+        return f"eval.mc_samples={cfg.eval.mc_samples}"
     return None
 
 
 def group_key(cfg: RegbenchConfig) -> str:
     """What a member shares with the rest of its population, as text: equal keys, one group."""
     node = asdict(cfg)
-    for key in MEMBER_KEYS:
+    for key in member_keys():
         *parents, leaf = key.split(".")
         section = node
         for part in parents:

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from regbench.config.schema import RegbenchConfig
 from regbench.data import batching
 from regbench.errors import RunDirError
 from regbench.store import metrics, runs
@@ -28,7 +27,9 @@ from regbench.store.summary import Summary
 from regbench.training import calibration, models, optim
 from regbench.training.callbacks import Callback
 from regbench.training.device import autocast, configure, prepare_batch, prepare_model
-from regbench.training.regularizers import Regularization, describe_groups, rate_in_force
+from regbench.training.layers import rate_in_force
+from regbench.training.regularizers import Regularization, describe_groups
+from regbench.training.schema import RegbenchConfig
 from regbench.training.signals import Interrupted, signals_deferred
 
 log = logging.getLogger("regbench")
@@ -107,6 +108,7 @@ class Trainer:
         for x, y in batching.batches(self.data.train, self.cfg.trainer.batch_size,
                                      mean=self.data.mean, std=self.data.std, shuffle=True,
                                      augment=self.data.augment, generator=self.generator):
+            x, y = self.regs.batch(x, y)  # batch-level regularizers (training only)
             with autocast(device):
                 loss = self.regs.data_loss(self.model(prepare_batch(x)).float(), y)
             pen = self.regs.loss_term()

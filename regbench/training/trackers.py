@@ -20,7 +20,8 @@ from typing import Any
 
 from regbench.store import runs
 from regbench.training.callbacks import Callback
-from regbench.config.schema import MLflowConfig, RegbenchConfig, TensorBoardConfig
+from regbench.config.schema import MLflowConfig, TensorBoardConfig
+from regbench.training.schema import RegbenchConfig
 from regbench.store.metrics import COLUMNS, Row, row_dict
 from regbench.store.summary import Summary
 

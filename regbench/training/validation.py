@@ -1,18 +1,20 @@
 """Checks of a whole configuration that its types cannot express, before any work starts.
 
 Names are checked against the registries that build them (datasets, models, optimizers
-and schedules), so a new entry in a registry is accepted here without a second list.
+and schedules), and each regularizer checks its own keys (regbench.training.regularizers),
+so a new entry in a registry is checked here without a second list.
 """
 
 from __future__ import annotations
 
 import re
 
+from regbench.config.schema import DEVICES, NAME_RE, check, one_of
 from regbench.data import datasets
-from regbench.training import optim
-from regbench.config.schema import (DEVICES, DROPOUT_KINDS, DROPOUT_POSITIONS, DROPOUT_SCHEDULES,
-                             MODEL_CONFIGS, MONITORS, NAME_RE, RegbenchConfig, check, one_of)
 from regbench.errors import ConfigError
+from regbench.training import optim, regularizers
+from regbench.training.models import MODELS
+from regbench.training.schema import RegbenchConfig
 
 
 def validate(cfg: RegbenchConfig) -> None:
@@ -24,36 +26,14 @@ def validate(cfg: RegbenchConfig) -> None:
     check(0.0 < d.val_fraction < 1.0, "dataset.val_fraction", d.val_fraction, "a fraction in (0, 1)")
     check(d.train_size is None or d.train_size >= 10, "dataset.train_size", d.train_size,
           "null or an integer >= 10 (at least one image per class)")
-    one_of("model.name", cfg.model.name, MODEL_CONFIGS)
-    if not isinstance(cfg.model, MODEL_CONFIGS[cfg.model.name]):
+    one_of("model.name", cfg.model.name, MODELS)
+    model = MODELS[cfg.model.name]
+    if not isinstance(cfg.model, model.config):
         raise ConfigError(f"model.name={cfg.model.name!r} does not fit the model section's keys; "
                           f"choose the model with model={cfg.model.name}")
-    cfg.model.check()
-    r = cfg.reg
-    for part in ("input", "conv", "fc"):
-        p = getattr(r.dropout, part)
-        check(0.0 <= p < 1.0, f"reg.dropout.{part}", p, "a drop probability in [0, 1)")
-    one_of("reg.dropout.kind", r.dropout.kind, DROPOUT_KINDS)
-    one_of("reg.dropout.position", r.dropout.position, DROPOUT_POSITIONS)
-    d = r.dropout
-    one_of("reg.dropout.schedule", d.schedule, DROPOUT_SCHEDULES)
-    check(d.curriculum_gamma is None or d.curriculum_gamma > 0, "reg.dropout.curriculum_gamma",
-          d.curriculum_gamma, "null or a number > 0")
-    check(0.0 < d.switch_at < 1.0, "reg.dropout.switch_at", d.switch_at, "a fraction in (0, 1)")
-    check(0.0 <= d.adaptive_target < 1.0, "reg.dropout.adaptive_target", d.adaptive_target,
-          "an accuracy gap in [0, 1)")
-    check(d.adaptive_step > 0, "reg.dropout.adaptive_step", d.adaptive_step, "a number > 0")
-    check(0.0 < d.adaptive_max < 1.0, "reg.dropout.adaptive_max", d.adaptive_max,
-          "a drop probability in (0, 1)")
-    check(0.0 <= r.dropconnect < 1.0, "reg.dropconnect", r.dropconnect, "a drop probability in [0, 1)")
-    for key in ("l1", "l2", "weight_decay", "label_smoothing"):
-        check(getattr(r, key) >= 0.0, f"reg.{key}", getattr(r, key), "a number >= 0")
-    check(r.label_smoothing < 1.0, "reg.label_smoothing", r.label_smoothing, "a number in [0, 1)")
-    check(r.max_norm is None or r.max_norm > 0, "reg.max_norm", r.max_norm, "null or a number > 0")
-    es = r.early_stopping
-    one_of("reg.early_stopping.monitor", es.monitor, MONITORS)
-    check(es.patience >= 1, "reg.early_stopping.patience", es.patience, "an integer >= 1")
-    check(es.min_delta >= 0, "reg.early_stopping.min_delta", es.min_delta, "a number >= 0")
+    cfg.model.check(datasets.DATASET_INFO[d.name].shape)
+    regularizers.check_all(cfg.reg)
+    regularizers.check_sites(cfg.reg, model.sites, model.name)
     o = cfg.optim
     one_of("optim.name", o.name, optim.OPTIMIZERS)
     one_of("optim.schedule", o.schedule, optim.SCHEDULES)
@@ -76,8 +56,7 @@ def validate(cfg: RegbenchConfig) -> None:
     check(":" not in t.device or bool(re.fullmatch(r"cuda:\d+", t.device)), "trainer.device",
           t.device, "auto, cpu, cuda, cuda:N or mps")
     if t.device not in ("auto", "cpu"):
-        # torch costs ~2 s to import; only a named accelerator needs it, so `regbench config`
-        # stays fast in the usual case
+        # only a named accelerator needs the device probe
         from regbench.training.device import check_device
 
         check_device("trainer.device", t.device)

@@ -1,0 +1,88 @@
+"""What a model is: its config dataclass, the sites it offers regularizers, and the registry.
+
+A model is one module of this package holding an ``nn.Module`` class marked
+``@register(name, config, sites, vectorised)``. Its constructor takes ``(cfg, layers, in_channels,
+image_size, num_classes)`` and calls ``layers(Site(block, slot, width))`` wherever a
+regularizer may insert layers; ``sites`` lists those places ('conv.post'), so that a
+configured regularizer whose site the model lacks is refused before training. Its config
+is a ``ModelConfig`` subclass whose ``check`` gets the input's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import OmegaConf
+from torch import nn
+
+from regbench.config.schema import CONF_DIR, load_preset
+from regbench.training.regularizers import Regularization, Site
+
+Layers = Callable[[Site], list[nn.Module]]
+M = TypeVar("M", bound=type[nn.Module])
+
+
+@dataclass
+class ModelConfig:
+    """What every model's configuration has: its name. Each model subclasses it."""
+
+    name: str = ""
+
+    def check(self, shape: tuple[int, int, int]) -> None:
+        """Raise ConfigError naming the first value this model cannot be built with for
+        images of `shape` (channels, height, width)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its config type, the module class it builds, the sites it offers,
+    and whether the population engine trains it (the engine swaps in its own versions of
+    the regularizers' layers, so a model whose own layers need that cannot be batched)."""
+
+    name: str
+    config: type[ModelConfig]
+    build: Callable[..., nn.Module]
+    sites: tuple[str, ...]
+    vectorised: bool = True
+
+
+# Every model, by the name that model.name takes; each module adds its own with @register.
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, config: type[ModelConfig], sites: tuple[str, ...],
+             vectorised: bool = True) -> Callable[[M], M]:
+    """Class decorator: make a model known as model=<name> (conf/model/<name>.yaml)."""
+
+    def add(cls: M) -> M:
+        MODELS[name] = ModelSpec(name, config, cls, sites, vectorised)
+        return cls
+
+    return add
+
+
+def build(cfg: ModelConfig, reg: Any, in_channels: int, image_size: tuple[int, int],
+          num_classes: int = 10, layers: Layers | None = None) -> nn.Module:
+    """The model that cfg describes, with the layers of the reg section, sized for the data.
+
+    ``layers`` replaces the reg section's layer hook (the population engine swaps in its own
+    dropout layers).
+    """
+    regs = Regularization.from_config(reg)
+    model = MODELS[cfg.name].build(cfg, layers or regs.layers, in_channels, image_size, num_classes)
+    regs.attach(model)
+    return model
+
+
+def preset(name: str) -> ModelConfig:
+    """A preset of conf/model/ as its model's config, as regbench run would use it."""
+    model = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml").get("name", name)
+    return load_preset("model", name, MODELS[model].config)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameter values."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
