@@ -129,6 +129,17 @@ def sweep_cmd(ctx: typer.Context,
               baseline: str = typer.Option(None, help="Configuration to compare against, e.g. "
                                                       "'reg.dropout.fc=0.0' (default: the study's own, else no "
                                                       "regularization)."),
+              settle_on: bool = typer.Option(False, "--settle",
+                                             help="Add seeds in rounds (5, 10, 20, 40 per "
+                                                  "configuration) only where a comparison is "
+                                                  "undecided, until each is established or "
+                                                  "equivalent (settle.* keys tune it)."),
+              max_seeds: int = typer.Option(None, "--max-seeds", metavar="N",
+                                            help="Settle: seeds per configuration at most "
+                                                 "(default 40)."),
+              max_time: str = typer.Option(None, "--max-time", metavar="DURATION",
+                                           help="Settle: no round starts after this much job "
+                                                "time, e.g. 900, 15m, 2h (default: none)."),
               ) -> None:
     """Train a grid of configurations (a Hydra multirun) and compare them.
 
@@ -137,7 +148,10 @@ def sweep_cmd(ctx: typer.Context,
     does not stop the others; the exit code is 1 if any did not finish.
     hydra/launcher=joblib runs jobs in parallel, hydra/launcher=submitit_slurm on SLURM;
     on a GPU the grid trains as populations (hydra/launcher=population) unless a launcher
-    is named.
+    is named. With --settle the seeds are not a fixed axis: each configuration starts with
+    5, and rounds add seeds only where a comparison with the baseline is still undecided,
+    until each is established or equivalent, or a budget is reached; the verdicts stay
+    valid however many rounds run (repeated confidence intervals, Lan-DeMets spending).
 
     Examples:
       regbench sweep reg=dropout reg.dropout.fc=0.0,0.1,0.2,0.3,0.5 seed=0,1,2
@@ -146,12 +160,16 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random \\
           hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
       regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
+      regbench sweep --settle reg=dropout reg.dropout.fc=0.0,0.25,0.5
+      regbench sweep experiment=dropout_settle --max-time 2h
     """
-    from regbench.store import runs
-    from regbench.launch import sweep
+    from regbench.store import runs, settle_record
+    from regbench.launch import settle, sweep
     from regbench.launch.jobs import call_hydra
 
     args = list(overrides or []) + list(ctx.args)
+    if resume_dir is not None and settle_record.is_settle(resume_dir):
+        raise typer.Exit(settle.resume(resume_dir, args, baseline))
     if resume_dir is not None:
         plan, flags, hydra_args, todo = sweep.resume_plan(resume_dir, args)
         print(f"sweep {resume_dir}: {len(plan.jobs) - len(todo)} of {len(plan.jobs)} jobs finished; "
@@ -164,7 +182,12 @@ def sweep_cmd(ctx: typer.Context,
     task_overrides, flags = split_args(args)
     if any(f in NO_JOB_FLAGS for f in flags):  # Hydra takes these instead of --multirun
         raise typer.Exit(call_hydra([*flags, *rewrite_experiment(task_overrides)]))
+    task_overrides += settle.cli_overrides(settle_on, max_seeds, max_time)
     plan, first = sweep.check(task_overrides, flags)
+    if first.settle.enabled:
+        raise typer.Exit(settle.start(plan, first, task_overrides, flags, baseline))
+    if max_seeds is not None or max_time is not None:
+        raise ConfigError("--max-seeds and --max-time are budgets of a settle: add --settle")
     sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
     sweep.write_plan(sweep_dir, plan)
     what = f"{plan.trials} trials of an Optuna search" if plan.sweeper == "optuna" else f"{len(plan.jobs)} jobs"
@@ -214,6 +237,11 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
                                                "gap_loss_last, val_acc_last, conv_epoch, "
                                                "d_conv_epoch, img_s, d_img_s, test_ece, "
                                                "mc_test_acc, mc_test_nll, mc_test_ece)."),
+              margin: float = typer.Option(None, "--margin", metavar="POINTS",
+                                           help="Equivalence margin in points of accuracy for "
+                                                "every accuracy difference (default 0.5 for val "
+                                                "acc and the gaps): a difference whose interval "
+                                                "lies inside ±POINTS is 'equivalent'."),
               ) -> None:
     """Compare runs: one row per configuration, seeds pooled, differences against a baseline.
 
@@ -222,8 +250,11 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     over seeds of val accuracy, the accuracy gap at the last epoch (the same budget for all)
     and at the best epoch, the rise of val loss after its minimum; differences against the
     baseline are paired by seed. With several configurations the intervals are Bonferroni
-    simultaneous intervals and the verdicts Holm-adjusted ("established" or "within noise",
-    with the seeds that would resolve it). csv and json carry every column.
+    simultaneous intervals and the verdicts Holm-adjusted. Three verdicts: established (the
+    interval excludes 0), equivalent (no difference larger than --margin points: two
+    one-sided tests, TOST) or undecided (with the seeds that would likely decide it). A
+    settle's folder (sweep --settle) is judged by its sequential design. csv and json
+    carry every column.
 
     Examples:
       regbench summarize results/dropout_grid
@@ -232,14 +263,16 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     """
     import json
 
-    from regbench.study import compare
+    from regbench.study import settled
     from regbench.present import tables
     from regbench.present import terminal
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(FORMATS)}")
     chosen = tables.choose_columns(columns)
-    comp = compare.compare(_runs(paths), baseline, adjust=not no_adjust)
+    if margin is not None and not margin > 0:
+        raise ConfigError(f"--margin {margin!r} is not allowed: a positive number of accuracy points")
+    comp = settled.compare_paths(list(paths or []), _runs(paths), baseline, not no_adjust, margin)
     _warn_damaged(comp.damaged)
     if comp.table.empty:
         err.print(tables.failed_text(comp), end="", soft_wrap=True)
@@ -258,6 +291,8 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
         else:
             print(json.dumps({"baseline": comp.baseline, "note": comp.note,
                               "adjusted": comp.adjusted, "comparisons": comp.comparisons,
+                              "margins_pts": {k: 100 * v for k, v in comp.margins.items()},
+                              "method": tables.method(comp),
                               "duplicates": comp.duplicates,
                               "configurations": json.loads(comp.table.to_json(orient="records")),
                               "not_averaged": comp.failed.to_dict(orient="records")}, indent=2))

@@ -106,6 +106,28 @@ class LoggerConfig:
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
 
 
+@dataclass
+class SettleConfig:
+    """`regbench sweep --settle`: add seeds in rounds only where a comparison is undecided.
+
+    Round 1 runs start_seeds seeds of every configuration; each later round multiplies the
+    seeds per configuration by growth (5, 10, 20, 40) for the configurations with an
+    undecided comparison, and the baseline. It stops when every comparison on `metrics` is
+    established or equivalent, at max_seeds, or once max_time_s of jobs have run. The
+    error rate holds however many rounds run (regbench.study.sequential).
+    """
+
+    enabled: bool = False  # a preset may set it; `regbench sweep --settle` does
+    metrics: list[str] = field(default_factory=lambda: ["val_acc", "gap_acc_last"])
+    start_seeds: int = 5  # seeds per configuration in round 1
+    max_seeds: int = 40  # seeds per configuration at most: the budget, and the last planned look
+    growth: float = 2.0  # seeds per configuration grow by this factor each round
+    max_time_s: float | None = None  # wall-time budget in seconds of jobs; null: none
+    alpha: float = 0.05  # familywise error rate of each metric's verdicts
+    spending: str = "pocock"  # alpha-spending function: pocock | obrien_fleming
+    margin: float | None = None  # equivalence margin, points of accuracy; null: 0.5 per metric
+
+
 def new_run_id() -> str:
     """A sortable id, unique across runs started in the same second or in parallel."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)

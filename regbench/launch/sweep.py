@@ -267,7 +267,7 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)
     except KeyboardInterrupt:
-        if sweep_plan.sweeper == "basic":
+        if sweep_plan.sweeper != "optuna":  # a grid, or a settle's round
             hint = f"continue it with: regbench sweep --resume {sweep_dir}"
         else:
             record_trials(sweep_dir, sweep_plan)
@@ -276,8 +276,13 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
         return INTERRUPTED
 
 
-def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
-    """Compare the finished jobs, write summary.csv and the figures, show it all; exit code."""
+def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
+           comparison: Any = None) -> int:
+    """Compare the finished jobs, write summary.csv and the figures, show it all; exit code.
+
+    comparison: the finished jobs' comparison when the caller made it (a settle judges
+    its runs sequentially, regbench.study.settled).
+    """
     from regbench.study import compare
     from regbench.present import plots
 
@@ -286,13 +291,14 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
     dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
     status = [summary.status(d) for d in dirs]
     done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
-    comp, figures = None, []
-    if done:
+    comp, figures = comparison, []
+    if comp is None and done:
         try:
             comp = compare.compare(done, baseline)
         except ConfigError as e:
             terminal.err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
             comp = compare.compare(done)
+    if comp is not None:
         comp.table.to_csv(sweep_dir / "summary.csv", index=False)
         figures = plots.make_plots(comp, sweep_dir)
     unfinished = [
@@ -301,5 +307,5 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None) -> int:
          "no summary.json: never started, or killed", dirs[n])
         for n, st in enumerate(status) if st not in runs.FINISHED]
     terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size,
-                             resumable=sweep_plan.sweeper == "basic")
+                             resumable=sweep_plan.sweeper != "optuna")
     return 1 if unfinished else 0

@@ -18,9 +18,9 @@ from typing import Any
 import jinja2
 
 from regbench import __version__
-from regbench.study import compare
-from regbench.present import plots
-from regbench.store import runs, sweeps
+from regbench.study import compare, settled
+from regbench.present import plots, settle_view
+from regbench.store import runs, settle_record, sweeps
 from regbench.store import summary as summary_file
 from regbench.store.summary import Summary
 from regbench.present import tables
@@ -127,7 +127,11 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
     found = [_read(d) for d in dirs]
     summaries = [s for s in found if isinstance(s, Summary)]
     finished = [d for d, s in zip(dirs, found, strict=True) if isinstance(s, Summary) and s.finished]
-    comp = compare.compare(finished, baseline) if finished else None
+    settle = settle_record.read(folder) if settle_record.is_settle(folder) else None
+    if settle is not None:  # judged by its sequential design, not by fixed-seed tests
+        comp = settled.compare_settle(folder, settle, baseline) if finished else None
+    else:
+        comp = compare.compare(finished, baseline) if finished else None
     labels = dict(zip(comp.runs["path"], comp.runs["label"], strict=True)) if comp else {}
     damaged = ({} if comp is None else
                {r.path: r.error for r in comp.failed.itertuples() if r.status == "damaged"})
@@ -149,9 +153,14 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
     seeds = sorted({s.seed for s in summaries if s.seed is not None})
     command = ["regbench", "sweep", *plan.flags, *plan.args] if plan else []
     figures = plots.make_plots(comp, folder) if comp is not None else []
+    setup = _setup(folder, dirs, summaries)
+    if settle is not None:
+        rounds = settle_view.interval_plot(comp, folder) if comp is not None else None
+        figures += [rounds] if rounds is not None else []
+        setup.insert(0, ("settle", settle_view.end_lines(settle, None, None)[0].removeprefix("settle ")))
     return Study(folder=folder, title=f"{folder.parent.parent.name}/{folder.name}" if plan else folder.name,
                  command=command, axes=axes, seeds=seeds,
-                 setup=_setup(folder, dirs, summaries), runs=lines, comparison=comp,
+                 setup=setup, runs=lines, comparison=comp,
                  figures=figures)
 
 

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from regbench.errors import ConfigError
-from regbench.store.metrics import number
+from regbench.store.metrics import number, plural
 from regbench.study.compare import Comparison
-from regbench.study.stats import simultaneous_confidence
+from regbench.study.stats import MAX_SEEDS, simultaneous_confidence
+
+# The alpha-spending functions of a settle, as a caption names them.
+SPENDING_WORDS = {"pocock": "Pocock-type", "obrien_fleming": "O'Brien-Fleming-type"}
 
 
 def _pm(mean: float, std: float, scale: float = 100, sign: str = "", sep: str = "\n") -> str:
@@ -41,14 +44,24 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100
     # the interval's bounds on two lines keep the column as narrow as its verdict
     lines = [number(scale * mean, spec), f"[{number(scale * low, spec)},",
              f"{number(scale * high, spec)}]"]
+    verdict = row.get(f"{metric}_verdict")
     if row[f"{metric}_established"]:
         lines.append("established")
+    elif verdict == "equivalent":
+        lines.append("equivalent")
     else:
-        lines += ["within", "noise"]
-        needed = row[f"{metric}_seeds_needed"]
+        lines.append("undecided")
+        needed = seeds_to_decide(row, metric)
         if not pd.isna(needed):
-            lines.append(f"~{needed:.0f} seeds" if math.isfinite(needed) else "no effect")
+            lines += [f"~{needed:,.0f} seeds"] if math.isfinite(needed) else [f"> {MAX_SEEDS:,}", "seeds"]
     return sep.join(lines)
+
+
+def seeds_to_decide(row: pd.Series, metric: str) -> float:
+    """The fewer of the seeds estimated to establish the difference and to show it equivalent."""
+    found = [row.get(f"{metric}_{key}") for key in ("seeds_needed", "seeds_to_equivalent")]
+    found = [x for x in found if x is not None and not pd.isna(x)]
+    return min(found) if found else math.nan
 
 
 def _opt(row: pd.Series, key: str, spec: str, scale: float = 1) -> str:
@@ -165,6 +178,8 @@ def caption(comp: Comparison) -> str:
         return text + f"No baseline: {comp.note}."
     k = comp.comparisons
     text += (f"Δ = difference against the baseline ({comp.baseline}), paired by seed. ")
+    if comp.settle is not None:
+        return text + settle_caption(comp)
     if comp.adjusted and k > 1:
         level = simultaneous_confidence(k)
         text += (f"{k} comparisons per column, adjusted: intervals are Bonferroni simultaneous "
@@ -177,7 +192,54 @@ def caption(comp: Comparison) -> str:
         text += "95% t-interval; 'established' = paired t-test p < 0.05. "
     text += ("'~N seeds': seeds (pairs) that would give 80% power to resolve a difference of "
              "this size at this level, from the observed spread of the paired differences.")
-    return text
+    return text + " " + equivalence_caption(comp, "its interval at the Bonferroni level "
+                                            f"{1 - 0.05 / max(k, 1) if comp.adjusted else 0.95:.2%}")
+
+
+def margins_text(comp: Comparison) -> str:
+    """'0.5 points for val acc, gap_acc, gap_acc_last'."""
+    by_value: dict[float, list[str]] = {}
+    for metric, m in comp.margins.items():
+        by_value.setdefault(100 * m, []).append(metric)
+    return "; ".join(f"{v:g} points for {', '.join(ms)}" for v, ms in by_value.items()) or "none"
+
+
+def equivalence_caption(comp: Comparison, which: str) -> str:
+    """The sentence on 'equivalent' and 'undecided'."""
+    return ("'equivalent' = not established, and " + which + " lies inside ±M (M: "
+            + margins_text(comp) + "; --margin sets it): two one-sided tests (TOST, Schuirmann "
+            "1987), no difference larger than M. 'undecided' = neither; its '~N seeds' is the "
+            "fewer of the seeds estimated to establish it and to show it equivalent.")
+
+
+def method(comp: Comparison) -> str:
+    """The statistical method of the differences, in one phrase (for JSON and the report)."""
+    if comp.settle is not None:
+        d = comp.settle.design
+        return (f"sequential: repeated confidence intervals, {d.spending} alpha spending "
+                f"(Lan & DeMets 1983), Bonferroni over {d.comparisons} comparisons and the rounds")
+    if comp.adjusted and comp.comparisons > 1:
+        return f"fixed seeds: paired t, adjusted for {comp.comparisons} comparisons"
+    return "fixed seeds: paired t, unadjusted"
+
+
+def settle_caption(comp: Comparison) -> str:
+    """How a settle's intervals and verdicts were reached, and why they hold."""
+    d = comp.settle.design
+    record = comp.settle.record
+    spending = SPENDING_WORDS.get(d.spending, d.spending)
+    return (f"Settled in rounds (sweep --settle; seeds per configuration planned "
+            f"{', '.join(map(str, record.looks))}; rounds ran: {len(record.rounds)}): each "
+            "interval is the repeated confidence interval after the configuration's last round "
+            "(Jennison & Turnbull 1989), a paired t-interval at that round's share of "
+            f"{d.alpha:g}/{d.comparisons} = {d.alpha_each:.4g} under {spending} alpha spending "
+            "(Lan & DeMets 1983). "
+            f"Bonferroni over the {plural(d.comparisons, 'comparison')} and over the rounds: all the "
+            f"intervals of a column, at every round, hold together with {1 - d.alpha:.0%} "
+            "confidence however many rounds ran, so a false 'established' (the interval "
+            f"excludes 0) or 'equivalent' in a column has probability at most {d.alpha:g}. "
+            "'seeds' is what each configuration took. "
+            + equivalence_caption(comp, "the interval"))
 
 
 def markdown(comp: Comparison, columns: list[str] | None = None) -> str:

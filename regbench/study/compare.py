@@ -22,7 +22,7 @@ import pandas as pd
 from regbench.store import metrics
 from regbench.store import runs
 from regbench.store import summary as summary_file
-from regbench.study import stats
+from regbench.study import equivalence, stats
 from regbench.errors import ConfigError, RunDirError
 from regbench.study.labels import config_key, differing_keys, key_of, matches, name_configs, reg_preset
 
@@ -30,7 +30,9 @@ from regbench.study.labels import config_key, differing_keys, key_of, matches, n
 # are pooled over (the seed); they are left out when grouping runs by configuration.
 IGNORED_KEYS = ("seed", "experiment", "baseline", "output.root", "dataset.root",
                 "dataset.download", "trainer.progress", "trainer.checkpoint")
-IGNORED_SECTIONS = ("logger.",)  # experiment trackers: where numbers are sent, not what they are
+# experiment trackers: where numbers are sent, not what they are; settle: how many seeds a
+# sweep runs, not what one run does
+IGNORED_SECTIONS = ("logger.", "settle.")
 # Per-run metrics: column -> (summary.json key, key inside it or None).
 # At the best epoch the gap hides what dropout does (it moves the best epoch later); at the
 # last epoch every configuration has had the same training budget.
@@ -70,6 +72,8 @@ class Comparison:
     duplicates: list[str] = field(default_factory=list)  # one warning line per repeated seed
     swept: list[str] = field(default_factory=list)  # axes that a sweep varied key by key
     tested: str = "kept"  # whose weights test_acc is of: 'last', 'best' or 'kept' (mixed, unknown)
+    margins: dict[str, float] = field(default_factory=dict)  # equivalence margin per metric (fraction)
+    settle: Any = None  # a settle's design and rounds (regbench.study.settled), when it is one
 
     @property
     def damaged(self) -> list[str]:
@@ -194,8 +198,13 @@ def _is_zero(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
 
 
-def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = True) -> Comparison:
-    """Group the runs by configuration and compare each group with the baseline."""
+def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = True,
+            margin: float | None = None) -> Comparison:
+    """Group the runs by configuration and compare each group with the baseline.
+
+    margin: the equivalence margin in points of accuracy for every accuracy difference
+    (None: the per-metric defaults of regbench.study.equivalence).
+    """
     df = load_runs(run_dirs)
     failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error"]].reset_index(drop=True)
     done = df[df["status"].isin(runs.FINISHED)].copy()
@@ -211,9 +220,10 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     configs = {names[key]: c for key, c in keyed.items()}
     declared = {d for d in done["declared"] if d}
     base, note = choose_baseline(baseline, configs, declared.pop() if len(declared) == 1 else None)
-    table, k = aggregate(done, base, adjust)
+    margins = equivalence.margins(margin)
+    table, k = aggregate(done, base, adjust, margins)
     return Comparison(table, failed, base, note, configs, naming.axes, done, adjust, k, duplicates,
-                      swept_axes(done, naming.axes), tested_weights(done))
+                      swept_axes(done, naming.axes), tested_weights(done), margins)
 
 
 def swept_axes(done: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -239,8 +249,8 @@ def tested_weights(done: pd.DataFrame) -> str:
     return "best" if (kept == best).all() else "last" if (kept == last).all() else "kept"
 
 
-def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True
-              ) -> tuple[pd.DataFrame, int]:
+def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True,
+              margins: dict[str, float] | None = None) -> tuple[pd.DataFrame, int]:
     """One row per configuration: means and sample stds over seeds, differences vs baseline.
 
     Returns the table and k, the number of configurations compared with the baseline.
@@ -269,9 +279,14 @@ def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True
             table[f"d_{metric}_p"] = diffs["p"]
             established = diffs["established"].reindex(table.index)
             table[f"{metric}_established"] = established.astype(object)
-            table[f"{metric}_within_noise"] = [None if e is None or pd.isna(e) else not e
-                                               for e in established]
+            judged = equivalence.judge(per_seed, baseline, established, (margins or {}).get(metric),
+                                       adjust).reindex(table.index)
+            table[f"{metric}_equivalent"] = judged["equivalent"].astype(object)
+            table[f"{metric}_verdict"] = judged["verdict"].astype(object)
+            table[f"{metric}_within_noise"] = [None if v is None or pd.isna(v) else v == "undecided"
+                                               for v in judged["verdict"]]
             table[f"{metric}_seeds_needed"] = diffs["seeds_needed"]
+            table[f"{metric}_seeds_to_equivalent"] = judged["seeds_to_equivalent"]
     table = table.sort_values("val_acc_mean", ascending=False, kind="stable")
     table["best"] = [i == 0 for i in range(len(table))]
     table["baseline"] = table.index == baseline

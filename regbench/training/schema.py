@@ -16,7 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from regbench.config.schema import (DatasetConfig, EvalConfig, LoggerConfig, OptimConfig,
-                                    OutputConfig, TrainerConfig)
+                                    OutputConfig, SettleConfig, TrainerConfig)
 from regbench.training.models import MODELS, ModelConfig
 from regbench.training.regularizers import RegConfig
 
@@ -40,6 +40,7 @@ class RegbenchConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    settle: SettleConfig = field(default_factory=SettleConfig)  # used by `regbench sweep` only
 
 
 def register() -> None:

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The flagship settle: the FC drop rates of dropout_grid (0, 0.25, 0.5, 0.75 on 500 MNIST
+# training images, 20 epochs) settled on val accuracy and the last-epoch gap
+# (experiment=dropout_settle), then the figures the README quotes: the final table, the
+# runs it took against the 40 runs of the fixed 10-seed grid, the wall time, the date
+# and the machine.
+#
+# Usage: scripts/settle_flagship.sh [MORE SWEEP ARGUMENTS...]
+#   scripts/settle_flagship.sh                       # the full flagship
+#   scripts/settle_flagship.sh hydra/launcher=joblib # in parallel on this machine
+#   scripts/settle_flagship.sh trainer.epochs=3 --max-seeds 10   # a reduced version
+set -euo pipefail
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "# machine: $(hostname), $(uname -sm), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || echo unknown)); load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+echo "# command: regbench sweep experiment=dropout_settle $*"
+start=$(date +%s)
+set +e
+COLUMNS=${COLUMNS:-100} regbench sweep experiment=dropout_settle "$@" | tee "$log"
+code=${PIPESTATUS[0]}
+set -e
+end=$(date +%s)
+sweep_dir=$(sed -n 's/^settle: .* in \(.*\)$/\1/p' "$log" | head -1)
+echo
+echo "# exit code: $code"
+if [ -n "$sweep_dir" ] && [ -f "$sweep_dir/settle.json" ]; then
+  python - "$sweep_dir" "$((end - start))" <<'EOF'
+import json, sys
+record = json.load(open(f"{sys.argv[1]}/settle.json"))
+runs = sum(len(jobs) for r in record["rounds"] for jobs in r["jobs"])
+print(f"# runs: {runs} in {len(record['rounds'])} rounds (status: {record['status']}); "
+      "the fixed 10-seed grid of dropout_grid: 40 runs")
+for r in record["rounds"]:
+    print(f"#   round {r['number']}: {r['seeds']} seeds per configuration, "
+          f"{sum(map(len, r['jobs']))} runs, {r['wall_time_s'] or 0:.0f} s, "
+          f"{r['undecided']} comparisons undecided after it")
+print(f"# wall time: {int(sys.argv[2]) // 60} min {int(sys.argv[2]) % 60:02d} s "
+      f"({sum((r['wall_time_s'] or 0) for r in record['rounds']):.0f} s of jobs)")
+EOF
+fi
+exit "$code"
