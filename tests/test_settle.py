@@ -244,14 +244,14 @@ def test_a_settle_interrupted_in_its_second_round_resumes_and_its_rounds_add_up(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REGBENCH_EXPERIMENT", raising=False)
-    real = jobs.run_sweep_job
+    real = jobs.run_sweep_jobs
 
-    def stop_at_job_5(cfg, run_dir, task_overrides):  # type: ignore[no-untyped-def]
-        if run_dir.name == "5":  # the second job of round 2: Ctrl-C during the round
+    def stop_at_job_5(pending, **kwargs):  # type: ignore[no-untyped-def]
+        if any(job.run_dir.name == "5" for job in pending):  # round 2's second job: Ctrl-C
             raise KeyboardInterrupt
-        return real(cfg, run_dir, task_overrides)
+        return real(pending, **kwargs)
 
-    monkeypatch.setattr(jobs, "run_sweep_job", stop_at_job_5)
+    monkeypatch.setattr(jobs, "run_sweep_jobs", stop_at_job_5)
     # O'Brien-Fleming spending keeps round 1 (2 seeds) from deciding anything
     args = ["sweep", "--settle", *TINY, "dataset.train_size=300", "reg.dropout.fc=0.0,0.5",
             "settle.start_seeds=2", "settle.max_seeds=4", "settle.spending=obrien_fleming"]
@@ -263,7 +263,7 @@ def test_a_settle_interrupted_in_its_second_round_resumes_and_its_rounds_add_up(
     assert "round 1: 2 seeds per configuration, 2 of 2 comparisons undecided" in first.output
     done_before = (folder / "4" / "summary.json").read_text()
 
-    monkeypatch.setattr(jobs, "run_sweep_job", real)
+    monkeypatch.setattr(jobs, "run_sweep_jobs", real)
     second = CliRunner().invoke(app, ["sweep", "--resume", str(folder)])
     assert second.exit_code == 0, second.output
     assert "round 2: 4 seeds per configuration" in second.output
