@@ -20,6 +20,7 @@ from regbench.data import datasets
 from regbench.training import device
 from regbench.study import labels
 from regbench.store import metrics
+from regbench.store.summary import Summary
 from regbench.present import plots
 from regbench.store import runs
 from regbench.launch import sweep
@@ -103,8 +104,7 @@ def test_a_table_is_printed_whole_or_as_blocks_never_with_a_split_word(width: in
         assert "┃ name" in text  # wide enough: the table itself
     else:
         assert f"  files expected in: {path}" in text.splitlines()
-    gap = {"epochs_run": 1, "best": None, "last": None, "verdict": "v", "status": "completed",
-           "wall_time_s": 1.0, "device": "cpu"}
+    gap = Summary(status="completed", epochs_run=1, verdict="v", wall_time_s=1.0, device="cpu")
     out = Console(file=io.StringIO(), width=width, color_system=None)
     terminal.print_result(gap, "/r", out)
     assert "1 epoch in 1.0 s" in out.file.getvalue()  # type: ignore[attr-defined]

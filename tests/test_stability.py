@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from regbench.config.schema import RegbenchConfig
+from regbench.training.schema import RegbenchConfig
 from regbench.store import metrics
 from regbench.training import loop
 

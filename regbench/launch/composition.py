@@ -104,7 +104,7 @@ def unknown_option(name: str, value: str | None) -> ConfigError:
     `--epochs 3` names the key whose last part is `epochs`: trainer.epochs=3; `--train-size`
     is dataset.train_size; `--reg l2` is the group override reg=l2.
     """
-    from regbench.config.schema import known_keys
+    from regbench.training.schema import known_keys
 
     word = name.lstrip("-").replace("-", "_")
     keys = [k for k in known_keys() if k not in GROUPS]
