@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from helpers import cfg_maker
+from helpers import Drawn, cfg_maker, describe
 from regbench.training.schema import RegbenchConfig
 
 
@@ -15,3 +18,76 @@ from regbench.training.schema import RegbenchConfig
 def make_cfg(tmp_path: Path) -> Callable[..., RegbenchConfig]:
     """Compose the real config with overrides, writing under tmp_path."""
     return cfg_maker(tmp_path)
+
+
+def _local(address: Any) -> bool:
+    """Whether a socket address stays on this machine (loopback, or a Unix socket path)."""
+    if not isinstance(address, tuple):
+        return True
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:  # a host name: resolving it would already use the network
+        return False
+
+
+@pytest.fixture(autouse=True)
+def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """regbench's environment variables as the test found them when it ends: a command run
+    in-process (CliRunner) may set some for its jobs, and no test may depend on another
+    having run before it. The user's own REGBENCH_* settings never reach a test."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("REGBENCH_")]:
+        monkeypatch.delenv(key)
+    for key in ("REGBENCH_EXPERIMENT", "REGBENCH_DEBUG", "REGBENCH_DATA"):
+        monkeypatch.setenv(key, "")  # recorded, so that monkeypatch restores (removes) it
+        monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every test runs offline, whether or not this machine has a network.
+
+    A connection to anything but this machine fails as it would without a network, and is
+    recorded; a test that tried one fails at teardown, unless it asked for the list (this
+    fixture's value) and emptied it after checking the attempt it meant to make.
+    """
+    attempts: list[str] = []
+    connect = socket.socket.connect
+
+    def local_only(self: socket.socket, address: Any) -> None:
+        if not _local(address):
+            attempts.append(repr(address))
+            raise OSError(101, "Network is unreachable (the tests run offline)")
+        connect(self, address)
+
+    def no_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in (None, "localhost") and not _local((host,)):
+            attempts.append(repr(host))
+            raise socket.gaierror(socket.EAI_NONAME, "no name lookups (the tests run offline)")
+        return lookup(host, *args, **kwargs)
+
+    lookup = socket.getaddrinfo
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    yield attempts
+    assert not attempts, f"the test tried to reach the network: {attempts}"
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Drawn]:
+    """What each figure that regbench saves during the test draws, by file name."""
+    from regbench.present import plots
+
+    figures: dict[str, Drawn] = {}
+    save = plots.save
+
+    def record(fig: Any, path: Path) -> Path:
+        figures[path.name] = describe(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save", record)
+    return figures

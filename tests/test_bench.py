@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from regbench.data import batching as datamod
 from regbench.errors import ConfigError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_reference_files_hold_the_same_images_as_regbench_tensors(tmp_path: Path,
                                                                   shape: tuple[int, int, int]) -> None:
@@ -87,7 +89,10 @@ def test_gpu_names_find_their_data_sheet_peak_and_gpus_measure_bigger_population
     assert 80 in bench.default_sizes(torch.device("cuda"))
 
 
-def test_bench_json_has_every_figure(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_bench_json_figures_are_those_of_its_own_timings(tmp_path: Path) -> None:
+    """Every rate and ratio in the JSON is recomputed from the per-repetition seconds it
+    reports beside them (a median over repetitions, each pair run back to back)."""
     proc = run_cli("bench", "--json", "--model", "both", "--images", "256", "--reps", "1",
                    "--members", "1,2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -95,16 +100,31 @@ def test_bench_json_has_every_figure(tmp_path: Path) -> None:
     assert result["device"] == "cpu" and result["matmul_peak_flops_per_s"] > 0
     assert result["peak_rss_mb"] > 0 and set(result["models"]) == {"mnist", "cifar"}
     for m in result["models"].values():
+        reps = m["repetitions"]
+        assert all(len(reps[loop][k]) == 1 for loop in reps for k in ("train_s", "full_s"))
         for loop in ("regbench", "reference"):
-            assert all(m[loop][k] > 0 for k in ("train_images_per_s", "train_epoch_s", "full_epoch_s"))
-            assert m[loop]["full_epoch_s"] >= m[loop]["train_epoch_s"]
-        for key in ("ratio_train", "ratio_full", "full_vs_reference_train", "train_flops_per_image",
-                    "train_flops_per_s", "flops_fraction_of_peak"):
-            assert m[key] > 0, key
+            train, full = (statistics.median(reps[loop][k]) for k in ("train_s", "full_s"))
+            assert m[loop]["train_epoch_s"] == pytest.approx(train)
+            assert m[loop]["full_epoch_s"] == pytest.approx(full)
+            assert m[loop]["train_images_per_s"] == pytest.approx(256 / train)
+            assert m[loop]["full_images_per_s"] == pytest.approx(256 / full)
+
+        def ratio(num: list[float], den: list[float]) -> float:
+            return statistics.median(a / b for a, b in zip(num, den, strict=True))
+
+        ours, ref = reps["regbench"], reps["reference"]
+        assert m["ratio_train"] == pytest.approx(ratio(ref["train_s"], ours["train_s"]))
+        assert m["ratio_full"] == pytest.approx(ratio(ref["full_s"], ours["full_s"]))
+        assert m["full_vs_reference_train"] == pytest.approx(ratio(ours["full_s"], ref["train_s"]))
+        rate = m["regbench"]["train_images_per_s"]
+        assert m["train_flops_per_s"] == pytest.approx(m["train_flops_per_image"] * rate)
+        assert m["ten_epoch_s"] == pytest.approx(10 * m["regbench"]["full_epoch_s"])
+        assert m["flops_fraction_of_peak"] == pytest.approx(
+            m["train_flops_per_s"] / result["matmul_peak_flops_per_s"])
         assert m["train_images"] == 256 and m["peak_device_mb"] is None
         assert m["flops_fraction_of_spec_peak"] is None  # a CPU has no bf16 data-sheet peak
         assert list(m["population"]) == ["1", "2"]
-        assert all(p["member_images_per_s"] > 0 and p["vs_sequential"] > 0
-                   for p in m["population"].values())
+        for p in m["population"].values():
+            assert p["vs_sequential"] == pytest.approx(p["member_images_per_s"] / rate)
     flops = {k: m["train_flops_per_image"] for k, m in result["models"].items()}
     assert flops["cifar"] > 5 * flops["mnist"]  # ~240 vs ~25 MFLOP per training image

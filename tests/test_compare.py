@@ -8,10 +8,13 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
+from helpers import Drawn, png_size
+from regbench.present import plots
 from regbench.study import compare
 from regbench.store import metrics
 from regbench.store import runs
@@ -105,6 +108,7 @@ def test_groups_means_stds_and_paired_intervals_are_exact(study: Path) -> None:
     assert comp.failed["path"].iloc[0].endswith("dropout3")
 
 
+@pytest.mark.slow
 def test_baseline_by_key_and_value_and_refusals(study: Path) -> None:
     run_dirs = runs.find_runs([study])
     assert compare.compare(run_dirs, "reg.l2=0.0005").baseline == "reg=l2"
@@ -118,6 +122,7 @@ def test_baseline_by_key_and_value_and_refusals(study: Path) -> None:
         runs.find_runs([study / "nowhere"])
 
 
+@pytest.mark.slow
 def test_summarize_command_prints_the_table_and_formats(study: Path) -> None:
     runner = CliRunner()
     table = runner.invoke(app, ["summarize", str(study)], env={"COLUMNS": "160", "NO_COLOR": "1"})
@@ -134,9 +139,11 @@ def test_summarize_command_prints_the_table_and_formats(study: Path) -> None:
     assert data["baseline"] == "reg=none" and len(data["configurations"]) == 4
 
 
-def test_plot_writes_curves_and_the_swept_parameter(tmp_path: Path) -> None:
+def test_plot_writes_curves_and_the_swept_parameter(tmp_path: Path,
+                                                   drawn: dict[str, Drawn]) -> None:
     root = tmp_path / "grid"
-    for fc in (0.0, 0.3, 0.6):
+    rates = [0.0, 0.3, 0.6]
+    for fc in rates:
         for seed in (0, 1):
             write_run(root / f"fc{fc}_{seed}", seed, 0.9 + fc / 10 + seed / 100, 1.0,
                       **{"reg.dropout.fc": fc})
@@ -144,9 +151,32 @@ def test_plot_writes_curves_and_the_swept_parameter(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     paths = [Path(p) for p in result.stdout.split()]
     assert [p.name for p in paths] == ["curves.png", "vs_reg.dropout.fc.png"]
-    assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in paths)
+    assert all(png_size(p) >= (600, 300) for p in paths)
+    # the mean val accuracy over the two seeds (val_acc at epoch 2, 0.1 less at epoch 1), in %
+    mean_val = [100 * (0.9 + fc / 10 + 0.005) for fc in rates]
+    curves, against = drawn["curves.png"], drawn["vs_reg.dropout.fc.png"]
+    assert curves.panels >= 3  # accuracy, loss, gap
+    assert all(curves.has([1, 2], [v - 10, v]) for v in mean_val)
+    assert against.has(rates, mean_val)
 
 
+@pytest.mark.slow
+def test_a_figure_changes_with_the_runs_it_draws(tmp_path: Path) -> None:
+    import matplotlib.image
+
+    def pixels(name: str, val_acc: float) -> np.ndarray:
+        for seed in (0, 1):
+            write_run(tmp_path / name / str(seed), seed, val_acc + seed / 100, 1.0)
+        comp = compare.compare(runs.find_runs([tmp_path / name]))
+        (path,) = plots.make_plots(comp, tmp_path / name / "figs")
+        return matplotlib.image.imread(path)
+
+    first, again, other = pixels("a", 0.9), pixels("b", 0.9), pixels("c", 0.6)
+    assert np.array_equal(first, again)  # the same runs draw the same picture
+    assert first.shape != other.shape or not np.array_equal(first, other)
+
+
+@pytest.mark.slow
 def test_one_swept_rate_without_an_unregularized_run_uses_its_lowest_value_as_baseline(
         tmp_path: Path) -> None:
     for rate in (0.5, 0.0, 0.3):

@@ -120,6 +120,7 @@ def test_adjusted_intervals_and_verdicts_match_scipy_and_holm(grid: Path, adjust
     assert rows["reg.dropout.fc=0.4"]["seeds"] == 4 and rows["reg.dropout.fc=0.4"]["pairs"] == 4
 
 
+@pytest.mark.slow
 def test_adjusted_intervals_are_wider_than_raw_ones(grid: Path) -> None:
     adj = compare.compare(runs.find_runs([grid])).table.set_index("config")
     raw = compare.compare(runs.find_runs([grid]), adjust=False).table.set_index("config")
@@ -139,6 +140,7 @@ def test_seeds_needed_solves_the_t_based_formula() -> None:
     assert math.isnan(stats.seeds_needed(1.0, math.nan))
 
 
+@pytest.mark.slow
 def test_within_noise_rows_say_how_many_seeds_would_resolve_them(grid: Path) -> None:
     table = compare.compare(runs.find_runs([grid])).table.set_index("config")
     row = table.loc["reg.dropout.fc=0.6"]
@@ -149,6 +151,7 @@ def test_within_noise_rows_say_how_many_seeds_would_resolve_them(grid: Path) -> 
     assert math.isnan(table.loc["reg.dropout.fc=0.2", "val_acc_seeds_needed"])  # established
 
 
+@pytest.mark.slow
 def test_last_epoch_gap_and_val_loss_rise(grid: Path) -> None:
     table = compare.compare(runs.find_runs([grid])).table.set_index("config")
     assert table.loc["reg.dropout.fc=0.0", "gap_acc_last_mean"] == pytest.approx(0.20)
@@ -158,6 +161,7 @@ def test_last_epoch_gap_and_val_loss_rise(grid: Path) -> None:
     assert table.loc["reg.dropout.fc=0.2", "gap_acc_mean"] == pytest.approx(0.9 - sum(GROUPS[0.2]) / 5)  # best epoch
 
 
+@pytest.mark.slow
 def test_baseline_row_has_empty_difference_fields(grid: Path) -> None:
     runner = CliRunner()
     out = json.loads(runner.invoke(app, ["summarize", str(grid), "--format", "json"]).stdout)
@@ -189,6 +193,7 @@ def test_a_seed_run_twice_counts_once_with_a_warning(tmp_path: Path) -> None:
 NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [80, 160])
 def test_table_fits_the_terminal_and_never_splits_a_number(grid: Path, width: int) -> None:
     result = CliRunner().invoke(app, ["summarize", str(grid)], env={"COLUMNS": str(width)})
@@ -206,6 +211,7 @@ def test_table_fits_the_terminal_and_never_splits_a_number(grid: Path, width: in
         assert "Not shown at this width" in " ".join(result.stdout.split())  # the caption wraps
 
 
+@pytest.mark.slow
 def test_columns_option_selects_and_rejects(grid: Path) -> None:
     runner = CliRunner()
     out = runner.invoke(app, ["summarize", str(grid), "--format", "markdown", "--columns",

@@ -55,6 +55,7 @@ def test_corrupted_file_is_reported(tmp_path: Path) -> None:
         data.load(DatasetConfig(name="mnist", root=str(tmp_path), download=False))
 
 
+@pytest.mark.slow
 def test_mnist5k_has_5000_digits_in_seeded_stratified_disjoint_splits() -> None:
     cfg = DatasetConfig(name="mnist5k", val_fraction=0.1)
     d = data.load(cfg)
@@ -131,6 +132,7 @@ def test_synthetic_is_learnable_shape() -> None:
     assert np.bincount(y).tolist() == [100] * 10
 
 
+@pytest.mark.slow
 def test_synthetic_mnist_has_mnists_splits() -> None:
     train_x, train_y, test_x, test_y = datasets.read_arrays(DatasetConfig(name="synthetic_mnist"))
     assert train_x.shape == (60_000, 1, 28, 28) and test_x.shape == (10_000, 1, 28, 28)

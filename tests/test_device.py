@@ -70,6 +70,7 @@ def test_bf16_autocast_keeps_batch_norm_in_float32(monkeypatch: pytest.MonkeyPat
     assert torch.allclose(out.float(), ref, atol=0.1)  # bf16 keeps ~3 significant digits
 
 
+@pytest.mark.slow
 def test_runs_with_fast_paths_match_plain_runs(make_cfg: Callable[..., RegbenchConfig], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = make_cfg("reg=batchnorm", "trainer.epochs=1")
@@ -124,6 +125,7 @@ def test_compile_failing_at_first_call_falls_back_to_eager(monkeypatch: pytest.M
     assert set(model.state_dict()) == set(eager.state_dict())  # checkpoints are unaffected
 
 
+@pytest.mark.slow
 def test_compile_true_run_completes_when_compilation_fails(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,6 +140,7 @@ def test_compile_true_run_completes_when_compilation_fails(
     assert capsys.readouterr().err.count("torch.compile failed") == 1
 
 
+@pytest.mark.slow
 def test_metrics_are_read_once_per_epoch_not_per_batch(make_cfg: Callable[..., RegbenchConfig],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = make_cfg("trainer.batch_size=32", "trainer.eval_batch_size=64")

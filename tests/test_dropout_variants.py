@@ -121,6 +121,7 @@ def test_each_schedules_rate_per_epoch_follows_its_formula() -> None:
     assert not any(isinstance(r, DropoutSchedule) for r in constant.active)
 
 
+@pytest.mark.slow
 def test_a_late_schedule_is_recorded_in_metrics_csv(make_cfg: Callable[..., RegbenchConfig],
                                                     tmp_path: Path) -> None:
     cfg = make_cfg("reg=dropout", "reg.dropout.schedule=late", "trainer.epochs=2",

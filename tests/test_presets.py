@@ -17,6 +17,7 @@ PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 SHRINK = ["trainer.epochs=1", "trainer.progress=false", "trainer.checkpoint=false"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_experiment_preset_runs_one_epoch(preset: str, tmp_path: Path) -> None:
     write_cifar10(tmp_path / "data")  # tiny files in torchvision's format, for CIFAR presets

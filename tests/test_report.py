@@ -60,6 +60,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_page_is_valid_self_contained_html_with_the_table_and_figures(sweep_dir: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(sweep_dir)])
     assert result.exit_code == 0, result.output
@@ -93,6 +94,7 @@ def test_the_page_is_valid_self_contained_html_with_the_table_and_figures(sweep_
         assert label in text
 
 
+@pytest.mark.slow
 def test_markdown_for_a_readme_or_an_issue(sweep_dir: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(sweep_dir), "--format", "markdown"])
     assert result.exit_code == 0, result.output
@@ -110,6 +112,7 @@ def test_bad_format_and_missing_folder_are_errors_naming_them(tmp_path: Path) ->
     assert "--format 'pdf' is not allowed: use one of html, markdown" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_ray_launcher_runs_a_sweep_with_the_same_folders_and_failure_tolerance(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
     # SGD at lr 1e6 makes the loss infinite in the first epoch: that job diverges, the other finishes

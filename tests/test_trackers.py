@@ -4,6 +4,7 @@ one warning line and never the run."""
 from __future__ import annotations
 
 import csv
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def csv_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_tensorboard_and_mlflow_hold_every_column_of_every_epoch(
         tmp_path: Path, make_cfg: Callable[..., RegbenchConfig]) -> None:
     from mlflow import MlflowClient
@@ -72,18 +74,23 @@ def test_tensorboard_and_mlflow_hold_every_column_of_every_epoch(
     assert stored.read_text() == (run_dir / "metrics.csv").read_text()
 
 
+@pytest.mark.slow
 def test_an_unreachable_tracking_server_costs_one_warning_and_never_the_run(
         tmp_path: Path, make_cfg: Callable[..., RegbenchConfig]) -> None:
-    cfg = make_cfg("logger=mlflow", "logger.mlflow.tracking_uri=http://127.0.0.1:9")
-    run_dir = tmp_path / "run"
-    result, warnings = train_with_trackers(cfg, run_dir)
+    with socket.socket() as reserved:  # a port of this machine held and never listened on:
+        reserved.bind(("127.0.0.1", 0))  # no server can be there, so every connection is refused
+        uri = f"http://127.0.0.1:{reserved.getsockname()[1]}"
+        cfg = make_cfg("logger=mlflow", f"logger.mlflow.tracking_uri={uri}")
+        run_dir = tmp_path / "run"
+        result, warnings = train_with_trackers(cfg, run_dir)
     assert result.status == "completed" and len(csv_rows(run_dir)) == 2
     assert (run_dir / "summary.json").exists() and (run_dir / "checkpoint.pt").exists()
     (line,) = warnings
-    assert line.startswith("logger mlflow stopped, logger.mlflow.tracking_uri=http://127.0.0.1:9")
+    assert line.startswith(f"logger mlflow stopped, logger.mlflow.tracking_uri={uri}")
     assert "\n" not in line
 
 
+@pytest.mark.slow
 def test_a_tracker_failing_mid_run_warns_once_and_the_run_completes(
         tmp_path: Path, make_cfg: Callable[..., RegbenchConfig], monkeypatch: pytest.MonkeyPatch) -> None:
     def server_gone(self: trackers.Tracker, *args: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from collections.abc import Callable
@@ -9,11 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from regbench.data import batching
 from regbench.store import metrics
 from regbench.store import runs
 from regbench.training import loop as train
+from regbench.training import models
 from regbench.training import session
+from regbench.training.device import prepare_batch, prepare_model
 from regbench.training.schema import RegbenchConfig
 
 
@@ -22,7 +28,7 @@ def run_dir_for(tmp_path: Path) -> Path:
 
 
 def test_run_writes_the_contract_files(make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
-    cfg = make_cfg("reg=dropout", "reg.l2=1e-3")
+    cfg = make_cfg("reg=dropout", "reg.l2=1e-3", "dataset.train_size=200")
     result = train.run(cfg, run_dir_for(tmp_path))
     assert result.status == "completed" and result.exit_code == 0
     with open(result.run_dir / "metrics.csv") as f:
@@ -41,14 +47,47 @@ def test_run_writes_the_contract_files(make_cfg: Callable[..., RegbenchConfig], 
     assert (result.run_dir / "config.yaml").read_text().count("l2: 0.001") == 1
 
 
-def test_train_metrics_are_measured_in_eval_mode(make_cfg: Callable[..., RegbenchConfig],
-                                                 tmp_path: Path) -> None:
-    # heavy dropout: the running loss (dropout on) is far above the eval-mode train loss
-    cfg = make_cfg("reg.dropout.fc=0.8", "reg.dropout.conv=0.3", "trainer.epochs=3")
-    rows = train.run(cfg, run_dir_for(tmp_path)).rows
-    assert rows[-1]["train_loss_running"] > rows[-1]["train_loss"]
+def full_pass(model: nn.Module, split: batching.Split, data: batching.Data, batch_size: int,
+              *, train_mode: bool) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a split, computed here with the model in the given
+    mode (the loop's own `evaluate` is what is under test, so it is not used)."""
+    model.train(train_mode)
+    loss_sum, correct = torch.zeros(()), 0
+    with torch.no_grad():
+        for x, y in batching.batches(split, batch_size, mean=data.mean, std=data.std):
+            logits = model(prepare_batch(x))
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += int((logits.argmax(1) == y).sum())
+    return loss_sum.item() / len(split), correct / len(split)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [
+    ["reg.dropout.fc=0.5", "reg.dropout.conv=0.25"],  # dropout: train mode drops units
+    ["reg.batchnorm=true"],  # batch norm: train mode normalises with the batch's statistics
+], ids=["dropout", "batchnorm"])
+def test_train_metrics_are_an_eval_mode_pass_and_not_a_train_mode_one(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path, overrides: list[str]) -> None:
+    cfg = make_cfg(*overrides, "trainer.train_eval_size=300", "trainer.compile=false")
+    result = train.run(cfg, run_dir_for(tmp_path))
+    last = result.rows[-1]
+    # the last epoch's weights and batch-norm statistics, as the checkpoint after it holds them
+    data = batching.load(cfg.dataset)
+    model = prepare_model(models.build(cfg.model, cfg.reg, data.in_channels, data.image_size),
+                          torch.device("cpu"))
+    model.load_state_dict(torch.load(result.run_dir / runs.CHECKPOINT_FILE,
+                                     weights_only=True)["model"])
+    size = cfg.trainer.eval_batch_size
+    subset = batching.fixed_subset(data.train, cfg.trainer.train_eval_size, cfg.seed)
+    in_train_mode = full_pass(copy.deepcopy(model), subset, data, size, train_mode=True)
+    assert (last["train_loss"], last["train_acc"]) == full_pass(model, subset, data, size,
+                                                                train_mode=False)
+    assert (last["val_loss"], last["val_acc"]) == full_pass(model, data.val, data, size,
+                                                            train_mode=False)
+    assert abs(in_train_mode[0] - last["train_loss"]) > 0.02 * last["train_loss"]
+
+
+@pytest.mark.slow
 def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     val_curve = [1.0, 0.5, 0.7, 0.8, 0.9, 0.95]
@@ -78,12 +117,14 @@ def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
 
 def test_divergence_stops_at_once_and_keeps_finished_epochs(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
-    cfg = make_cfg("optim=sgd", "optim.lr=1e6", "trainer.epochs=4")  # overflows at once
+    cfg = make_cfg("optim=sgd", "optim.lr=1e6", "trainer.epochs=4",
+                   "dataset.train_size=200")  # overflows at once
     result = train.run(cfg, run_dir_for(tmp_path))
     assert result.status == "diverged" and result.exit_code == 1
     assert len(metrics.read_rows(result.run_dir / "metrics.csv")) == result.summary.epochs_run < 4
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_other_seed_differs(make_cfg: Callable[..., RegbenchConfig],
                                                    tmp_path: Path) -> None:
     def curve(seed: int) -> list[dict[str, float]]:
@@ -95,6 +136,7 @@ def test_same_seed_same_metrics_other_seed_differs(make_cfg: Callable[..., Regbe
     assert curve(3) != curve(4)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(make_cfg: Callable[..., RegbenchConfig],
                                               tmp_path: Path) -> None:
     def strip(rows: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -111,6 +153,7 @@ def test_resume_continues_from_the_checkpoint(make_cfg: Callable[..., RegbenchCo
     assert resumed.summary.test_acc == full.summary.test_acc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override", [
     "reg=all", "reg=max_norm", "reg=spatial_dropout", "reg=l1", "reg=label_smoothing",
     "reg.dropout.position=before_bn", "optim=adam", "optim=adamw", "optim.schedule=onecycle",
