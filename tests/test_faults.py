@@ -18,6 +18,7 @@ import inject
 from helpers import TINY, cli
 from datafiles import write_cifar10, write_mnist
 from regbench.store import metrics, runs
+from regbench.store import summary as summaries
 
 # A deterministic CPU run of 3 epochs on the generated data, with dropout and augmentation so
 # that a resumed run must restore the model, optimizer and every random stream to match.
@@ -118,11 +119,11 @@ def test_a_run_stopped_at_any_moment_resumes_to_the_uninterrupted_metrics(
     root = tmp_path / "results"
     assert interrupted(RUN, root, moment, sig, monkeypatch) in expected_codes(sig)
     run_dir = only_folder(root / "default")
-    status = runs.read_summary(run_dir)["status"]  # a summary is there, whatever the moment
+    status = summaries.read(run_dir).status  # a summary is there, whatever the moment
     rows = strip_timing(run_dir / runs.METRICS_FILE)
     assert rows == reference[:len(rows)]  # what was kept is what the full run computed
     assert cli("resume", str(run_dir)) == 0
-    assert runs.read_summary(run_dir)["status"] == "completed"
+    assert summaries.read(run_dir).status == "completed"
     assert strip_timing(run_dir / runs.METRICS_FILE) == reference
     if sig != signal.SIGKILL:  # a signal the run can catch leaves it marked as interrupted
         assert status == "interrupted"
@@ -140,7 +141,7 @@ def test_a_population_sweep_stopped_at_any_moment_resumes_to_the_uninterrupted_m
     assert interrupted(SWEEP, root, moment, sig, monkeypatch) in (130, *expected_codes(sig))
     sweep_dir = only_folder(root / "default" / "sweeps")
     assert cli("sweep", "--resume", str(sweep_dir)) == 0
-    assert [runs.read_summary(sweep_dir / str(n))["status"] for n in range(JOBS)] == ["completed"] * JOBS
+    assert [summaries.read(sweep_dir / str(n)).status for n in range(JOBS)] == ["completed"] * JOBS
     assert jobs_metrics(sweep_dir) == sweep_reference
 
 

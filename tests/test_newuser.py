@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from helpers import Drawn, cli, png_size
+from helpers import Drawn, png_size
 from regbench.data import datasets
 from regbench.training import device
 from regbench.study import labels
@@ -49,9 +49,8 @@ def test_device_config_resume_and_sweep_preset_errors_are_one_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     if "cuda" not in device.available_devices():
-        assert cli("config", "trainer.device=cuda") == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1
+        code, _, err = cli(monkeypatch, capsys, "config", "trainer.device=cuda")
+        assert code == 2 and err.count("\n") == 1
         assert "trainer.device='cuda'" in err and "available are auto, cpu" in err
     # a run folder's .hydra holds a config.yaml too: resume must not train a run in it
     run_dir = tmp_path / "results" / "default" / "r1"
@@ -59,22 +58,20 @@ def test_device_config_resume_and_sweep_preset_errors_are_one_line(
     for folder in (run_dir, run_dir / ".hydra"):
         (folder / "config.yaml").write_text("seed: 0\n")
     (run_dir / "summary.json").write_text(json.dumps({"status": "interrupted"}))
-    assert cli("resume", str(run_dir / ".hydra")) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
+    code, _, err = cli(monkeypatch, capsys, "resume", str(run_dir / ".hydra"))
+    assert code == 2 and err.count("\n") == 1
     assert "not a regbench run directory" in err and f"did you mean {run_dir}" in err
     assert sorted(p.name for p in (run_dir / ".hydra").iterdir()) == ["config.yaml"]
-    assert cli("run", "experiment=dropout_grid") == 2
-    assert "`regbench sweep experiment=dropout_grid`" in capsys.readouterr().err
-    assert cli("run", "seed=range(0,2)", "--debug") == 2
-    err = capsys.readouterr().err
-    assert "seed=range(0,2)" in err
+    code, _, err = cli(monkeypatch, capsys, "run", "experiment=dropout_grid")
+    assert code == 2 and "`regbench sweep experiment=dropout_grid`" in err
+    code, _, err = cli(monkeypatch, capsys, "run", "seed=range(0,2)", "--debug")
+    assert code == 2 and "seed=range(0,2)" in err
     assert "Traceback" in err  # --debug after the command is honoured
     assert not (tmp_path / "results" / "dropout_grid").exists()
 
 
 def test_help_everywhere_with_examples_and_no_bool_placeholder(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from regbench.cli import app
@@ -90,9 +87,8 @@ def test_help_everywhere_with_examples_and_no_bool_placeholder(
             assert max(map(len, result.output.splitlines())) <= 80
     run_help = runner.invoke(app, ["run", "-h"], env={"COLUMNS": "80"}).output
     assert "reg=NAME: all, augment, batchnorm" in run_help and "dropout_grid" in run_help
-    capsys.readouterr()
-    assert cli("summarize", str(tmp_path), "--debug") == 2
-    assert "Traceback" in capsys.readouterr().err
+    code, _, err = cli(monkeypatch, capsys, "summarize", str(tmp_path), "--debug")
+    assert code == 2 and "Traceback" in err
 
 
 def datasets_like_table(path: str) -> Table:
