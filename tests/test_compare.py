@@ -60,7 +60,7 @@ def study(tmp_path: Path) -> Path:
     write_run(root / "dropout3", 3, 0.5, 0.5, status="diverged", **{"reg.dropout.fc": 0.5})
     for seed, val in enumerate([0.91, 0.95]):
         write_run(root / f"l2_{seed}", seed, val, 1.0, **{"reg.l2": 5e-4})
-    write_run(root / "wd0", 0, 0.94, 1.0, **{"reg.weight_decay": 5e-4})
+    write_run(root / "wd0", 0, 0.94, 1.0, **{"reg.weight_decay": 5e-2})
     return root
 
 
