@@ -76,27 +76,31 @@ def grid(tmp_path: Path) -> Path:
     return root
 
 
-def expected(rate: float, k: int, adjust: bool) -> dict[str, float]:
-    """Paired difference, interval and p-value against the baseline, straight from scipy."""
+def expected(rate: float, level: float = 0.95) -> dict[str, float]:
+    """Paired difference, interval at this level and p-value against the baseline, from scipy."""
     pairs = [(v, b) for v, b in zip(GROUPS[rate], BASE) if v is not None]
     a, b = [p[0] for p in pairs], [p[1] for p in pairs]
     d = [x - y for x, y in pairs]
     n = len(d)
     mean = sum(d) / n
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    level = 1 - 0.05 / k if adjust else 0.95
     half = sps.t.ppf(1 - (1 - level) / 2, n - 1) * sd / math.sqrt(n)
     return {"d": mean, "low": mean - half, "high": mean + half, "p": sps.ttest_rel(a, b).pvalue,
             "n": n, "sd": sd}
 
 
-def holm_by_hand(p: dict[float, float], alpha: float = 0.05) -> dict[float, bool]:
-    """Holm (1979): sort the p-values; reject while p_(i) <= alpha / (k - i); stop at the first not."""
+def holm_by_hand(p: dict[float, float], alpha: float = 0.05) -> dict[float, tuple[bool, float]]:
+    """Holm (1979): sort the p-values; reject while p_(i) <= alpha / (k - i); stop at the first not.
+
+    With each verdict, the confidence of the interval shown beside it: 1 - alpha / (k - i) at
+    the step that rejected it, or at the first step that failed.
+    """
     out, k = {}, len(p)
-    still = True
+    still, level = True, 0.0
     for i, (name, value) in enumerate(sorted(p.items(), key=lambda kv: kv[1])):
-        still = still and value <= alpha / (k - i)
-        out[name] = still
+        if still:
+            still, level = value <= alpha / (k - i), 1 - alpha / (k - i)
+        out[name] = (still, level)
     return out
 
 
@@ -105,15 +109,17 @@ def test_adjusted_intervals_and_verdicts_match_scipy_and_holm(grid: Path, adjust
     comp = compare.compare(runs.find_runs([grid]), adjust=adjust)
     rows = {r["config"]: r for r in comp.table.to_dict(orient="records")}
     assert comp.baseline == "reg.dropout.fc=0.0" and comp.comparisons == 3
-    exp = {rate: expected(rate, 3, adjust) for rate in GROUPS}
-    verdicts = holm_by_hand({r: e["p"] for r, e in exp.items()}) if adjust else \
-        {r: e["p"] < 0.05 for r, e in exp.items()}
-    for rate, e in exp.items():
+    p = {rate: expected(rate)["p"] for rate in GROUPS}
+    verdicts = holm_by_hand(p) if adjust else {r: (v <= 0.05, 0.95) for r, v in p.items()}
+    for rate, (established, level) in verdicts.items():
+        e = expected(rate, level)
         row = rows[f"reg.dropout.fc={rate}"]
         assert (row["d_val_acc"], row["d_val_acc_low"], row["d_val_acc_high"]) == pytest.approx(
             (e["d"], e["low"], e["high"]), abs=1e-9)
         assert row["d_val_acc_p"] == pytest.approx(e["p"], rel=1e-9)
-        assert row["val_acc_established"] is bool(verdicts[rate])
+        assert row["val_acc_established"] is bool(established)
+        assert row["d_val_acc_level"] == pytest.approx(level)
+        assert (row["d_val_acc_low"] > 0 or row["d_val_acc_high"] < 0) is bool(established)
         assert row["pairs"] == e["n"]  # only the seeds both groups have
     assert rows["reg.dropout.fc=0.2"]["val_acc_established"] is True
     assert rows["reg.dropout.fc=0.4"]["seeds"] == 4 and rows["reg.dropout.fc=0.4"]["pairs"] == 4
@@ -140,11 +146,21 @@ def test_seeds_needed_solves_the_t_based_formula() -> None:
 
 def test_within_noise_rows_say_how_many_seeds_would_resolve_them(grid: Path) -> None:
     table = compare.compare(runs.find_runs([grid])).table.set_index("config")
-    row = table.loc["reg.dropout.fc=0.6"]
-    assert row["val_acc_established"] is False
-    e = expected(0.6, 3, True)
-    alpha_each = 0.05 / 3  # 80% power at the table's (Bonferroni) level
-    assert row["val_acc_seeds_needed"] == stats.seeds_needed(e["d"], e["sd"], alpha_each)
+    for rate in (0.4, 0.6):
+        row = table.loc[f"reg.dropout.fc={rate}"]
+        assert row["val_acc_established"] is False
+        e = expected(rate)
+        alpha = 1 - row["d_val_acc_level"]  # 80% power at the level of the interval shown
+        assert alpha == pytest.approx(0.05 / 2)  # fc=0.2 rejected at step 1, step 2 failed
+
+        def formula(n: int) -> float:  # ((t_{1-a/2} + t_{0.8}) * sd / d)^2 with n - 1 df
+            return ((sps.t.ppf(1 - alpha / 2, n - 1) + sps.t.ppf(0.8, n - 1)) * e["sd"] / e["d"]) ** 2
+
+        # the smallest n >= 2 that satisfies it, by brute force; none up to the cap: inf
+        n = next((m for m in range(2, stats.MAX_SEEDS + 1) if m >= formula(m)), math.inf)
+        assert row["val_acc_seeds_needed"] == n
+    assert table.loc["reg.dropout.fc=0.4", "val_acc_seeds_needed"] < math.inf  # +0.5 points
+    assert table.loc["reg.dropout.fc=0.6", "val_acc_seeds_needed"] == math.inf  # a zero mean
     assert math.isnan(table.loc["reg.dropout.fc=0.2", "val_acc_seeds_needed"])  # established
 
 

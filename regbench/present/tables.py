@@ -16,7 +16,7 @@ import pandas as pd
 
 from regbench.study.compare import Comparison
 from regbench.errors import ConfigError
-from regbench.study.stats import simultaneous_confidence
+from regbench.study.stats import MAX_SEEDS
 
 
 def _pm(mean: float, std: float, scale: float = 100, sign: str = "", sep: str = "\n") -> str:
@@ -51,7 +51,8 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100
         lines += ["within", "noise"]
         needed = row[f"{metric}_seeds_needed"]
         if not pd.isna(needed):
-            lines.append(f"~{needed:.0f} seeds" if math.isfinite(needed) else "no effect")
+            # beyond the cap: an estimate, not a finding of no effect (only equivalence says that)
+            lines += [f"~{needed:.0f} seeds"] if math.isfinite(needed) else [f"> {MAX_SEEDS:,}", "seeds"]
     return sep.join(lines)
 
 
@@ -154,19 +155,28 @@ def caption(comp: Comparison) -> str:
         return text + f"No baseline: {comp.note}."
     k = comp.comparisons
     text += (f"Δ = difference against the baseline ({comp.baseline}), paired by seed. ")
+    levels = interval_levels(comp)
     if comp.adjusted and k > 1:
-        level = simultaneous_confidence(k)
-        text += (f"{k} comparisons per column, adjusted: intervals are Bonferroni simultaneous "
-                 f"{level:.2%} t-intervals (all {k} hold together with 95% confidence); "
-                 "'established' = Holm-adjusted paired t-test p < 0.05 (Holm 1979), a step-down "
-                 "test slightly more powerful than the interval, so rarely an established "
-                 "difference has an interval touching 0. --no-adjust gives per-comparison 95% "
-                 "intervals. ")
+        text += (f"{k} comparisons per column, Holm-adjusted (Holm 1979): the j-th smallest "
+                 f"p-value is tested at 0.05/({k}−j+1) and shown with its t-interval at that "
+                 "step's level; a difference not established is shown at the level of the first "
+                 "step that failed. So an interval excludes 0 exactly when the difference is "
+                 "established, each interval alone holds with at least 95% confidence "
+                 f"(levels here: {levels}), and the chance of any false 'established' in a column "
+                 "stays at most 5%. --no-adjust gives per-comparison 95% intervals. ")
     else:
-        text += "95% t-interval; 'established' = paired t-test p < 0.05. "
+        text += f"{levels} t-interval; 'established' = paired t-test p ≤ 0.05. "
     text += ("'~N seeds': seeds (pairs) that would give 80% power to resolve a difference of "
-             "this size at this level, from the observed spread of the paired differences.")
+             "this size at its interval's level, from the observed spread of the paired "
+             f"differences ('> {MAX_SEEDS:,} seeds': more than that; not a finding of no effect).")
     return text
+
+
+def interval_levels(comp: Comparison) -> str:
+    """The confidence levels of the table's intervals, as the comparison computed them."""
+    columns = [c for c in comp.table.columns if c.startswith("d_") and c.endswith("_level")]
+    found = sorted({float(v) for c in columns for v in comp.table[c].dropna()})
+    return ", ".join(f"{v:.2%}" for v in found) or "no"
 
 
 def markdown(comp: Comparison, columns: list[str] | None = None) -> str:
