@@ -203,9 +203,10 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     unit (a seed run twice counts once, the newest run). Each row shows mean ± sample std
     over seeds of val accuracy, the accuracy gap at the last epoch (the same budget for all)
     and at the best epoch, the rise of val loss after its minimum; differences against the
-    baseline are paired by seed. With several configurations the intervals are Bonferroni
-    simultaneous intervals and the verdicts Holm-adjusted ("established" or "within noise",
-    with the seeds that would resolve it). csv and json carry every column.
+    baseline are paired by seed. With several configurations the verdicts are Holm-adjusted
+    ("established" or "within noise", with the seeds that would resolve it) and each interval
+    is at the level of the Holm step that decided it, so it excludes 0 exactly when the
+    difference is established. csv and json carry every column.
 
     Examples:
       regbench summarize results/dropout_grid

@@ -119,7 +119,7 @@ def test_adjusted_intervals_and_verdicts_match_scipy_and_holm(grid: Path, adjust
         assert row["d_val_acc_p"] == pytest.approx(e["p"], rel=1e-9)
         assert row["val_acc_established"] is bool(established)
         assert row["d_val_acc_level"] == pytest.approx(level)
-        assert (row["d_val_acc_low"] > 0 or row["d_val_acc_high"] < 0) is bool(established)
+        assert bool(row["d_val_acc_low"] > 0 or row["d_val_acc_high"] < 0) is bool(established)
         assert row["pairs"] == e["n"]  # only the seeds both groups have
     assert rows["reg.dropout.fc=0.2"]["val_acc_established"] is True
     assert rows["reg.dropout.fc=0.4"]["seeds"] == 4 and rows["reg.dropout.fc=0.4"]["pairs"] == 4

@@ -167,4 +167,6 @@ def compare_to_baseline(groups: dict[str, pd.Series], baseline: str, adjust: boo
         rows.append({"config": name, "d": d.mean, "low": low, "high": high, "level": step.level,
                      "pairs": d.pairs, "p": d.p_value, "established": step.established,
                      "seeds_needed": needed})
-    return pd.DataFrame.from_records(rows, columns=COLUMNS)
+    table = pd.DataFrame.from_records(rows, columns=COLUMNS)
+    table["established"] = table["established"].astype(object)  # True / False / None, never numpy
+    return table
