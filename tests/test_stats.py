@@ -8,6 +8,7 @@ different sets: a comparison that used either of the other two would fail here.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -26,12 +27,18 @@ def series(values: list[float], seeds: list[int] | None = None) -> pd.Series:
     return pd.Series(values, index=seeds if seeds is not None else range(len(values)), dtype=float)
 
 
+@functools.lru_cache
+def t_sums(alpha: float, power: float, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """n = 2..cap and t_{1-alpha/2, n-1} + t_{power, n-1} for each."""
+    n = np.arange(2, cap + 1)
+    return n, sps.t.ppf(1 - alpha / 2, n - 1) + sps.t.ppf(power, n - 1)
+
+
 def brute_force_seeds(d: float, sd: float, alpha: float, power: float = 0.8,
                       cap: int = 10_000) -> float:
     """The smallest n >= 2 with n >= ((t_{1-a/2,n-1} + t_{power,n-1}) sd/d)^2, trying every n."""
-    n = np.arange(2, cap + 1)
-    formula = ((sps.t.ppf(1 - alpha / 2, n - 1) + sps.t.ppf(power, n - 1)) * sd / d) ** 2
-    ok = np.nonzero(n >= formula)[0]
+    n, t = t_sums(alpha, power, cap)
+    ok = np.nonzero(n >= (t * sd / d) ** 2)[0]
     return float(n[ok[0]]) if ok.size else math.inf
 
 
