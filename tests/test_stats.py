@@ -18,6 +18,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from regbench.study import stats
+from test_stats_properties import holm_by_hand
 
 ALPHA = 0.05
 
@@ -135,6 +136,8 @@ def test_holm_matches_statsmodels_and_differs_from_bonferroni_and_raw() -> None:
 def test_holm_matches_statsmodels(p_values: list[float]) -> None:
     assert stats.holm(p_values) == list(multipletests(p_values, alpha=ALPHA, method="holm")[0])
     assert stats.holm(p_values, 0.1) == list(multipletests(p_values, alpha=0.1, method="holm")[0])
+    # the hand-written oracle of the property tests agrees with statsmodels too
+    assert holm_by_hand(p_values) == list(multipletests(p_values, alpha=ALPHA, method="holm")[0])
 
 
 def test_holm_leaves_nan_out_of_the_family() -> None:
