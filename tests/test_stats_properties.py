@@ -8,6 +8,7 @@ docs/testing.md states; scripts/testing_figures.sh reports how many ran.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -19,10 +20,11 @@ from scipy import stats as sps
 from regbench.study import compare, stats
 
 # Examples per property: enough to reach the edges (ties, one pair, NaN, sd = 0) in a few
-# seconds of CPU; a whole table (aggregate: five metrics, each a Holm family) costs ten
-# times more per example than one comparison.
-EXAMPLES = 100
-TABLE_EXAMPLES = 30
+# seconds of CPU. A whole table (aggregate: five metrics, each a Holm family) costs ten
+# times more per example than one comparison. scripts/mutation.sh sets
+# REGBENCH_PROPERTY_EXAMPLES lower, since every mutant runs these again.
+EXAMPLES = int(os.environ.get("REGBENCH_PROPERTY_EXAMPLES", "100"))
+TABLE_EXAMPLES = max(EXAMPLES * 3 // 10, 1)
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
