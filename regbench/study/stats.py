@@ -18,6 +18,7 @@ difference comes from the usual t-based sample-size formula for a paired design.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -91,16 +92,17 @@ def holm_steps(p_values: list[float], alpha: float = ALPHA) -> list[Step]:
     order = sorted((i for i, p in enumerate(p_values) if not math.isnan(p)),
                    key=lambda i: p_values[i])
     k = len(order)
-    out = [Step(None, math.nan)] * len(p_values)
-    rejecting = True
-    level = math.nan
-    for j, i in enumerate(order):  # j = 0 is the smallest p-value
-        if rejecting:
+    steps = [Step(None, math.nan)] * len(p_values)
+    stopped_at: float | None = None  # the level of the first step that failed
+    for j, i in enumerate(order):  # j = 0: the smallest p-value
+        if stopped_at is None:
             alpha_j = alpha / (k - j)
-            rejecting = p_values[i] <= alpha_j
-            level = 1 - alpha_j
-        out[i] = Step(rejecting, level)
-    return out
+            if p_values[i] <= alpha_j:
+                steps[i] = Step(True, 1 - alpha_j)
+                continue
+            stopped_at = 1 - alpha_j
+        steps[i] = Step(False, stopped_at)
+    return steps
 
 
 def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool | None]:
@@ -132,16 +134,9 @@ def seeds_needed(d: float, sd: float, alpha: float = ALPHA, power: float = POWER
     def enough(n: int) -> bool:
         return n >= seeds_formula(n, ratio, alpha, power)
 
-    if not enough(MAX_SEEDS):
-        return math.inf
-    low, high = 1, MAX_SEEDS  # enough(high) holds; low is below the smallest answer, 2
-    while high - low > 1:
-        mid = (low + high) // 2
-        if enough(mid):
-            high = mid
-        else:
-            low = mid
-    return float(high)
+    candidates = range(2, MAX_SEEDS + 1)
+    first = bisect.bisect_left(candidates, True, key=enough)  # enough: False... then True...
+    return float(candidates[first]) if first < len(candidates) else math.inf
 
 
 def compare_to_baseline(groups: dict[str, pd.Series], baseline: str, adjust: bool = True,
