@@ -49,7 +49,8 @@ def test_onset_needs_a_rise_above_one_percent_while_train_loss_falls() -> None:
     assert metrics.onset_epoch(rows([0.8, 0.5, 0.6, 0.7], [1.0, 0.4, 0.6, 0.4])) is None
     assert metrics.onset_epoch(rows([0.8, 0.7, 0.5], [1.0, 0.8, 0.6])) is None  # still falling
     assert metrics.onset_epoch(rows([math.nan, math.nan])) is None
-    # the minimum at the first epoch counts too
+    # the minimum one epoch before the last, and at the first epoch, count too
+    assert metrics.onset_epoch(rows([0.8, 0.5, 0.6], [1.0, 0.8, 0.6])) == 2
     assert metrics.onset_epoch(rows([0.4, 0.5, 0.6], [1.0, 0.8, 0.6])) == 1
 
 

@@ -200,6 +200,12 @@ def test_seeds_needed_power_and_cap() -> None:
     assert stats.seeds_needed(1.0, 36.0) == math.inf == brute_force_seeds(1.0, 36.0, 0.05)
     assert stats.seeds_needed(0.0, 1.0) == math.inf
     assert math.isnan(stats.seeds_needed(1.0, math.nan))
+    # at the cap: 10,000 seeds is an answer, 10,001 is not
+    for n, expected in ((10_000, 10_000.0), (10_001, math.inf)):
+        t = sps.t.ppf(0.975, n - 1) + sps.t.ppf(0.8, n - 1)
+        sd = math.sqrt(n - 0.5) / t  # the formula gives n - 0.5 at n, more than n - 1 at n - 1
+        assert brute_force_seeds(1.0, sd, 0.05, cap=10_001) == n
+        assert stats.seeds_needed(1.0, sd) == expected
     assert math.isnan(stats.seeds_needed(math.nan, 1.0))
     for alpha, power in ((0.0, 0.8), (1.0, 0.8), (0.05, 0.4), (0.05, 1.0)):
         with pytest.raises(ValueError, match="seeds_needed"):

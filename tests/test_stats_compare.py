@@ -101,6 +101,33 @@ def test_aggregate_means_spreads_and_paired_differences() -> None:
                                           "val_acc_established"))
 
 
+def test_aggregate_columns_and_pairs() -> None:
+    # "two" has exactly 2 pairs: an interval, so it counts in k; convergence_epoch is missing
+    # for one seed of "up" (an older run): the pairs shown are val acc's, the headline
+    values = {"base": [0.9, 0.8, 0.7, 0.6, 0.5], "up": [0.95, 0.86, 0.71, 0.66, 0.52],
+              "two": [0.91, 0.83, None, None, None]}
+    conv = {"base": [3.0] * 5, "up": [4.0, math.nan, 5.0, 4.0, 4.0], "two": [3.0] * 5}
+    table, k = compare.aggregate(done_runs(values, convergence_epoch=conv), "base")
+    assert k == 2
+    assert list(table.columns[:3]) == ["config", "seeds", "val_acc_mean"]
+    assert table["pairs"].dtype == "Int64"  # whole numbers in CSV, empty for the baseline
+    rows = table.set_index("config")
+    assert rows.loc["up", "pairs"] == 5 and rows.loc["two", "pairs"] == 2
+    assert rows.loc["up", "d_convergence_epoch"] == pytest.approx(np.mean([1.0, 2.0, 1.0, 1.0]))
+    assert not math.isnan(rows.loc["two", "d_val_acc_level"])  # it has an interval
+
+
+def test_aggregate_keeps_the_order_of_first_appearance_among_equal_val_acc() -> None:
+    # 20 configurations, two values of val acc: within a value, the order they came in
+    names = [f"c{i:02d}" for i in range(20)]
+    order = names[::-1]  # listed from c19 down to c00, so sorting by name would differ
+    values = {"base": [0.1, 0.2]} | {n: [0.5 + 0.1 * (int(n[1:]) % 2)] * 2 for n in order}
+    table, _ = compare.aggregate(done_runs(values), "base")
+    odd = [n for n in order if int(n[1:]) % 2]
+    even = [n for n in order if not int(n[1:]) % 2]
+    assert list(table["config"]) == [*odd, *even, "base"]
+
+
 def test_aggregate_compares_each_metric_separately() -> None:
     gaps = {"base": [0.10, 0.12, 0.11, 0.13, 0.09], "up": [0.05, 0.06, 0.05, 0.07, 0.04],
             "flat": [0.11, 0.12, 0.12, 0.12, 0.0]}
@@ -156,6 +183,22 @@ def test_count_seeds_once_keeps_the_newest_run_and_says_so() -> None:
                         "is used; not counted: old, middle)"]
 
 
+def test_count_seeds_once_breaks_ties_by_listing_order_and_warns_in_order() -> None:
+    # two runs of each of 20 seeds finished in the same second: the one listed last counts
+    # (a sort that is not stable would mix them up once there are more than 16 rows)
+    done = pd.DataFrame.from_records(
+        [{"label": "a", "seed": s, "path": f"{which}-{s}", "finished_at": 1.0 + s % 2}
+         for which in ("first", "second") for s in range(20)])
+    kept, warnings = compare.count_seeds_once(done)
+    assert sorted(kept["path"]) == sorted(f"second-{s}" for s in range(20))
+    # warnings in the order the repeated seeds first appear, not sorted
+    done = pd.DataFrame.from_records(
+        [{"label": name, "seed": 0, "path": f"{name}{i}", "finished_at": float(i)}
+         for name in ("b", "a") for i in range(2)])
+    _, warnings = compare.count_seeds_once(done)
+    assert [w.split(" with ")[0] for w in warnings] == ["2 finished runs of b", "2 finished runs of a"]
+
+
 def none_config(**changes: Any) -> dict[str, Any]:
     """A flat configuration whose reg section is the 'none' preset, with changes."""
     return {**reg_presets()["none"], "model.name": "cnn", **changes}
@@ -170,8 +213,12 @@ def test_choose_baseline_rules() -> None:
     assert compare.choose_baseline(None, {"p": plain}) == (
         None, "one configuration: nothing to compare against")
     # no unregularized run; one numeric knob: its weakest setting
-    grid = {f"fc={r}": none_config(**{"reg.dropout.fc": r}) for r in (0.5, 0.25, 0.75)}
-    assert compare.choose_baseline(None, grid) == ("fc=0.25", "")
+    grid = {name: none_config(**{"reg.dropout.fc": r}) for name, r in
+            (("a", 0.5), ("b", 0.25), ("c", 0.75))}  # names sort otherwise than the rates
+    assert compare.choose_baseline(None, grid) == ("b", "")
+    two = {"a": none_config(**{"reg.dropout.fc": 0.5, "reg.l2": 0.0}),
+           "b": none_config(**{"reg.dropout.fc": 0.0, "reg.l2": 0.1})}
+    assert compare.choose_baseline(None, two)[0] is None  # two numeric knobs: no rule
     # no unregularized run, two knobs: the user must choose
     name, note = compare.choose_baseline(None, {"d": drop, "l": l2})
     assert name is None and note == ("no configuration without regularization; pick a "
@@ -237,8 +284,16 @@ def test_load_runs_reads_metrics_config_and_status(tmp_path: Path) -> None:
     write_metrics(good, [1.0, 0.5, 0.8])
     os.utime(good / "summary.json", (5, 5))
     failed = write_run(tmp_path / "failed", 4, "failed", {"error": "CUDA out of memory"})
-    df = compare.load_runs([good, failed]).set_index("path")
+    killed = write_run(tmp_path / "killed", 2, "interrupted", config="seed: 7\nreg:\n  l2: 0.1\n")
+    write_metrics(killed, [1.0, 0.5, 0.8])  # epochs it finished before it was stopped
+    odd = write_run(tmp_path / "odd", 5, summary={"status": None})
+    (odd / "summary.json").write_text(json.dumps({"seed": 5}))  # no status at all
+    df = compare.load_runs([good, failed, killed, odd]).set_index("path")
     g, f = df.loc[str(good)], df.loc[str(failed)]
+    k, o = df.loc[str(killed)], df.loc[str(odd)]
+    assert k["seed"] == 7 and k["config"] == {"reg.l2": 0.1}  # its config.yaml is read
+    assert pd.isna(k["val_loss_rise"])  # not a finished run: no rise
+    assert o["status"] == "unknown" and o["seed"] == 5
     assert g["status"] == "completed" and g["seed"] == 3 and pd.isna(g["error"])
     assert g["config"] == {"reg.dropout.fc": 0.5}  # seed, experiment, output, logger left out
     assert (g["val_acc"], g["gap_acc"], g["val_acc_last"], g["best_epoch"]) == (0.9, 0.05, 0.85, 3)
@@ -270,6 +325,22 @@ def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
     row = comp.table.set_index("config").loc["reg.dropout.fc=0.5"]
     assert row["d_val_acc"] == pytest.approx(np.mean([0.03, 0.03, 0.02]))
     assert set(comp.configs) == {"reg.dropout.fc=0.0", "reg.dropout.fc=0.5"}
-    unadjusted = compare.compare(sorted(p for p in tmp_path.iterdir()), "reg.dropout.fc=0.5",
-                                 adjust=False)
-    assert unadjusted.baseline == "reg.dropout.fc=0.5" and not unadjusted.adjusted
+    assert list(comp.failed.columns) == ["path", "status", "error"]
+
+
+def test_compare_passes_adjustment_and_repeated_seeds_through(tmp_path: Path) -> None:
+    for rate, shift in ((0.0, 0.0), (0.3, 0.02), (0.6, 0.05)):
+        for seed, v in enumerate([0.90, 0.92, 0.91]):
+            write_run(tmp_path / f"r{rate}_{seed}", seed, summary={"best": {"val_acc": v + shift}},
+                      config=f"seed: {seed}\nreg:\n  dropout:\n    fc: {rate}\n")
+    write_run(tmp_path / "again", 0, summary={"best": {"val_acc": 0.5}},
+              config="seed: 0\nreg:\n  dropout:\n    fc: 0.0\n")
+    os.utime(tmp_path / "again" / "summary.json", (1, 1))  # older: the first run of seed 0 counts
+    run_dirs = sorted(p for p in tmp_path.iterdir())
+    adjusted, raw = compare.compare(run_dirs), compare.compare(run_dirs, adjust=False)
+    assert len(adjusted.duplicates) == 1 and "with seed 0" in adjusted.duplicates[0]
+    assert adjusted.comparisons == 2
+    levels = adjusted.table["d_val_acc_level"].dropna()
+    # identical shifts: p = 0 for both, rejected at steps 1 (1 - 0.05/2) and 2 (1 - 0.05/1)
+    assert sorted(levels) == pytest.approx([0.95, 0.975])
+    assert list(raw.table["d_val_acc_level"].dropna()) == pytest.approx([0.95, 0.95])
