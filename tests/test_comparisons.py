@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from scipy import stats as sps
@@ -228,3 +229,44 @@ def test_columns_option_selects_and_rejects(grid: Path) -> None:
     assert out.splitlines()[0] == "| configuration | seeds | time s |"
     bad = runner.invoke(app, ["summarize", str(grid), "--columns", "speed"])
     assert bad.exit_code != 0
+
+
+SPLIT_P = {0.1: 0.030, 0.2: 0.010, 0.3: 0.040, 0.4: 0.015}  # rate -> p-value against the baseline
+BASE6 = [0.90, 0.92, 0.91, 0.93, 0.89, 0.94]
+
+
+@pytest.fixture
+def split_grid(tmp_path: Path) -> Path:
+    """Four rates whose p-values make raw p < 0.05 (all four), Holm (0.2 and 0.4) and
+    Bonferroni (0.2 only) disagree; built with scipy's t quantiles (see test_stats.with_p)."""
+    from test_stats import with_p
+
+    root = tmp_path / "split"
+    for seed, v in enumerate(BASE6):
+        write_run(root / f"r0_{seed}", seed, curve(v), **{"reg.dropout.fc": 0.0})
+    for rate, p in SPLIT_P.items():
+        for seed, v in enumerate(with_p(p, np.array(BASE6))):
+            write_run(root / f"r{rate}_{seed}", seed, curve(float(v)), **{"reg.dropout.fc": rate})
+    return root
+
+
+def test_holm_not_raw_nor_bonferroni_decides_and_the_printed_interval_agrees(split_grid: Path) -> None:
+    comp = compare.compare(runs.find_runs([split_grid]))
+    rows = comp.table.set_index("config")
+    p = {rate: rows.loc[f"reg.dropout.fc={rate}", "d_val_acc_p"] for rate in SPLIT_P}
+    assert p == pytest.approx(SPLIT_P, rel=1e-4)
+    assert {r for r, v in p.items() if v < 0.05} == {0.1, 0.2, 0.3, 0.4}  # raw
+    assert {r for r, v in p.items() if v <= 0.05 / 4} == {0.2}  # Bonferroni
+    holm = {r for r, (e, _) in holm_by_hand(p).items() if e}
+    assert holm == {0.2, 0.4}
+    assert {r for r in SPLIT_P if rows.loc[f"reg.dropout.fc={r}", "val_acc_established"]} == holm
+    # what a reader sees: each printed interval excludes 0 exactly when "established" is printed
+    out = CliRunner().invoke(app, ["summarize", str(split_grid), "--format", "markdown",
+                                   "--columns", "config,d_val_acc"]).stdout
+    cells = re.findall(r"\| reg\.dropout\.fc=(0\.\d)(?: \(best\))? \| [+-][\d.]+ \[([+-][\d.]+), ([+-][\d.]+)\] "
+                       r"(established|within noise)", out)
+    assert len(cells) == 4
+    for rate, low, high, verdict in cells:
+        assert (float(low) > 0 or float(high) < 0) is (verdict == "established"), (rate, low, high)
+        assert (verdict == "established") is (float(rate) in holm)
+    assert "Holm-adjusted" in out and "97.50%, 98.33%, 98.75%" in out  # the levels used
