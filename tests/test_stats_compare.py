@@ -106,8 +106,9 @@ def test_aggregate_columns_and_pairs() -> None:
     # for one seed of "up" (an older run): the pairs shown are val acc's, the headline
     values = {"base": [0.9, 0.8, 0.7, 0.6, 0.5], "up": [0.95, 0.86, 0.71, 0.66, 0.52],
               "two": [0.91, 0.83, None, None, None]}
-    conv = {"base": [3.0] * 5, "up": [4.0, math.nan, 5.0, 4.0, 4.0], "two": [3.0] * 5}
-    table, k = compare.aggregate(done_runs(values, convergence_epoch=conv), "base")
+    gappy = {"base": [3.0] * 5, "up": [4.0, math.nan, 5.0, 4.0, 4.0], "two": [3.0] * 5}
+    table, k = compare.aggregate(done_runs(values, convergence_epoch=gappy, gap_acc=gappy,
+                                           train_images_per_s=gappy), "base")
     assert k == 2
     assert list(table.columns[:3]) == ["config", "seeds", "val_acc_mean"]
     assert table["pairs"].dtype == "Int64"  # whole numbers in CSV, empty for the baseline
@@ -326,6 +327,8 @@ def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
     assert row["d_val_acc"] == pytest.approx(np.mean([0.03, 0.03, 0.02]))
     assert set(comp.configs) == {"reg.dropout.fc=0.0", "reg.dropout.fc=0.5"}
     assert list(comp.failed.columns) == ["path", "status", "error"]
+    chosen = compare.compare(sorted(p for p in tmp_path.iterdir()), "reg.dropout.fc=0.5")
+    assert chosen.baseline == "reg.dropout.fc=0.5"
 
 
 def test_compare_passes_adjustment_and_repeated_seeds_through(tmp_path: Path) -> None:
