@@ -249,12 +249,12 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
     unit (a seed run twice counts once, the newest run). Each row shows mean ± sample std
     over seeds of val accuracy, the accuracy gap at the last epoch (the same budget for all)
     and at the best epoch, the rise of val loss after its minimum; differences against the
-    baseline are paired by seed. With several configurations the intervals are Bonferroni
-    simultaneous intervals and the verdicts Holm-adjusted. Three verdicts: established (the
-    interval excludes 0), equivalent (no difference larger than --margin points: two
-    one-sided tests, TOST) or undecided (with the seeds that would likely decide it). A
-    settle's folder (sweep --settle) is judged by its sequential design. csv and json
-    carry every column.
+    baseline are paired by seed. With several configurations the verdicts are Holm-adjusted
+    and each interval is at the level of the Holm step that decided it, so it excludes 0
+    exactly when the difference is established. Three verdicts: established, equivalent (no
+    difference larger than --margin points: two one-sided tests, TOST) or undecided (with
+    the seeds that would likely decide it). A settle's folder (sweep --settle) is judged by
+    its sequential design. csv and json carry every column.
 
     Examples:
       regbench summarize results/dropout_grid

@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from scipy import stats as sps
@@ -77,27 +78,31 @@ def grid(tmp_path: Path) -> Path:
     return root
 
 
-def expected(rate: float, k: int, adjust: bool) -> dict[str, float]:
-    """Paired difference, interval and p-value against the baseline, straight from scipy."""
+def expected(rate: float, level: float = 0.95) -> dict[str, float]:
+    """Paired difference, interval at this level and p-value against the baseline, from scipy."""
     pairs = [(v, b) for v, b in zip(GROUPS[rate], BASE) if v is not None]
     a, b = [p[0] for p in pairs], [p[1] for p in pairs]
     d = [x - y for x, y in pairs]
     n = len(d)
     mean = sum(d) / n
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    level = 1 - 0.05 / k if adjust else 0.95
     half = sps.t.ppf(1 - (1 - level) / 2, n - 1) * sd / math.sqrt(n)
     return {"d": mean, "low": mean - half, "high": mean + half, "p": sps.ttest_rel(a, b).pvalue,
             "n": n, "sd": sd}
 
 
-def holm_by_hand(p: dict[float, float], alpha: float = 0.05) -> dict[float, bool]:
-    """Holm (1979): sort the p-values; reject while p_(i) <= alpha / (k - i); stop at the first not."""
+def holm_by_hand(p: dict[float, float], alpha: float = 0.05) -> dict[float, tuple[bool, float]]:
+    """Holm (1979): sort the p-values; reject while p_(i) <= alpha / (k - i); stop at the first not.
+
+    With each verdict, the confidence of the interval shown beside it: 1 - alpha / (k - i) at
+    the step that rejected it, or at the first step that failed.
+    """
     out, k = {}, len(p)
-    still = True
+    still, level = True, 0.0
     for i, (name, value) in enumerate(sorted(p.items(), key=lambda kv: kv[1])):
-        still = still and value <= alpha / (k - i)
-        out[name] = still
+        if still:
+            still, level = value <= alpha / (k - i), 1 - alpha / (k - i)
+        out[name] = (still, level)
     return out
 
 
@@ -106,15 +111,17 @@ def test_adjusted_intervals_and_verdicts_match_scipy_and_holm(grid: Path, adjust
     comp = compare.compare(runs.find_runs([grid]), adjust=adjust)
     rows = {r["config"]: r for r in comp.table.to_dict(orient="records")}
     assert comp.baseline == "reg.dropout.fc=0.0" and comp.comparisons == 3
-    exp = {rate: expected(rate, 3, adjust) for rate in GROUPS}
-    verdicts = holm_by_hand({r: e["p"] for r, e in exp.items()}) if adjust else \
-        {r: e["p"] < 0.05 for r, e in exp.items()}
-    for rate, e in exp.items():
+    p = {rate: expected(rate)["p"] for rate in GROUPS}
+    verdicts = holm_by_hand(p) if adjust else {r: (v <= 0.05, 0.95) for r, v in p.items()}
+    for rate, (established, level) in verdicts.items():
+        e = expected(rate, level)
         row = rows[f"reg.dropout.fc={rate}"]
         assert (row["d_val_acc"], row["d_val_acc_low"], row["d_val_acc_high"]) == pytest.approx(
             (e["d"], e["low"], e["high"]), abs=1e-9)
         assert row["d_val_acc_p"] == pytest.approx(e["p"], rel=1e-9)
-        assert row["val_acc_established"] is bool(verdicts[rate])
+        assert row["val_acc_established"] is bool(established)
+        assert row["d_val_acc_level"] == pytest.approx(level)
+        assert bool(row["d_val_acc_low"] > 0 or row["d_val_acc_high"] < 0) is bool(established)
         assert row["pairs"] == e["n"]  # only the seeds both groups have
     assert rows["reg.dropout.fc=0.2"]["val_acc_established"] is True
     assert rows["reg.dropout.fc=0.4"]["seeds"] == 4 and rows["reg.dropout.fc=0.4"]["pairs"] == 4
@@ -143,11 +150,21 @@ def test_seeds_needed_solves_the_t_based_formula() -> None:
 @pytest.mark.slow
 def test_within_noise_rows_say_how_many_seeds_would_resolve_them(grid: Path) -> None:
     table = compare.compare(runs.find_runs([grid])).table.set_index("config")
-    row = table.loc["reg.dropout.fc=0.6"]
-    assert row["val_acc_established"] is False
-    e = expected(0.6, 3, True)
-    alpha_each = 0.05 / 3  # 80% power at the table's (Bonferroni) level
-    assert row["val_acc_seeds_needed"] == stats.seeds_needed(e["d"], e["sd"], alpha_each)
+    for rate in (0.4, 0.6):
+        row = table.loc[f"reg.dropout.fc={rate}"]
+        assert row["val_acc_established"] is False
+        e = expected(rate)
+        alpha = 1 - row["d_val_acc_level"]  # 80% power at the level of the interval shown
+        assert alpha == pytest.approx(0.05 / 2)  # fc=0.2 rejected at step 1, step 2 failed
+
+        def formula(n: int) -> float:  # ((t_{1-a/2} + t_{0.8}) * sd / d)^2 with n - 1 df
+            return ((sps.t.ppf(1 - alpha / 2, n - 1) + sps.t.ppf(0.8, n - 1)) * e["sd"] / e["d"]) ** 2
+
+        # the smallest n >= 2 that satisfies it, by brute force; none up to the cap: inf
+        n = next((m for m in range(2, stats.MAX_SEEDS + 1) if m >= formula(m)), math.inf)
+        assert row["val_acc_seeds_needed"] == n
+    assert table.loc["reg.dropout.fc=0.4", "val_acc_seeds_needed"] < math.inf  # +0.5 points
+    assert table.loc["reg.dropout.fc=0.6", "val_acc_seeds_needed"] == math.inf  # a zero mean
     assert math.isnan(table.loc["reg.dropout.fc=0.2", "val_acc_seeds_needed"])  # established
 
 
@@ -248,3 +265,42 @@ def test_the_test_column_says_whose_weights_were_tested(tmp_path: Path, kept: st
     assert comp.tested == (kept or "kept")
     names, _ = tables.display_rows(comp, sep=" ", columns=["config", "test_acc"])
     assert names[1] == header and words in tables.caption(comp)
+SPLIT_P = {0.1: 0.030, 0.2: 0.010, 0.3: 0.040, 0.4: 0.015}  # rate -> p-value against the baseline
+BASE6 = [0.90, 0.92, 0.91, 0.93, 0.89, 0.94]
+
+
+@pytest.fixture
+def split_grid(tmp_path: Path) -> Path:
+    """Four rates whose p-values make raw p < 0.05 (all four), Holm (0.2 and 0.4) and
+    Bonferroni (0.2 only) disagree; built with scipy's t quantiles (see test_stats.with_p)."""
+    from test_stats import with_p
+
+    root = tmp_path / "split"
+    for seed, v in enumerate(BASE6):
+        write_run(root / f"r0_{seed}", seed, curve(v), **{"reg.dropout.fc": 0.0})
+    for rate, p in SPLIT_P.items():
+        for seed, v in enumerate(with_p(p, np.array(BASE6))):
+            write_run(root / f"r{rate}_{seed}", seed, curve(float(v)), **{"reg.dropout.fc": rate})
+    return root
+
+
+def test_holm_not_raw_nor_bonferroni_decides_and_the_printed_interval_agrees(split_grid: Path) -> None:
+    comp = compare.compare(runs.find_runs([split_grid]))
+    rows = comp.table.set_index("config")
+    p = {rate: rows.loc[f"reg.dropout.fc={rate}", "d_val_acc_p"] for rate in SPLIT_P}
+    assert p == pytest.approx(SPLIT_P, rel=1e-4)
+    assert {r for r, v in p.items() if v < 0.05} == {0.1, 0.2, 0.3, 0.4}  # raw
+    assert {r for r, v in p.items() if v <= 0.05 / 4} == {0.2}  # Bonferroni
+    holm = {r for r, (e, _) in holm_by_hand(p).items() if e}
+    assert holm == {0.2, 0.4}
+    assert {r for r in SPLIT_P if rows.loc[f"reg.dropout.fc={r}", "val_acc_established"]} == holm
+    # what a reader sees: each printed interval excludes 0 exactly when "established" is printed
+    out = CliRunner().invoke(app, ["summarize", str(split_grid), "--format", "markdown",
+                                   "--columns", "config,d_val_acc"]).stdout
+    cells = re.findall(r"\| reg\.dropout\.fc=(0\.\d)(?: \(best\))? \| [+-][\d.]+ \[([+-][\d.]+), ([+-][\d.]+)\] "
+                       r"(established|within noise)", out)
+    assert len(cells) == 4
+    for rate, low, high, verdict in cells:
+        assert (float(low) > 0 or float(high) < 0) is (verdict == "established"), (rate, low, high)
+        assert (verdict == "established") is (float(rate) in holm)
+    assert "Holm-adjusted" in out and "97.50%, 98.33%, 98.75%" in out  # the levels used

@@ -53,6 +53,7 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100
         lines.append("undecided")
         needed = seeds_to_decide(row, metric)
         if not pd.isna(needed):
+            # beyond the cap: an estimate, not a finding of no effect (only equivalence says that)
             lines += [f"~{needed:,.0f} seeds"] if math.isfinite(needed) else [f"> {MAX_SEEDS:,}", "seeds"]
     return sep.join(lines)
 
@@ -180,20 +181,24 @@ def caption(comp: Comparison) -> str:
     text += (f"Δ = difference against the baseline ({comp.baseline}), paired by seed. ")
     if comp.settle is not None:
         return text + settle_caption(comp)
+    levels = interval_levels(comp)
     if comp.adjusted and k > 1:
-        level = simultaneous_confidence(k)
-        text += (f"{k} comparisons per column, adjusted: intervals are Bonferroni simultaneous "
-                 f"{level:.2%} t-intervals (all {k} hold together with 95% confidence); "
-                 "'established' = Holm-adjusted paired t-test p < 0.05 (Holm 1979), a step-down "
-                 "test slightly more powerful than the interval, so rarely an established "
-                 "difference has an interval touching 0. --no-adjust gives per-comparison 95% "
-                 "intervals. ")
+        text += (f"{k} comparisons per column, Holm-adjusted (Holm 1979): the j-th smallest "
+                 f"p-value is tested at 0.05/({k}−j+1) and shown with its t-interval at that "
+                 "step's level; a difference not established is shown at the level of the first "
+                 "step that failed. So an interval excludes 0 exactly when the difference is "
+                 "established, each interval alone holds with at least 95% confidence "
+                 f"(levels here: {levels}), and the chance of any false 'established' in a column "
+                 "stays at most 5%. --no-adjust gives per-comparison 95% intervals. ")
     else:
-        text += "95% t-interval; 'established' = paired t-test p < 0.05. "
+        text += f"{levels} t-interval; 'established' = paired t-test p ≤ 0.05. "
     text += ("'~N seeds': seeds (pairs) that would give 80% power to resolve a difference of "
-             "this size at this level, from the observed spread of the paired differences.")
-    return text + " " + equivalence_caption(comp, "its interval at the Bonferroni level "
-                                            f"{1 - 0.05 / max(k, 1) if comp.adjusted else 0.95:.2%}")
+             "this size at its interval's level, from the observed spread of the paired "
+             f"differences ('> {MAX_SEEDS:,} seeds': more than that; not a finding of no effect).")
+    bonferroni = 1 - 0.05 / max(k, 1) if comp.adjusted else 0.95
+    return text + " " + equivalence_caption(
+        comp, f"its interval at the Bonferroni level {bonferroni:.2%} (never narrower than the "
+              "one printed)")
 
 
 def margins_text(comp: Comparison) -> str:
@@ -240,6 +245,13 @@ def settle_caption(comp: Comparison) -> str:
             f"excludes 0) or 'equivalent' in a column has probability at most {d.alpha:g}. "
             "'seeds' is what each configuration took. "
             + equivalence_caption(comp, "the interval"))
+
+
+def interval_levels(comp: Comparison) -> str:
+    """The confidence levels of the table's intervals, as the comparison computed them."""
+    columns = [c for c in comp.table.columns if c.startswith("d_") and c.endswith("_level")]
+    found = sorted({float(v) for c in columns for v in comp.table[c].dropna()})
+    return ", ".join(f"{v:.2%}" for v in found) or "no"
 
 
 def markdown(comp: Comparison, columns: list[str] | None = None) -> str:

@@ -254,8 +254,8 @@ def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True,
     """One row per configuration: means and sample stds over seeds, differences vs baseline.
 
     Returns the table and k, the number of configurations compared with the baseline.
-    Difference columns (d_<metric>, its interval, established, seeds needed) are empty
-    (NaN / None) on the baseline's own row.
+    Difference columns (d_<metric>, its interval and the interval's confidence level,
+    established, seeds needed) are empty (NaN / None) on the baseline's own row.
     """
     if done.empty:
         return pd.DataFrame(columns=["config", "seeds"]), 0
@@ -276,6 +276,7 @@ def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True,
             table[f"d_{metric}"] = diffs["d"]
             table[f"d_{metric}_low"] = diffs["low"]
             table[f"d_{metric}_high"] = diffs["high"]
+            table[f"d_{metric}_level"] = diffs["level"]  # the interval's confidence
             table[f"d_{metric}_p"] = diffs["p"]
             established = diffs["established"].reindex(table.index)
             table[f"{metric}_established"] = established.astype(object)
