@@ -17,7 +17,7 @@ import pandas as pd
 from regbench.errors import ConfigError
 from regbench.store.metrics import number, plural
 from regbench.study.compare import Comparison
-from regbench.study.stats import MAX_SEEDS, simultaneous_confidence
+from regbench.study.stats import MAX_SEEDS
 
 # The alpha-spending functions of a settle, as a caption names them.
 SPENDING_WORDS = {"pocock": "Pocock-type", "obrien_fleming": "O'Brien-Fleming-type"}
