@@ -166,6 +166,8 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> 
         prefix += f" and kept the weights of epoch {kept_epoch}; " if kept_epoch else "; "
     elif status == "interrupted":
         prefix = f"interrupted after epoch {n}; "
+    elif status == "pruned":
+        prefix = f"pruned by the search after epoch {n}; "
     onset = onset_epoch(rows)
     gap_pts = 100 * last["gap_acc"]
     if onset is not None:
