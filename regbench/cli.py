@@ -129,9 +129,9 @@ def sweep_cmd(ctx: typer.Context,
     Every comma list, range() or glob() in OVERRIDES is an axis, config groups included;
     jobs go to results/<experiment>/sweeps/<sweep-id>/<job>/. A failed or diverged job
     does not stop the others; the exit code is 1 if any did not finish.
-    hydra/sweeper=optuna searches instead (hydra.sweeper.pruner=median stops trailing
-    trials; hydra.sweeper.confirm.top=3 re-runs the best with fresh seeds at the end);
-    --resume continues a grid or a search.
+    With the Optuna sweeper the sweep is a search (example below):
+    hydra.sweeper.pruner=median stops trailing trials, hydra.sweeper.confirm.top=3
+    re-runs the best with fresh seeds at the end; --resume continues a grid or a search.
     hydra/launcher=joblib runs jobs in parallel, hydra/launcher=submitit_slurm on SLURM;
     on a GPU the grid trains as populations (hydra/launcher=population) unless a launcher
     is named.

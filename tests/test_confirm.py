@@ -19,15 +19,19 @@ from helpers import TINY, run_cli
 from regbench.launch import confirm, sweep
 from regbench.present.confirmation import confirm_table
 from regbench.present.terminal import print_table
+from regbench.store.metrics import MetricsLog, Row
+from regbench.store.summary import Summary
 from regbench.study.confirmation import Candidate, ConfirmRow
 
 
 def write_run(run_dir: Path, seed: int, fc: float, val_acc: float, status: str = "completed") -> None:
+    """A run folder as a run writes it, its one epoch's val accuracy given."""
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(f"seed: {seed}\nreg:\n  dropout:\n    fc: {fc}\n")
-    best = {"epoch": 3, "val_acc": val_acc, "train_acc": val_acc + 0.05, "gap_acc": 0.05}
-    (run_dir / "summary.json").write_text(json.dumps({"status": status, "best": best, "last": best,
-                                                      "best_epoch": 3, "seed": seed}))
+    row = Row(epoch=1, train_loss=0.5, train_acc=val_acc + 0.05, val_loss=0.6, val_acc=val_acc)
+    log = MetricsLog(run_dir / "metrics.csv")
+    log.append(row)
+    Summary(status=status, epochs_run=1, best_epoch=1, best=row, last=row, seed=seed).write(run_dir)
 
 
 def search_folder(tmp_path: Path) -> tuple[Path, sweep.SweepPlan]:

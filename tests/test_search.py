@@ -99,8 +99,8 @@ def test_a_search_range_outside_the_allowed_values_stops_before_anything_runs(
     args = [a.replace("interval(0,0.8)", "interval(0.2,1.5)") for a in SEARCH]
     result = CliRunner().invoke(app, ["sweep", *args])
     assert isinstance(result.exception, ConfigError)
-    assert "search range (reg.dropout.fc=1.4999987): reg.dropout.fc=1.4999987 is not allowed" \
-        in str(result.exception)
+    assert str(result.exception).startswith("search range (reg.dropout.fc=1.5): "
+                                            "reg.dropout.fc=1.4999987 is not allowed")
     assert not (tmp_path / "results").exists()
 
 
@@ -110,13 +110,6 @@ def test_a_search_of_no_trial_is_bad_input(tmp_path: Path) -> None:
     assert proc.stderr.strip() == ("regbench: error: hydra.sweeper.n_trials=0 is not allowed: "
                                    "an integer >= 1 (the number of trials to run)")
     assert not (tmp_path / "results").exists()
-
-
-def test_an_unfinished_trial_is_a_failed_trial(tmp_path: Path) -> None:
-    # None is not a number: the Optuna sweeper records the trial as failed and goes on
-    assert search_objective(JobOutcome(tmp_path, "diverged", 1)) is None
-    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "best": {"val_acc": 0.9}}))
-    assert search_objective(JobOutcome(tmp_path, "completed", 0)) == 0.9
 
 
 def test_a_search_with_nothing_to_search_is_refused_before_anything_runs(
