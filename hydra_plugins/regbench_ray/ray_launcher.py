@@ -80,10 +80,10 @@ def _run_job(hydra_context: HydraContext, sweep_config: DictConfig, task_functio
 
 def _run_population(pending: list[Any], max_members: int, env: dict[str, str]) -> list[Any]:
     """A group of jobs in a Ray worker, trained as populations; their outcomes."""
-    from regbench.launch.jobs import run_population_jobs
+    from regbench.launch.jobs import run_sweep_jobs
 
     with env_override(env):
-        return run_population_jobs(pending, max_members)
+        return run_sweep_jobs(pending, population=True, max_members=max_members)
 
 
 class RayLauncher(Launcher):
