@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,16 @@ def test_a_2x2_sweep_runs_as_ray_tasks_on_a_local_cluster(tmp_path: Path) -> Non
     assert len(pd.read_csv(sweep_dir / "summary.csv")) == 2
     resumed = run_cli("sweep", "--resume", str(sweep_dir), cwd=tmp_path)
     assert resumed.returncode == 0 and "4 of 4 jobs finished; running 0" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_with_population_true_a_population_is_one_ray_task(tmp_path: Path) -> None:
+    proc = run_cli("sweep", "hydra/launcher=ray", "hydra.launcher.population=true",
+                   "hydra.launcher.init.num_cpus=2", "reg.dropout.fc=0.0,0.5", "seed=0,1", *TINY,
+                   "trainer.epochs=1", "dataset.train_size=100", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    workers = re.findall(r"\(_run_population pid=(\d+)\).*: completed", proc.stdout)
+    assert len(workers) == 4 and len(set(workers)) == 1  # the four members, one task
 
 
 @pytest.mark.slow
