@@ -136,7 +136,7 @@ def fit(sessions: list[Session], engine: StepEngine, listeners: list[CallbackLis
                     if row is not None:
                         try:
                             by_run[id(s)].on_epoch_end(row)
-                        except Pruned:  # a search's pruner ends this run; a last epoch stays completed
+                        except Pruned:  # a search's pruner ends this run (a last epoch stays)
                             if s.running:
                                 s.stop(PRUNED)
     except (KeyboardInterrupt, Interrupted, Exception) as e:  # keep what was computed
