@@ -13,6 +13,7 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import typer
 from typer.core import TyperOption
@@ -146,6 +147,9 @@ def sweep_cmd(ctx: typer.Context,
     Every comma list, range() or glob() in OVERRIDES is an axis, config groups included;
     jobs go to results/<experiment>/sweeps/<sweep-id>/<job>/. A failed or diverged job
     does not stop the others; the exit code is 1 if any did not finish.
+    With the Optuna sweeper the sweep is a search (example below):
+    hydra.sweeper.pruner=median stops trailing trials, hydra.sweeper.confirm.top=3
+    re-runs the best with fresh seeds at the end; --resume continues a grid or a search.
     hydra/launcher=joblib runs jobs in parallel, hydra/launcher=submitit_slurm on SLURM;
     on a GPU the grid trains as populations (hydra/launcher=population) unless a launcher
     is named. With --settle the seeds are not a fixed axis: each configuration starts with
@@ -159,6 +163,7 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep experiment=dropout_grid hydra/launcher=joblib
       regbench sweep hydra/sweeper=optuna hydra.sweeper.sampler=random \\
           hydra.sweeper.n_trials=20 'reg.dropout.fc=interval(0,0.8)'
+      regbench sweep experiment=dropout_search hydra.sweeper.pruner=median
       regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
       regbench sweep --settle reg=dropout reg.dropout.fc=0.0,0.25,0.5
       regbench sweep experiment=dropout_settle --max-time 2h
@@ -172,13 +177,19 @@ def sweep_cmd(ctx: typer.Context,
         raise typer.Exit(settle.resume(resume_dir, args, baseline))
     if resume_dir is not None:
         plan, flags, hydra_args, todo = sweep.resume_plan(resume_dir, args)
-        print(f"sweep {resume_dir}: {len(plan.jobs) - len(todo)} of {len(plan.jobs)} jobs finished; "
-              f"running {len(todo)}", flush=True)
-        code = 0 if not todo else sweep.launch(resume_dir, plan, flags,
-                                                   hydra_args + ["hydra.output_subdir=null"])
+        if plan.sweeper == "optuna":
+            print(f"search {resume_dir}: {len(plan.jobs) - len(todo)} of {plan.trials} trials "
+                  "ended; running the rest", flush=True)
+        else:
+            print(f"sweep {resume_dir}: {len(plan.jobs) - len(todo)} of {len(plan.jobs)} jobs "
+                  f"finished; running {len(todo)}", flush=True)
+        search = plan.sweeper == "optuna"  # its study, not sweep.json, knows the trials left
+        if not search:  # the jobs' .hydra/ files are already there
+            hydra_args.append("hydra.output_subdir=null")
+        code = 0 if not todo and not search else sweep.launch(resume_dir, plan, flags, hydra_args)
         if code == sweep.INTERRUPTED:
             raise typer.Exit(code)
-        raise typer.Exit(sweep.finish(resume_dir, plan, baseline) or code)
+        raise typer.Exit(_end_of_sweep(resume_dir, plan, baseline, flags, code))
     task_overrides, flags = split_args(args)
     if any(f in NO_JOB_FLAGS for f in flags):  # Hydra takes these instead of --multirun
         raise typer.Exit(call_hydra([*flags, *rewrite_experiment(task_overrides)]))
@@ -200,7 +211,56 @@ def sweep_cmd(ctx: typer.Context,
     code = sweep.launch(sweep_dir, plan, flags, job_overrides + engine)
     if code == sweep.INTERRUPTED:
         raise typer.Exit(code)
-    raise typer.Exit(sweep.finish(sweep_dir, plan, baseline) or code)
+    raise typer.Exit(_end_of_sweep(sweep_dir, plan, baseline, flags, code))
+
+
+def _end_of_sweep(sweep_dir: Path, plan: Any, baseline: str | None, flags: list[str], code: int) -> int:
+    """Compare the sweep's jobs; a search with hydra.sweeper.confirm.top > 0 is confirmed next."""
+    from regbench.launch import confirm, sweep
+
+    code = sweep.finish(sweep_dir, plan, baseline) or code
+    top = int(plan.confirm.get("top") or 0) if plan.sweeper == "optuna" else 0
+    if top and confirm.candidates(sweep_dir, plan, 1):  # nothing to confirm when none finished
+        code = max(code, confirm.run(sweep_dir, top, int(plan.confirm.get("seeds") or 10), [], flags))
+    return code
+
+
+@app.command("confirm", context_settings=PASSTHROUGH)
+def confirm_cmd(ctx: typer.Context,
+                sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR",
+                                                 help="A search's sweep folder (hydra/sweeper=optuna)."),
+                top: int = typer.Option(None, help="How many of the best trials to re-run "
+                                        "(default: the search's hydra.sweeper.confirm.top, else 3)."),
+                seeds: int = typer.Option(None, help="Fresh seeds per candidate and for the baseline "
+                                          "(default: hydra.sweeper.confirm.seeds, else 10)."),
+                ) -> None:
+    """Re-run a search's best trials with fresh seeds against the baseline, and say which is better.
+
+    A search scores each trial on one seed, so its best trial is partly the luckiest. This
+    re-runs the best trials' configurations and the baseline (the search's settings with
+    reg=none and the searched keys at their defaults) with seeds no trial used, through the
+    search's launcher, and compares them as summarize compares a grid (paired by seed,
+    adjusted for the number of candidates). The table says which candidate is established
+    as better than the baseline, which is within noise, and how far each one's search score
+    overestimated its confirmed score. The runs go to SWEEP_DIR-confirm; run it again to
+    finish an interrupted confirmation. Extra arguments are Hydra settings such as
+    hydra/launcher=joblib.
+
+    Examples:
+      regbench confirm results/dropout_search/sweeps/SWEEP_ID
+      regbench confirm SWEEP_DIR --top 2 --seeds 5 hydra/launcher=joblib
+    """
+    from regbench.launch import confirm, sweep
+
+    extra, flags = split_args(list(ctx.args))
+    task = [o for o in extra if not sweep.key_of(o).startswith("hydra")]
+    if task:
+        raise ConfigError(f"{task[0]}: confirm re-runs the search's configurations; only Hydra "
+                          "settings such as hydra/launcher=joblib may be added")
+    plan = sweep.read_plan(sweep_dir)
+    top = top if top is not None else int(plan.confirm.get("top") or 3)
+    seeds = seeds if seeds is not None else int(plan.confirm.get("seeds") or 10)
+    raise typer.Exit(confirm.run(sweep_dir, top, seeds, extra, flags))
 
 
 def _runs(paths: list[Path] | None) -> list[Path]:
@@ -386,7 +446,7 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
 
     runs.check_run_dir(run_dir)
     state = summary.status(run_dir)
-    if state in runs.FINISHED:
+    if state in (*runs.FINISHED, runs.PRUNED):  # a pruned trial ended too
         err.print(f"regbench: {run_dir} already finished ({state}); nothing to resume",
                   soft_wrap=True)
         raise typer.Exit(0)

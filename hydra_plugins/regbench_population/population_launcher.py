@@ -55,7 +55,7 @@ class PopulationLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
                ) -> Sequence[JobReturn]:
-        from regbench.launch.jobs import PendingJob, run_sweep_jobs
+        from regbench.launch.jobs import PendingJob, job_result, run_sweep_jobs
 
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
@@ -87,5 +87,5 @@ class PopulationLauncher(Launcher):
             outcomes = run_sweep_jobs(pending, population=True, max_members=self.max_members)
         for ret, outcome in zip(returns, outcomes, strict=True):
             ret.status = JobStatus.COMPLETED
-            ret.return_value = outcome.status
+            ret.return_value = job_result(outcome)
         return returns

@@ -38,6 +38,26 @@ GROUPS = ("dataset", "model", "reg", "optim", "logger", "experiment")
 SWEEP_VALUE = re.compile(r"=.*(,|\b(range|glob|choice|interval)\()")
 INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
+# regbench's own Hydra plugins whose config names other plugins may also use.
+OWN_PLUGINS = ("hydra_plugins.regbench_optuna.optuna_sweeper", "hydra_plugins.regbench_ray.ray_launcher")
+
+
+def claim_plugin_names() -> None:
+    """Make regbench's plugins the ones behind their names (hydra/sweeper=optuna, ...).
+
+    Hydra imports every installed plugin once per process, and each stores its configs in
+    the ConfigStore as it is imported; Hydra's own hydra-optuna-sweeper, where a user still
+    has it, uses the same names. Storing regbench's configs again after that import wins.
+    """
+    import importlib
+
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # imports every plugin (once per process)
+    for name in OWN_PLUGINS:
+        importlib.import_module(name).register()
+
+
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(overrides, Hydra flags with their values) from a raw argument list.
 
@@ -251,6 +271,7 @@ def compose(overrides: list[str], flags: list[str] | None = None) -> tuple[Any, 
         hint = "it is not a run folder" if name == "config" else \
             "a run folder's is --config-name config"
         raise ConfigError(f"--config-name {name}: no {name}.yaml in {folder}; {hint}")
+    claim_plugin_names()
     try:
         with initialize_config_dir(config_dir=folder or str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(name, overrides=overrides, return_hydra_config=True)

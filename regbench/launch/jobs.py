@@ -28,7 +28,7 @@ from regbench.errors import RegbenchError
 from regbench.present import terminal
 from regbench.store import runs, summary
 from regbench.store.runlog import run_log
-from regbench.training import trackers
+from regbench.training import pruning, trackers
 from regbench.study.labels import job_label
 from regbench.training.callbacks import Callback
 from regbench.training.validation import validate
@@ -67,6 +67,8 @@ def member(cfg: DictConfig, run_dir: Path, resume: bool, *, progress: bool = Tru
     validate(schema)
     listeners: list[Callback] = [terminal.Progress(enabled=progress and schema.trainer.progress)]
     listeners += trackers.build(schema, run_dir, terminal.warn, runs.sweep_id(run_dir))
+    reporter = pruning.from_env(terminal.warn, run_dir)  # a search's trial: last, it may stop the run
+    listeners += [reporter] if reporter is not None else []
     return Member(schema, run_dir, resume, listeners)
 
 
@@ -204,21 +206,24 @@ def hydra_main(cfg: DictConfig) -> Any:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         outcome = run_sweep_jobs([PendingJob(cfg, run_dir, list(hydra_cfg.overrides.task))])[0]
-        if "optuna" in str(hydra_cfg.sweeper.get("_target_", "")):
-            return search_objective(outcome)
-        return outcome.status
+        return job_result(outcome)
     outcome = execute(cfg, run_dir)
     LAST.append(outcome)
     return outcome.status
 
 
 def search_objective(outcome: JobOutcome) -> float | None:
-    """What a search maximizes: the val accuracy at the run's best epoch. None (not a
-    number) for a run that did not finish makes the sweeper record a failed trial."""
+    """What a search maximizes: the val accuracy at the run's best epoch; None for a run
+    that did not finish (the sweeper records it as pruned or failed, after its status)."""
     if outcome.status not in runs.FINISHED:
         return None
     best = summary.read(outcome.run_dir).best
     return None if best is None else best.val_acc
+
+
+def job_result(outcome: JobOutcome) -> dict[str, Any]:
+    """What a sweep job hands back to its sweeper: its status and its objective."""
+    return {"status": outcome.status, "value": search_objective(outcome)}
 
 
 def call_hydra(args: list[str], report: bool = True) -> int:
@@ -226,7 +231,10 @@ def call_hydra(args: list[str], report: bool = True) -> int:
 
     With ``report`` the errors of the jobs run in this process are printed, one line each.
     """
+    from regbench.launch.composition import claim_plugin_names
+
     LAST.clear()
+    claim_plugin_names()
     saved = sys.argv
     sys.argv = ["regbench", *args]
     try:

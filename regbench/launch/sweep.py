@@ -5,27 +5,32 @@ Hydra's job order) and one run folder per job, named by the job's number. The jo
 expanded here exactly as Hydra's basic sweeper expands them, so that every job can be
 checked before any is launched, and a resumed sweep can tell which folders are finished.
 
-A search (``hydra/sweeper=optuna``, Hydra's Optuna sweeper plugin) picks its trials as it
-goes, so its jobs are known only afterwards: before it starts, each searched key is
+A search (``hydra/sweeper=optuna``, regbench's Optuna sweeper plugin) picks its trials as
+it goes, so its jobs are known only afterwards: before it starts, each searched key is
 checked at the ends of its range (and each of its choices); afterwards sweep.json lists the
-trials that ran. Trials are ordinary run folders; the objective is the val accuracy at the
-run's best epoch (maximized), and a trial whose run did not finish is a failed trial.
+trials that ran. Trials are ordinary run folders named by their trial number; the
+objective is the val accuracy at the run's best epoch (maximized); a trial stopped by the
+pruner is 'pruned', one whose run did not finish is a failed trial. The study is kept in
+the sweep folder (optuna.db), so a search resumes like a grid.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from regbench.store import runs, summary
 from regbench.store.sweeps import SweepPlan, job_dir, read_plan, write_plan
 from regbench.present import terminal
-from regbench.launch.composition import compose, explain, rewrite_experiment, split_args
+from regbench.launch import search
+from regbench.launch.composition import (claim_plugin_names, compose, explain, rewrite_experiment,
+                                         split_args)
 from regbench.config.schema import check as config_check
 from regbench.errors import ConfigError, RegbenchError
 from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
@@ -34,8 +39,8 @@ from regbench.study.labels import job_label, key_of
 SWEEP_FILE = runs.SWEEP_FILE
 MAX_MEMBERS = "hydra.launcher.max_members"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-OPTUNA_PLUGIN = "hydra_plugins.hydra_optuna_sweeper"
+OPTUNA_SWEEPER = "hydra_plugins.regbench_optuna.optuna_sweeper.OptunaSweeper"
+LIST_SWEEPER = "hydra_plugins.regbench_list.list_sweeper.ListSweeper"  # a listed grid (confirm)
 INTERRUPTED = 130  # exit code of a sweep stopped by Ctrl-C
 
 
@@ -47,6 +52,7 @@ class Expansion:
     hydra_overrides: list[str]
     sweeper: str = "basic"
     trials: int = 0
+    confirm: dict[str, Any] = field(default_factory=dict)
 
 
 def expand(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
@@ -69,43 +75,42 @@ def expand_sweep(overrides: list[str]) -> Expansion:
 
     from regbench.config.schema import CONF_DIR
 
+    claim_plugin_names()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         cfg = loader.load_configuration("config", overrides, run_mode=RunMode.MULTIRUN)
         target = cfg.hydra.sweeper.get("_target_")
-        if target not in (BASIC_SWEEPER, OPTUNA_SWEEPER):
+        if target not in (BASIC_SWEEPER, OPTUNA_SWEEPER, LIST_SWEEPER):
             raise ConfigError(f"hydra/sweeper: {target!r} is not supported; regbench sweep "
                               "runs grids (Hydra's basic sweeper) and searches (hydra/sweeper=optuna)")
         parser = OverridesParser.create(config_loader=loader)
         parsed = parser.parse_overrides(overrides)
         hydra_overrides = [o.input_line or "" for o in parsed if o.is_hydra_override()]
         task = [o.input_line or "" for o in parsed if not o.is_hydra_override()]
-        params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()]
+        if target == LIST_SWEEPER:  # the jobs are listed in a file
+            listed = json.loads(Path(str(cfg.hydra.sweeper.jobs_file)).read_text())
+            return Expansion([[*job, *task] for job in listed], hydra_overrides, "jobs")
+        params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
         if target == OPTUNA_SWEEPER:
-            return Expansion(probe_jobs(params + task), hydra_overrides, "optuna",
-                             int(cfg.hydra.sweeper.n_trials))
+            from omegaconf import OmegaConf
+
+            trials = cfg.hydra.sweeper.n_trials
+            config_check(isinstance(trials, int) and trials >= 1, "hydra.sweeper.n_trials",
+                         trials, "an integer >= 1 (the number of trials to run)")
+            confirm = OmegaConf.to_container(cfg.hydra.sweeper.confirm, resolve=True)
+            assert isinstance(confirm, dict)
+            return Expansion(probe_jobs(params + task), hydra_overrides, "optuna", trials,
+                             {str(k): v for k, v in confirm.items()})
         (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)
     return Expansion([list(j) for j in jobs], hydra_overrides)
 
 
-def probe_values(distribution: Any) -> list[Any]:
-    """Values that check a search range: each choice, or both ends of an interval (the
-    upper end just inside it, as the sampler draws from [low, high))."""
-    if hasattr(distribution, "choices"):
-        return list(distribution.choices)
-    low, high = distribution.low, distribution.high
-    if isinstance(low, int) and isinstance(high, int):
-        return [low, high]
-    return [low, high - (high - low) * 1e-6]
-
-
 def probe_jobs(params: list[str]) -> list[list[str]]:
     """Jobs that try each searched key's probe values with the other keys at their first."""
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
-    space, fixed = create_params_from_overrides(params)
-    probes = {k: probe_values(d) for k, d in space.items() if k not in fixed}
-    first = {k: v[0] for k, v in probes.items()} | fixed
+    space = search.parse_params(params)
+    probes = {k: [search.override_value(v) for v in search.probe_values(d)]
+              for k, d in space.distributions.items()}
+    first = {k: v[0] for k, v in probes.items()} | space.fixed
     jobs = [[f"{k}={v}" for k, v in first.items()]]
     for key, values in probes.items():
         jobs += [[f"{k}={value if k == key else v}" for k, v in first.items()] for value in values[1:]]
@@ -136,16 +141,17 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
         if key_of(o) == MAX_MEMBERS:  # the population launcher's bound, checked before any job
             value = o.split("=", 1)[1]
             config_check(value.isdigit() and int(value) >= 1, MAX_MEMBERS, value, "an integer >= 1")
-    if "hydra/sweeper=optuna" in overrides and importlib.util.find_spec(OPTUNA_PLUGIN) is None:
-        raise ConfigError("hydra/sweeper=optuna needs Hydra's Optuna sweeper plugin: "
-                          "pip install 'regbench[search]'")
     e = expand_sweep(overrides)
+    if e.sweeper == "optuna" and importlib.util.find_spec("optuna") is None:
+        raise ConfigError("hydra/sweeper=optuna needs optuna: pip install 'regbench[search]'")
+    if "hydra/sweeper/sampler=cmaes" in overrides and importlib.util.find_spec("cmaes") is None:
+        raise ConfigError("hydra/sweeper/sampler=cmaes needs the cmaes package: pip install cmaes")
     if e.sweeper == "optuna" and not sweep_axes(e.jobs):
         raise ConfigError("hydra/sweeper=optuna: nothing to search (no interval(), range() or "
                           "comma list among the overrides), so every trial would train the same "
                           "configuration; add one, e.g. 'reg.dropout.fc=interval(0,0.8)'")
     sweep_plan = SweepPlan(args=args, flags=flags, jobs=e.jobs, axes=sweep_axes(e.jobs),
-                           sweeper=e.sweeper, trials=e.trials)
+                           sweeper=e.sweeper, trials=e.trials, confirm=e.confirm)
     first = None
     for num, job in enumerate(e.jobs):
         try:
@@ -181,10 +187,11 @@ def pending(sweep_dir: Path, sweep_plan: SweepPlan) -> list[int]:
 def job_overrides(args: list[str]) -> list[str]:
     """The overrides as typed, rewritten for Hydra, with progress bars off by default.
 
-    ``hydra.sweeper.sampler=NAME`` (a search's sampler by name) becomes the config-group
-    choice ``hydra/sweeper/sampler=NAME`` that the Optuna plugin defines.
+    ``hydra.sweeper.sampler=NAME`` and ``hydra.sweeper.pruner=NAME`` (a search's sampler
+    and pruner by name) become the config-group choices ``hydra/sweeper/sampler=NAME`` and
+    ``hydra/sweeper/pruner=NAME`` that the Optuna plugin defines.
     """
-    overrides = [re.sub(r"^hydra\.sweeper\.sampler=(\w+)$", r"hydra/sweeper/sampler=\1", o)
+    overrides = [re.sub(r"^hydra\.sweeper\.(sampler|pruner)=(\w+)$", r"hydra/sweeper/\1=\2", o)
                  for o in rewrite_experiment(args)]
     if not any(key_of(o) == "trainer.progress" for o in overrides):
         overrides.append("trainer.progress=false")  # one line per job instead of bars
@@ -204,15 +211,6 @@ def default_launcher(overrides: list[str], sweeper: str, device_type: str) -> li
     return ["hydra/launcher=population"]
 
 
-def search_overrides(overrides: list[str]) -> list[str]:
-    """What a search needs besides the user's overrides: the objective, val accuracy, is
-    maximized, and a failed trial does not stop the others (unless the user sets a rate)."""
-    extra = ["hydra.sweeper.direction=maximize"]
-    if not any(key_of(o) == "hydra.sweeper.max_failure_rate" for o in overrides):
-        extra.append("hydra.sweeper.max_failure_rate=1.0")
-    return extra
-
-
 def check(args: list[str], flags: list[str]) -> tuple[SweepPlan, Any]:
     """Expand the sweep and check every job; ConfigError (exit 2) before anything runs."""
     overrides = job_overrides(args)
@@ -227,17 +225,15 @@ def check(args: list[str], flags: list[str]) -> tuple[SweepPlan, Any]:
 def resume_plan(sweep_dir: Path, args: list[str]) -> tuple[SweepPlan, list[str], list[str], list[int]]:
     """(recorded plan, flags, overrides for Hydra, pending job numbers) of a sweep to resume."""
     recorded = read_plan(sweep_dir)
-    if recorded.sweeper != "basic":
-        raise ConfigError(f"{sweep_dir}: a search (hydra/sweeper={recorded.sweeper}) cannot be "
-                          "resumed: its sampler's state is not kept; its finished trials stay "
-                          "there for summarize and plot; start a new search for more trials")
     extra, flags = split_args(args)
     task = [o for o in extra if not key_of(o).startswith("hydra")]
     if task:
         raise ConfigError(f"{task[0]}: --resume runs the recorded jobs unchanged; only Hydra "
                           "settings such as hydra/launcher=joblib may be added")
     checked, first = check(recorded.args + extra, recorded.flags + flags)
-    if checked.jobs != recorded.jobs:
+    if recorded.sweeper == "optuna":  # the study in the sweep folder knows what is left
+        recorded.trials, recorded.confirm = checked.trials, checked.confirm
+    elif checked.jobs != recorded.jobs:
         raise ConfigError(f"{sweep_dir}: its jobs expand differently now (were the presets "
                           "changed?); start a new sweep instead")
     overrides = job_overrides(recorded.args + extra)
@@ -260,19 +256,16 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the jobs' lines say enough
-        job_env += search_overrides(overrides)
     # Ray folds similar log lines of its workers into one; every job's line should show
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)
     except KeyboardInterrupt:
-        if sweep_plan.sweeper != "optuna":  # a grid, or a settle's round
-            hint = f"continue it with: regbench sweep --resume {sweep_dir}"
-        else:
+        if sweep_plan.sweeper == "optuna":  # the study in its storage resumes too
             record_trials(sweep_dir, sweep_plan)
-            hint = f"its finished trials are kept: regbench summarize {sweep_dir}"
-        terminal.err.print(f"regbench: sweep interrupted; {hint}", soft_wrap=True)
+        terminal.err.print(f"regbench: sweep interrupted; continue it with: regbench sweep "
+                           f"--resume {sweep_dir}", soft_wrap=True)
         return INTERRUPTED
 
 
@@ -291,13 +284,14 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
     dirs = [job_dir(sweep_dir, n) for n in range(len(sweep_plan.jobs))]
     status = [summary.status(d) for d in dirs]
     done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
+    pruned = [d for d, st in zip(dirs, status, strict=True) if st == runs.PRUNED]
     comp, figures = comparison, []
-    if comp is None and done:
+    if comp is None and done:  # pruned trials are listed under the table, never averaged in it
         try:
-            comp = compare.compare(done, baseline)
+            comp = compare.compare(done + pruned, baseline)
         except ConfigError as e:
             terminal.err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
-            comp = compare.compare(done)
+            comp = compare.compare(done + pruned)
     if comp is not None:
         comp.table.to_csv(sweep_dir / "summary.csv", index=False)
         figures = plots.make_plots(comp, sweep_dir)
@@ -305,7 +299,10 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
         (job_label(sweep_plan.jobs[n], sweep_plan.axes) or f"job {n}", st,
          s.why_unfinished() if (s := summary.load(dirs[n])) else
          "no summary.json: never started, or killed", dirs[n])
-        for n, st in enumerate(status) if st not in runs.FINISHED]
-    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size,
-                             resumable=sweep_plan.sweeper != "optuna")
+        for n, st in enumerate(status) if st not in runs.FINISHED and st != runs.PRUNED]
+    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size)
+    if comp is None:
+        what = "trial of the search" if sweep_plan.sweeper == "optuna" else "job of the sweep"
+        terminal.err.print(f"regbench: no {what} finished: nothing to compare", soft_wrap=True)
+        return 1
     return 1 if unfinished else 0

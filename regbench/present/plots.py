@@ -24,6 +24,7 @@ from numpy.polynomial import Polynomial  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from regbench.store import runs  # noqa: E402
+from regbench.store import summary as summary_file  # noqa: E402
 from regbench.study.compare import Comparison  # noqa: E402
 from regbench.study.labels import fmt, shown  # noqa: E402
 from regbench.store.metrics import read_rows  # noqa: E402
@@ -370,6 +371,10 @@ def plot_trials(comp: Comparison, key: str, out: Path) -> Path:
         ax.scatter(runs_["x"], 100 * runs_[column].astype(float), color=colour, alpha=0.25, s=12)
         ax.plot(means["x"], 100 * means[column], color=colour, marker="o", linestyle="",
                 fillstyle=fill, label=name)
+    cut = pruned_trials(comp, key)
+    if len(cut):
+        axes[0].plot(cut["x"], 100 * cut["val_acc"], color="grey", marker="x", linestyle="",
+                     label="pruned trial (its best epoch before it was stopped)")
     for ax, column, _, _ in series[:2] if len(means) >= MIN_TREND_POINTS else ():
         # one trend per panel, through the headline points (val acc, gap at the last epoch)
         trend = Polynomial.fit(means["x"], 100 * means[column], deg=2)
@@ -388,6 +393,17 @@ def plot_trials(comp: Comparison, key: str, out: Path) -> Path:
                  f"{PARAM_WORDS.get(key, key)}\n({len(means)} trials{trend})", fontsize="medium")
     fig.tight_layout()
     return save(fig, out / f"trials_{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.png")
+
+
+def pruned_trials(comp: Comparison, key: str) -> pd.DataFrame:
+    """x (the key's value) and the val accuracy at the best epoch of each pruned trial."""
+    points = []
+    for path in comp.failed.loc[comp.failed["status"] == runs.PRUNED, "path"]:
+        ended = summary_file.load(Path(path))
+        value = runs.read_config(Path(path)).get(key)
+        if ended is not None and ended.best is not None and isinstance(value, int | float):
+            points.append({"x": value, "val_acc": ended.best.val_acc})
+    return pd.DataFrame(points, columns=["x", "val_acc"])
 
 
 def save(fig: Any, path: Path) -> Path:

@@ -271,6 +271,7 @@ def failed_text(comp: Comparison) -> str:
     """The runs left out of the averages, one line each, or ''."""
     if comp.failed.empty:
         return ""
-    lines = [f"Not averaged in ({len(comp.failed)} run(s) failed, diverged or unfinished):"]
+    counts = comp.failed["status"].value_counts()  # pruned trials are named as such
+    lines = [f"Not averaged in ({', '.join(f'{n} {status}' for status, n in counts.items())}):"]
     lines += [f"  {r.path}: {r.status}: {r.error}" for r in comp.failed.itertuples()]
     return "\n".join(lines) + "\n"

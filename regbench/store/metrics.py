@@ -198,6 +198,8 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> 
         prefix += f" and kept the weights of epoch {kept_epoch}; " if kept_epoch else "; "
     elif status == "interrupted":
         prefix = f"interrupted after epoch {n}; "
+    elif status == "pruned":
+        prefix = f"pruned by the search after epoch {n}; "
     unstable = instability(rows)
     if unstable is not None:
         return prefix + (f"unstable training: {unstable}; the gap on these curves is "

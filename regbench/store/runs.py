@@ -23,6 +23,9 @@ SWEEP_FILE = "sweep.json"  # in a sweep's folder, whose job folders are its run 
 OVERRIDES_FILE = ".hydra/overrides.yaml"  # the overrides typed for the run, as Hydra keeps them
 # Statuses of a run that ended as planned: its metrics count in comparisons.
 FINISHED = ("completed", "early_stopped")
+# A search's pruner stopped the run after an epoch: the folder is final (a resumed sweep
+# keeps it) but its metrics are never averaged with finished runs'.
+PRUNED = "pruned"
 
 
 def make_run_dir(root: str | Path, experiment: str) -> Path:

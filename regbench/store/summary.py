@@ -68,6 +68,9 @@ class Summary:
         """The one-line reason the run did not finish."""
         if self.error:
             return self.error
+        if self.status == runs.PRUNED:
+            return (f"pruned by the search after epoch {self.epochs_run}: its val accuracy was "
+                    "behind the other trials' at that epoch")
         if self.status == "diverged":
             return f"the loss became NaN or infinite in epoch {self.epochs_run + 1}"
         return self.verdict or f"status {self.status}"
@@ -167,10 +170,10 @@ def mark_failed(run_dir: Path, error: str) -> None:
 
 
 def next_action(run_dir: Path) -> str:
-    """What a sweep does with this job: 'skip' a finished run, 'resume' an interrupted one,
-    start the rest 'fresh'."""
+    """What a sweep does with this job: 'skip' a finished or pruned run, 'resume' an
+    interrupted one, start the rest 'fresh'."""
     state = status(run_dir)
-    if state in FINISHED:
+    if state in FINISHED or state == runs.PRUNED:
         return "skip"
     if state in ("interrupted", "running") and (run_dir / runs.CONFIG_FILE).exists():
         return "resume"  # continues from its checkpoint, or from epoch 1 without one

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from regbench.errors import RunDirError
 from regbench.store import runs
@@ -29,8 +30,9 @@ class SweepPlan:
     flags: list[str] = field(default_factory=list)  # Hydra flags other than --multirun
     jobs: list[list[str]] = field(default_factory=list)
     axes: list[str] = field(default_factory=list)  # keys that take more than one value
-    sweeper: str = "basic"  # basic (a grid) | optuna (a search: jobs are filled in afterwards)
+    sweeper: str = "basic"  # basic (a grid) | optuna (a search: jobs filled in afterwards) | jobs (listed)
     trials: int = 0  # optuna: hydra.sweeper.n_trials
+    confirm: dict[str, Any] = field(default_factory=dict)  # optuna: hydra.sweeper.confirm
 
     @property
     def size(self) -> int:

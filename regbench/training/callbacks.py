@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from regbench.store.summary import Summary
 
 
+class Pruned(Exception):
+    """Raised by a callback's on_epoch_end to end the run there, as 'pruned' (a search's
+    pruner judged the trial unpromising); the epoch's row is already recorded."""
+
+
 class Callback:
     """Every method is a no-op; a listener overrides the ones it needs."""
 

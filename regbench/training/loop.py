@@ -18,7 +18,8 @@ from typing import Protocol
 
 from regbench.training.schema import RegbenchConfig
 from regbench.data import batching
-from regbench.training.callbacks import Callback, CallbackList
+from regbench.store.runs import PRUNED
+from regbench.training.callbacks import Callback, CallbackList, Pruned
 from regbench.training.device import resolve_device
 from regbench.training.session import EpochStep, RunResult, Session, write_unstarted
 from regbench.training.signals import Interrupted, stop_on_signals
@@ -133,7 +134,11 @@ def fit(sessions: list[Session], engine: StepEngine, listeners: list[CallbackLis
                 for s, step in zip(active, steps, strict=True):
                     row = s.end_epoch(epoch, step, time.perf_counter() - train_time, train_time)
                     if row is not None:
-                        by_run[id(s)].on_epoch_end(row)
+                        try:
+                            by_run[id(s)].on_epoch_end(row)
+                        except Pruned:  # a search's pruner ends this run (a last epoch stays)
+                            if s.running:
+                                s.stop(PRUNED)
     except (KeyboardInterrupt, Interrupted, Exception) as e:  # keep what was computed
         for s in sessions:
             if s.running:

@@ -316,7 +316,8 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         status=status,
         epochs_run=len(rows),
         best_epoch=int(best["epoch"]) if best else None,
-        stopped_epoch=int(rows[-1]["epoch"]) if status == "early_stopped" and rows else None,
+        stopped_epoch=int(rows[-1]["epoch"]) if status in ("early_stopped", runs.PRUNED) and rows
+        else None,
         kept_epoch=kept,
         monitor=monitor,
         best=best,

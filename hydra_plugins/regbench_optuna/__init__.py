@@ -1,0 +1,1 @@
+"""regbench's Hydra sweeper plugin: ``hydra/sweeper=optuna`` on current Optuna."""

@@ -1,0 +1,1 @@
+"""regbench's Hydra launcher plugin for Ray: ``hydra/launcher=ray`` on current Ray."""

@@ -1,0 +1,69 @@
+"""`hydra/launcher=ray`: regbench's own Ray launcher on current Ray, on a local cluster of
+this machine's 2 CPUs: a 2 x 2 sweep, and a job whose worker dies while the others finish."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import TINY, run_cli
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.mark.slow
+def test_a_2x2_sweep_runs_as_ray_tasks_on_a_local_cluster(tmp_path: Path) -> None:
+    proc = run_cli("sweep", "hydra/launcher=ray", "hydra.launcher.init.num_cpus=2",
+                   "reg.dropout.fc=0.0,0.5", "seed=0,1", *TINY, "trainer.epochs=1",
+                   "dataset.train_size=100", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (sweep_dir,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
+    statuses = [json.loads((sweep_dir / str(n) / "summary.json").read_text())["status"]
+                for n in range(4)]
+    assert statuses == ["completed"] * 4
+    assert proc.stdout.count("_run_job pid=") == 4  # each job's line came from a Ray worker
+    assert len(pd.read_csv(sweep_dir / "summary.csv")) == 2
+    resumed = run_cli("sweep", "--resume", str(sweep_dir), cwd=tmp_path)
+    assert resumed.returncode == 0 and "4 of 4 jobs finished; running 0" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_with_population_true_a_population_is_one_ray_task(tmp_path: Path) -> None:
+    proc = run_cli("sweep", "hydra/launcher=ray", "hydra.launcher.population=true",
+                   "hydra.launcher.init.num_cpus=2", "reg.dropout.fc=0.0,0.5", "seed=0,1", *TINY,
+                   "trainer.epochs=1", "dataset.train_size=100", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    workers = re.findall(r"\(_run_population pid=(\d+)\).*: completed", proc.stdout)
+    assert len(workers) == 4 and len(set(workers)) == 1  # the four members, one task
+
+
+@pytest.mark.slow
+def test_a_job_whose_worker_dies_is_failed_and_the_others_come_back(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.regbench_ray.ray_launcher import failed_return, gather, start_ray
+
+    @ray.remote(max_retries=0)
+    def job(n: int) -> int:
+        if n == 1:
+            os._exit(1)  # the worker process dies mid-task, as when it is killed
+        return n
+
+    start_ray(None, {"num_cpus": 2, "include_dashboard": False})
+    try:
+        results = gather([job.remote(n) for n in range(3)])
+    finally:
+        ray.shutdown()
+    assert results[0] == 0 and results[2] == 2
+    assert isinstance(results[1], ray.exceptions.WorkerCrashedError)
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path), "subdir": "1"},
+                                      "overrides": {"task": ["seed=1"]}, "job": {"env_set": {}}}})
+    ret = failed_return(cfg, results[1])
+    summary = json.loads((tmp_path / "1" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("the Ray worker running it died")
+    assert ret.return_value == {"status": "failed", "value": None}  # the sweeper goes on
