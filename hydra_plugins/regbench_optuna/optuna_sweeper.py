@@ -19,7 +19,6 @@ reports every epoch to it (``regbench.training.pruning``); the job's number is i
 """
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
