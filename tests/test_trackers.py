@@ -130,5 +130,6 @@ def test_trackers_are_off_by_default_and_do_not_split_a_comparison(
         cfg = make_cfg(f"seed={seed}", f"logger={logger}")
         runs.write_atomic(d / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         runs.write_json(d / "summary.json", {"status": "completed", "best": best, "best_epoch": 1})
+        (d / "metrics.csv").write_text(",".join(COLUMNS) + "\n")
     comp = compare.compare([tmp_path / "0", tmp_path / "1"])
     assert list(comp.table["seeds"]) == [2]  # one configuration, whether tracked or not

@@ -95,7 +95,8 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
                 s.val_loss_rise if s.format_version >= 2 else val_loss_rise(d))
         except RunDirError as e:  # one torn file must not cost the table of every other run
             records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
-                            "config": {}, "finished_at": 0.0})
+                            "config": {}, "typed": None, "sweep": None, "declared": None,
+                            "finished_at": 0.0})
             continue
         status = s.status
         rec: dict[str, Any] = {
