@@ -95,9 +95,13 @@ def test_reg_keys_are_those_of_the_product_contract() -> None:
     assert section.max_norm is None and section.early_stopping.patience == 5
 
 
-def test_naming_the_regularizers_does_not_import_torch() -> None:
-    # summarize, plot and report name configurations through the registry; torch costs ~2 s
-    code = ("import sys, regbench.training.regularizers, regbench.study.labels; "
+def test_composing_checking_and_naming_a_configuration_do_not_import_torch() -> None:
+    # regbench config, every refused override, summarize, plot and report go through the
+    # registries; torch costs ~2 s of CPU to import
+    code = ("import sys\n"
+            "from regbench.launch.composition import compose\n"
+            "import regbench.study.labels\n"
+            "compose(['model=resnet20', 'reg=cutout', 'reg.mixup=0.2'])\n"
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 

@@ -1,11 +1,13 @@
-"""Layers that act in training mode only: the torch side of the dropout-like regularizers.
+"""The torch layers that regularizers and models are made of (as timm's ``layers/``).
 
-Each is a small typed function (what it does to a tensor) plus a thin ``nn.Module`` that
-applies it in training mode and is the identity in eval mode, as timm's ``layers/drop.py``
-does. The regularizers of ``regbench.training.regularizers`` say where these layers go;
-this module holds no configuration. Schedules change a layer's ``p`` between epochs, and
-test-time Monte Carlo dropout (regbench.training.calibration) finds them with
-``dropout_layers``.
+The dropout-like layers act in training mode only: each is a small typed function (what
+it does to a tensor) plus a thin ``nn.Module`` that applies it in training mode and is the
+identity in eval mode, as timm's ``layers/drop.py`` does. The regularizers of
+``regbench.training.regularizers`` say where they go; schedules change a layer's ``p``
+between epochs, and test-time Monte Carlo dropout (regbench.training.calibration) finds
+them with ``dropout_layers``. The models of ``regbench.training.models`` are built from
+torch's layers and the few below (a named sequence, a residual block, global pooling).
+This module holds no configuration.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -100,3 +103,42 @@ class DropConnectMask(RandomLayer):
 
     def randomize(self, x: Tensor) -> Tensor:
         return drop_connect(x, self.p)
+
+
+class Network(nn.Sequential):
+    """A model's layers in order, printed under the model's name (run.log shows it)."""
+
+    def __init__(self, name: str, *modules: nn.Module) -> None:
+        super().__init__(*modules)
+        self.name = name
+
+    def _get_name(self) -> str:
+        return self.name
+
+
+class Residual(nn.Module):
+    """relu(branch(x) + shortcut(x)): a residual block (He et al., CVPR 2016).
+
+    The shortcut is the identity, subsampled by ``stride`` and zero-padded with ``extra``
+    channels where the branch changes the shape: the paper's parameter-free option A.
+    """
+
+    def __init__(self, branch: nn.Module, stride: int = 1, extra: int = 0) -> None:
+        super().__init__()
+        self.branch, self.stride, self.extra = branch, stride, extra
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+        if self.extra:
+            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra))
+        return F.relu(self.branch(x) + shortcut)
+
+    def extra_repr(self) -> str:
+        return f"shortcut: stride {self.stride}, +{self.extra} zero channels"
+
+
+class GlobalAvgPool(nn.Module):
+    """The mean of each feature map: [N, C, H, W] -> [N, C]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean((2, 3))

@@ -1,11 +1,16 @@
 """What a model is: its config dataclass, the sites it offers regularizers, and the registry.
 
-A model is one module of this package holding an ``nn.Module`` class marked
-``@register(name, config, sites, vectorised)``. Its constructor takes ``(cfg, layers, in_channels,
-image_size, num_classes)`` and calls ``layers(Site(block, slot, width))`` wherever a
-regularizer may insert layers; ``sites`` lists those places ('conv.post'), so that a
-configured regularizer whose site the model lacks is refused before training. Its config
-is a ``ModelConfig`` subclass whose ``check`` gets the input's shape.
+A model is one module of this package holding a build function marked
+``@register(name, config, sites, vectorised)``. The function takes ``(cfg, layers,
+in_channels, image_size, num_classes)``, returns the ``nn.Module`` and calls
+``layers(Site(block, slot, width))`` wherever a regularizer may insert layers; ``sites``
+lists those places ('conv.post'), so that a configured regularizer whose site the model
+lacks is refused before training. Its config is a ``ModelConfig`` subclass whose ``check``
+gets the input's shape.
+
+Nothing here imports torch, and build functions import it when they run (as the
+optimizers do), so that composing and checking a configuration stays fast; the layers
+they are made of are in regbench.training.layers.
 """
 
 from __future__ import annotations
@@ -13,16 +18,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from omegaconf import OmegaConf
-from torch import nn
 
 from regbench.config.schema import CONF_DIR, load_preset
 from regbench.training.regularizers import Regularization, Site
 
-Layers = Callable[[Site], list[nn.Module]]
-M = TypeVar("M", bound=type[nn.Module])
+if TYPE_CHECKING:
+    from torch import nn
+
+Layers = Callable[[Site], "list[nn.Module]"]
+Build = Callable[..., "nn.Module"]  # (cfg, layers, in_channels, image_size, num_classes)
+B = TypeVar("B", bound=Build)
 
 
 @dataclass
@@ -38,13 +46,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: its config type, the module class it builds, the sites it offers,
-    and whether the population engine trains it (the engine swaps in its own versions of
-    the regularizers' layers, so a model whose own layers need that cannot be batched)."""
+    """A registered model: its config type, the function that builds it, the sites it
+    offers, and whether the population engine trains it (the engine swaps in its own
+    versions of the regularizers' layers, so a model whose own layers need that cannot be
+    batched)."""
 
     name: str
     config: type[ModelConfig]
-    build: Callable[..., nn.Module]
+    build: Build
     sites: tuple[str, ...]
     vectorised: bool = True
 
@@ -54,12 +63,13 @@ MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, config: type[ModelConfig], sites: tuple[str, ...],
-             vectorised: bool = True) -> Callable[[M], M]:
-    """Class decorator: make a model known as model=<name> (conf/model/<name>.yaml)."""
+             vectorised: bool = True) -> Callable[[B], B]:
+    """Decorator of a build function: make a model known as model=<name>
+    (conf/model/<name>.yaml)."""
 
-    def add(cls: M) -> M:
-        MODELS[name] = ModelSpec(name, config, cls, sites, vectorised)
-        return cls
+    def add(build: B) -> B:
+        MODELS[name] = ModelSpec(name, config, build, sites, vectorised)
+        return build
 
     return add
 

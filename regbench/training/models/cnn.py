@@ -8,12 +8,14 @@ with three wider blocks, of the small VGG-style nets of Srivastava et al. (JMLR 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from regbench.config.schema import check
 from regbench.training.models.base import Layers, ModelConfig, register
 from regbench.training.regularizers import Site
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass
@@ -37,7 +39,8 @@ class CNNConfig(ModelConfig):
 
 @register("cnn", CNNConfig, sites=("input.post", "conv.pre_norm", "conv.norm", "conv.post",
                                    "fc.pre_norm", "fc.norm", "fc.post"))
-class CNN(nn.Sequential):
+def cnn(cfg: CNNConfig, layers: Layers, in_channels: int, image_size: tuple[int, int],
+        num_classes: int = 10) -> nn.Module:
     """Conv blocks then a classifier head; the regularizers insert their layers at sites.
 
     input:      [input site]
@@ -45,22 +48,23 @@ class CNN(nn.Sequential):
     head:       flatten -> linear -> [pre_norm] -> [norm] -> ReLU -> [post] -> linear
     A layer followed by a norm layer has no bias (the norm's shift replaces it).
     """
+    from torch import nn
 
-    def __init__(self, cfg: CNNConfig, layers: Layers, in_channels: int,
-                 image_size: tuple[int, int], num_classes: int = 10) -> None:
-        modules: list[nn.Module] = list(layers(Site("input", "post", in_channels)))
-        h, w = image_size
-        c_in = in_channels
-        for c_out in cfg.channels:
-            norm = layers(Site("conv", "norm", c_out))
-            modules += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not norm),
-                        *layers(Site("conv", "pre_norm", c_out)), *norm,
-                        nn.ReLU(inplace=True), nn.MaxPool2d(2), *layers(Site("conv", "post", c_out))]
-            c_in, h, w = c_out, h // 2, w // 2
-        if h < 1 or w < 1:  # CNNConfig.check refuses this before training
-            raise ValueError(f"{len(cfg.channels)} conv blocks shrink a {image_size} input to nothing")
-        norm = layers(Site("fc", "norm", cfg.hidden))
-        modules += [nn.Flatten(), nn.Linear(c_in * h * w, cfg.hidden, bias=not norm),
-                    *layers(Site("fc", "pre_norm", cfg.hidden)), *norm, nn.ReLU(inplace=True),
-                    *layers(Site("fc", "post", cfg.hidden)), nn.Linear(cfg.hidden, num_classes)]
-        super().__init__(*modules)
+    from regbench.training.layers import Network
+
+    modules: list[nn.Module] = list(layers(Site("input", "post", in_channels)))
+    h, w = image_size
+    c_in = in_channels
+    for c_out in cfg.channels:
+        norm = layers(Site("conv", "norm", c_out))
+        modules += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not norm),
+                    *layers(Site("conv", "pre_norm", c_out)), *norm,
+                    nn.ReLU(inplace=True), nn.MaxPool2d(2), *layers(Site("conv", "post", c_out))]
+        c_in, h, w = c_out, h // 2, w // 2
+    if h < 1 or w < 1:  # CNNConfig.check refuses this before training
+        raise ValueError(f"{len(cfg.channels)} conv blocks shrink a {image_size} input to nothing")
+    norm = layers(Site("fc", "norm", cfg.hidden))
+    modules += [nn.Flatten(), nn.Linear(c_in * h * w, cfg.hidden, bias=not norm),
+                *layers(Site("fc", "pre_norm", cfg.hidden)), *norm, nn.ReLU(inplace=True),
+                *layers(Site("fc", "post", cfg.hidden)), nn.Linear(cfg.hidden, num_classes)]
+    return Network("CNN", *modules)

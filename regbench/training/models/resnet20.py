@@ -20,13 +20,14 @@ features before the classifier.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 from regbench.config.schema import check
 from regbench.training.models.base import Layers, ModelConfig, register
 from regbench.training.regularizers import Site
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass
@@ -44,64 +45,47 @@ class ResNet20Config(ModelConfig):
               "an integer >= 1 (basic blocks per stage; the depth is 6n + 2)")
 
 
-def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    """A 3x3 conv without bias (the batch norm after it has the shift)."""
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-
-
-class BasicBlock(nn.Module):
-    """relu(branch(x) + shortcut(x)), branch: conv -> [pre_norm] -> BN -> ReLU -> [post] ->
-    conv -> [pre_norm] -> BN; the shortcut subsamples and zero-pads x to the branch's shape."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int, layers: Layers) -> None:
-        super().__init__()
-        self.branch = nn.Sequential(
-            conv3x3(c_in, c_out, stride), *layers(Site("conv", "pre_norm", c_out)),
-            nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), *layers(Site("conv", "post", c_out)),
-            conv3x3(c_out, c_out), *layers(Site("conv", "pre_norm", c_out)), nn.BatchNorm2d(c_out))
-        self.stride, self.extra = stride, c_out - c_in  # channels the shortcut pads with zeros
-
-    def forward(self, x: Tensor) -> Tensor:
-        shortcut = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
-        if self.extra:
-            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra))
-        return F.relu(self.branch(x) + shortcut)
-
-    def extra_repr(self) -> str:
-        return f"shortcut: stride {self.stride}, +{self.extra} zero channels"
-
-
-class GlobalAvgPool(nn.Module):
-    """The mean of each feature map: [N, C, H, W] -> [N, C]."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.mean((2, 3))
-
-
 # Not batched by the population engine: it runs each member's batch norms in float32 (under
 # bf16 on CUDA, vmap's batch-norm rule needs one dtype) but reaches only the regularizers'
 # layers, and this model's batch norms are its own.
 @register("resnet20", ResNet20Config,
           sites=("input.post", "conv.pre_norm", "conv.post", "fc.pre_norm", "fc.post"),
           vectorised=False)
-class ResNet20(nn.Sequential):
-    """Stem conv, stages of basic blocks, global average pooling, linear classifier."""
+def resnet20(cfg: ResNet20Config, layers: Layers, in_channels: int, image_size: tuple[int, int],
+             num_classes: int = 10) -> nn.Module:
+    """Stem conv, stages of basic blocks, global average pooling, linear classifier.
 
-    def __init__(self, cfg: ResNet20Config, layers: Layers, in_channels: int,
-                 image_size: tuple[int, int], num_classes: int = 10) -> None:
-        width = cfg.channels[0]
-        modules: list[nn.Module] = [
-            *layers(Site("input", "post", in_channels)), conv3x3(in_channels, width),
-            *layers(Site("conv", "pre_norm", width)), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-        for stage, c_out in enumerate(cfg.channels):
-            for block in range(cfg.blocks):
-                stride = 2 if stage > 0 and block == 0 else 1
-                modules.append(BasicBlock(width, c_out, stride, layers))
-                width = c_out
-        # the head has no norm: its pre_norm and post slots are one place, before the classifier
-        modules += [GlobalAvgPool(), *layers(Site("fc", "pre_norm", width)),
-                    *layers(Site("fc", "post", width)), nn.Linear(width, num_classes)]
-        super().__init__(*modules)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    stem:        conv 3x3 -> [pre_norm] -> BN -> ReLU
+    basic block: relu(branch(x) + shortcut(x)), branch: conv 3x3 -> [pre_norm] -> BN -> ReLU
+                 -> [post] -> conv 3x3 -> [pre_norm] -> BN (layers.Residual)
+    head:        global average pool -> [fc site] -> linear
+    """
+    from torch import nn
+
+    from regbench.training.layers import GlobalAvgPool, Network, Residual
+
+    def conv3x3(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
+        """A 3x3 conv without bias (the batch norm after it has the shift), then the norm."""
+        return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                *layers(Site("conv", "pre_norm", c_out)), nn.BatchNorm2d(c_out)]
+
+    def block(c_in: int, c_out: int, stride: int) -> nn.Module:
+        branch = nn.Sequential(*conv3x3(c_in, c_out, stride), nn.ReLU(inplace=True),
+                               *layers(Site("conv", "post", c_out)), *conv3x3(c_out, c_out))
+        return Residual(branch, stride, extra=c_out - c_in)
+
+    width = cfg.channels[0]
+    modules: list[nn.Module] = [*layers(Site("input", "post", in_channels)),
+                                *conv3x3(in_channels, width), nn.ReLU(inplace=True)]
+    for stage, c_out in enumerate(cfg.channels):
+        for b in range(cfg.blocks):
+            modules.append(block(width, c_out, 2 if stage > 0 and b == 0 else 1))
+            width = c_out
+    # the head has no norm: its pre_norm and post slots are one place, before the classifier
+    modules += [GlobalAvgPool(), *layers(Site("fc", "pre_norm", width)),
+                *layers(Site("fc", "post", width)), nn.Linear(width, num_classes)]
+    net = Network("ResNet20", *modules)
+    for m in net.modules():  # He et al. (ICCV 2015) initialisation, as the paper
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return net
