@@ -21,7 +21,6 @@ from regbench.present.tables import SPENDING_WORDS, seeds_to_decide  # noqa: E40
 from regbench.store.metrics import plural  # noqa: E402
 from regbench.study.stats import MAX_SEEDS  # noqa: E402
 from regbench.store.settle_record import SETTLED, Round, SettleRecord  # noqa: E402
-from regbench.study import equivalence  # noqa: E402
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -126,19 +125,16 @@ def interval_plot(comp: Comparison, folder: Path) -> Path | None:
             x = [lk.round + offset for lk in looks]
             mid = [100 * lk.d for lk in looks]
             err = [[100 * (lk.d - lk.low) for lk in looks], [100 * (lk.high - lk.d) for lk in looks]]
-            bars = ax.errorbar(x, mid, yerr=err, fmt="o-", ms=4, capsize=3, lw=1.2,
-                               label=textwrap.fill(name, 34))
-            last = looks[-1]
-            ax.annotate(last.verdict if last.verdict != equivalence.UNDECIDED else "undecided",
-                        (x[-1], 100 * last.high), textcoords="offset points", xytext=(0, 4),
-                        ha="center", fontsize=7, color=bars[0].get_color())
+            ax.errorbar(x, mid, yerr=err, fmt="o-", ms=4, capsize=3, lw=1.2,
+                        label=textwrap.fill(f"{name}: {looks[-1].verdict}", 34))
         rounds = [r for r in settle.record.rounds if r.wall_time_s is not None]
         ax.set_xticks([r.number for r in rounds], [f"{r.number}\n({r.seeds})" for r in rounds])
         ax.set_xlabel("round (seeds per configuration)")
         ax.set_ylabel(f"{METRIC_WORDS[metric]} vs baseline (points)")
         ax.set_title(METRIC_WORDS[metric] + (f", margin ±{100 * margin:g}" if margin else ""),
                      fontsize=10)
-    axes[0][0].legend(fontsize=7, loc="best")
+    for ax in axes[0]:  # each panel's own legend: the verdicts differ by metric
+        ax.legend(fontsize=7, loc="best")
     spending = SPENDING_WORDS.get(settle.design.spending, settle.design.spending)
     fig.suptitle(f"Repeated confidence intervals round by round ({spending} alpha spending, "
                  f"Lan & DeMets 1983; {100 * (1 - settle.design.alpha):g}% together, "
