@@ -94,8 +94,10 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
             rise = None if not s.finished else (
                 s.val_loss_rise if s.format_version >= 2 else val_loss_rise(d))
         except RunDirError as e:  # one torn file must not cost the table of every other run
+            # every key a run has (None), so that pandas does not fill the column with NaN
             records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
-                            "config": {}, "finished_at": 0.0})
+                            "typed": None, "sweep": None, "declared": None, "config": {},
+                            "finished_at": 0.0})
             continue
         status = s.status
         rec: dict[str, Any] = {
