@@ -4,14 +4,14 @@
 #   scripts/hand_mutations.sh [NAME...]     default: every mutation below
 #
 # Each mutation is a text replacement in a copy of the repository (build/hand-mutations/NAME);
-# the statistics and comparison tests run there, and one line per mutation says how many
-# tests failed: "caught" needs at least one. Exit code 1 when a mutation is not caught.
+# the statistics and comparison tests run there until the first failure, and one line per
+# mutation names the test that caught it, or says MISSED. Exit code 1 when one is missed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$root/build/hand-mutations
-tests="tests/test_stats.py tests/test_stats_properties.py tests/test_stats_compare.py
-       tests/test_comparisons.py tests/test_compare.py"
+tests="tests/test_stats.py tests/test_stats_compare.py tests/test_comparisons.py
+       tests/test_stats_properties.py"
 export REGBENCH_PROPERTY_EXAMPLES=${REGBENCH_PROPERTY_EXAMPLES:-30}
 
 # name | file | text | replacement (python string literals)
@@ -54,11 +54,10 @@ if text.count(old) != 1:
     sys.exit(f"{path}: the text to mutate occurs {text.count(old)} times: {old!r}")
 open(path, "w", encoding="utf-8").write(text.replace(old, new))
 EOF
-  # the copy's regbench, not the installed one
-  result=$(cd "$dir" && PYTHONPATH="$dir" python -m pytest -q -p no:cacheprovider $tests 2>&1 \
-           | tail -n 1)
-  failed=$(echo "$result" | sed -n 's/.* \([0-9]*\) failed.*/\1/p; s/^\([0-9]*\) failed.*/\1/p' | head -n 1)
-  if [ -n "$failed" ] && [ "$failed" -gt 0 ]; then verdict=caught; else verdict=MISSED; missed=1; fi
-  printf '%-22s %-7s %s (%s)\n' "$name" "$verdict" "$file" "$result"
+  # the copy's regbench, not the installed one; stop at the first failing test
+  caught=$(cd "$dir" && PYTHONPATH="$dir" python -m pytest -x -q -rf -p no:cacheprovider $tests \
+           2>&1 | sed -n 's/^\(FAILED\|ERROR\) \([^ ]*\).*/\2/p' | head -n 1) || true
+  if [ -n "$caught" ]; then verdict="caught by $caught"; else verdict=MISSED; missed=1; fi
+  printf '%-21s %s: %s\n' "$name" "$file" "$verdict"
 done
 exit $missed

@@ -21,22 +21,26 @@ work=$root/build/mutation
 children=${MUTATION_CHILDREN:-2}
 export REGBENCH_PROPERTY_EXAMPLES=${REGBENCH_PROPERTY_EXAMPLES:-15}
 
-# group | module | functions to mutate (mutmut mutant-name globs; * = all) | test files.
-# The regularizer functions are named one by one: the module is being split into
-# regbench/training/regularizers/, so update the path and the names when it moves.
+# group | modules | functions to mutate (mutmut mutant-name globs; * = all) | test files.
+# Edit these lines when a module moves or a function is added: the regularizer functions
+# are named one by one (their modules also hold configuration and registry code).
 GROUP_LINES=(
   "stats | regbench/study/stats.py | *
    | tests/test_stats.py tests/test_stats_properties.py"
   "compare | regbench/study/compare.py | *
    | tests/test_stats_compare.py tests/test_stats_properties.py"
   "metrics | regbench/store/metrics.py
-   | xǁRowǁ__post_init__* x_read_rows* x_best_index* x_onset_epoch* x_convergence_epoch* x_number* x_row_dict*
+   | xǁRowǁ__post_init__* x_read_rows* x_best_index* x_onset_epoch* x_convergence_epoch*
+     x_number* x_row_dict* x_val_loss_rise* x_missing_columns*
    | tests/test_metrics.py"
-  "regularizers | regbench/training/regularizers.py
+  "regularizers | regbench/training/layers.py regbench/training/regularizers/base.py
+     regbench/training/regularizers/dropout.py regbench/training/regularizers/schedule.py
+     regbench/training/regularizers/penalty.py regbench/training/regularizers/max_norm.py
+     regbench/training/regularizers/early_stopping.py
    | x_make_dropout* x_gaussian_noise* xǁRandomLayerǁforward* x_dropout_layers* x_rate_in_force*
      x_drop_connect* x_curriculum_rate* x_phase_rate* x_adaptive_rate* x_is_decayed* x_split_params*
-     x_penalty* x_apply_max_norm* xǁDropoutǁlayers* xǁDropoutScheduleǁrate* xǁEarlyStoppingǁimproved*
-     xǁEarlyStoppingǁstep*
+     x_penalty* x_apply_max_norm* xǁDropoutǁlayers* xǁDropoutǁslot* xǁDropoutScheduleǁrate*
+     xǁEarlyStoppingǁimproved* xǁEarlyStoppingǁstep*
    | tests/test_regularizer_functions.py tests/test_regularizers.py
      tests/test_dropout_variants.py::test_each_schedules_rate_per_epoch_follows_its_formula
      tests/test_dropout_variants.py::test_gaussian_dropout_has_mean_one_and_the_variance_of_dropout
@@ -50,18 +54,20 @@ toml_list() { printf '"%s", ' $1 | sed 's/, $//'; }  # words -> "a", "b"
 wanted=("$@")
 killed_all=0; total_all=0; survivors=()
 for line in "${GROUP_LINES[@]}"; do
-  name=$(field "$line" 1); module=$(field "$line" 2)
+  name=$(field "$line" 1); modules=$(field "$line" 2)
   globs=$(field "$line" 3); tests=$(field "$line" 4)
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " $name " ]]; then continue; fi
   dir=$work/$name
   rm -rf "$dir"; mkdir -p "$dir"
   (cd "$root" && tar --exclude=__pycache__ --exclude=.hypothesis -cf - regbench tests pyproject.toml) \
     | tar -xf - -C "$dir"
-  # the group's module and tests, added to the [tool.mutmut] table of the copy's pyproject
-  sed -i "/^\[tool.mutmut\]/a only_mutate = [\"$module\"]\npytest_add_cli_args_test_selection = [$(toml_list "$tests")]" \
+  # the group's modules and tests, added to the [tool.mutmut] table of the copy's pyproject
+  sed -i "/^\[tool.mutmut\]/a only_mutate = [$(toml_list "$modules")]\npytest_add_cli_args_test_selection = [$(toml_list "$tests")]" \
     "$dir/pyproject.toml"
-  names=()
-  for g in $globs; do names+=("${module%.py}.$g"); done
+  names=()  # mutant names: regbench.study.stats.x_holm__mutmut_3
+  for module in $modules; do
+    for g in $globs; do names+=("${module%.py}.$g"); done
+  done
   names=("${names[@]//\//.}")
   start=$(date +%s)
   (cd "$dir" && mutmut run --max-children "$children" "${names[@]}" > mutmut.log 2>&1) || {
@@ -88,7 +94,8 @@ EOF
   for s in $rest; do survivors+=("$s"); done
   killed_all=$((killed_all + killed)); total_all=$((total_all + total))
   printf '%-13s %4d/%-4d killed (%5.1f%%) in %4ds  %s\n' "$name" "$killed" "$total" \
-    "$(awk "BEGIN {print 100 * $killed / $total}")" "$(( $(date +%s) - start ))" "$module"
+    "$(awk "BEGIN {print 100 * $killed / $total}")" "$(( $(date +%s) - start ))" \
+    "$(echo "$modules" | wc -w) module(s)"
 done
 
 [ "$total_all" -gt 0 ] || { echo "no group named ${wanted[*]}" >&2; exit 2; }

@@ -98,3 +98,19 @@ def test_read_rows_drops_a_torn_line_and_reads_older_files(tmp_path: Path) -> No
     assert r.dropout_rate == 0.0 and r.epoch_time_s == 2.0 and r.lr == 0.1
     # reopening keeps only complete rows, up to keep_epochs
     assert [r.epoch for r in metrics.MetricsLog(path, keep_epochs=1).rows] == [1]
+
+
+def test_val_loss_rise_is_last_minus_the_lowest_finite() -> None:
+    assert metrics.val_loss_rise(rows([1.0, 0.4, math.nan, 0.7])) == pytest.approx(0.3)
+    assert metrics.val_loss_rise(rows([1.0, 0.6, 0.5])) == 0.0  # the last is the lowest
+    assert metrics.val_loss_rise(rows([1.0, 0.6, math.inf])) is None  # no finite last epoch
+    assert metrics.val_loss_rise(rows([math.nan, math.nan])) is None
+
+
+def test_missing_columns_names_what_a_damaged_file_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,train_loss,val_loss\n1,0.5,0.6\n")
+    assert metrics.missing_columns(path) == ["train_acc", "val_acc", "train_loss_running",
+                                             "penalty", "lr", "epoch_time_s"]
+    with pytest.raises(ValueError, match="^no column train_acc, val_acc, train_loss_running"):
+        metrics.read_rows(path)

@@ -12,17 +12,23 @@ import pytest
 import torch
 from torch import nn
 
-from regbench.training import regularizers as R
+from regbench.training import layers as L
+from regbench.training.regularizers import base
+from regbench.training.regularizers import schedule as schedules
+from regbench.training.regularizers.dropout import Dropout
+from regbench.training.regularizers.early_stopping import EarlyStopping
+from regbench.training.regularizers.max_norm import apply_max_norm
+from regbench.training.regularizers.penalty import penalty
 
 
 def test_make_dropout_by_rate_and_kind() -> None:
-    assert isinstance(R.make_dropout(0.0), nn.Identity)
-    assert isinstance(R.make_dropout(-0.1, "gaussian"), nn.Identity)
-    standard, spatial, gaussian = (R.make_dropout(0.3, k) for k in ("standard", "spatial", "gaussian"))
+    assert isinstance(L.make_dropout(0.0), nn.Identity)
+    assert isinstance(L.make_dropout(-0.1, "gaussian"), nn.Identity)
+    standard, spatial, gaussian = (L.make_dropout(0.3, k) for k in ("standard", "spatial", "gaussian"))
     assert type(standard) is nn.Dropout and type(spatial) is nn.Dropout2d
-    assert type(gaussian) is R.GaussianDropout
+    assert type(gaussian) is L.GaussianDropout
     assert standard.p == spatial.p == gaussian.p == 0.3
-    assert type(R.make_dropout(1e-6)) is nn.Dropout  # any positive rate is a layer
+    assert type(L.make_dropout(1e-6)) is nn.Dropout  # any positive rate is a layer
 
 
 def test_gaussian_noise_is_x_times_one_plus_scaled_normal_noise() -> None:
@@ -30,27 +36,27 @@ def test_gaussian_noise_is_x_times_one_plus_scaled_normal_noise() -> None:
     torch.manual_seed(3)
     noise = torch.randn(50)
     torch.manual_seed(3)
-    out = R.gaussian_noise(x, 0.2)
+    out = L.gaussian_noise(x, 0.2)
     torch.testing.assert_close(out, x * (1.0 + math.sqrt(0.2 / 0.8) * noise))
 
 
 def test_random_layers_act_in_training_mode_only_and_show_their_rate() -> None:
-    layer = R.GaussianDropout(0.5)
+    layer = L.GaussianDropout(0.5)
     x = torch.ones(1000)
     assert not torch.equal(layer(x), x)  # training (the default): noise
     layer.eval()
     assert torch.equal(layer(x), x)
-    off = R.GaussianDropout(0.0)
+    off = L.GaussianDropout(0.0)
     assert torch.equal(off(x), x)  # rate 0: nothing, even in training
     assert "p=0.5" in repr(layer)
 
 
 def test_dropout_layers_and_the_rate_in_force() -> None:
-    model = nn.Sequential(nn.Dropout(0.2), nn.Linear(2, 2), R.GaussianDropout(0.6),
+    model = nn.Sequential(nn.Dropout(0.2), nn.Linear(2, 2), L.GaussianDropout(0.6),
                           nn.Dropout2d(0.4), nn.ReLU())
-    assert [type(m) for m in R.dropout_layers(model)] == [nn.Dropout, R.GaussianDropout, nn.Dropout2d]
-    assert R.rate_in_force(model) == 0.6
-    assert R.rate_in_force(nn.Sequential(nn.Linear(2, 2))) == 0.0
+    assert [type(m) for m in L.dropout_layers(model)] == [nn.Dropout, L.GaussianDropout, nn.Dropout2d]
+    assert L.rate_in_force(model) == 0.6
+    assert L.rate_in_force(nn.Sequential(nn.Linear(2, 2))) == 0.0
 
 
 def test_drop_connect_zeroes_weights_and_scales_the_survivors() -> None:
@@ -58,10 +64,10 @@ def test_drop_connect_zeroes_weights_and_scales_the_survivors() -> None:
     torch.manual_seed(1)
     keep = torch.empty_like(w).bernoulli_(0.75)
     torch.manual_seed(1)
-    out = R.drop_connect(w, 0.25)
+    out = L.drop_connect(w, 0.25)
     torch.testing.assert_close(out, w * keep / 0.75)
     assert 0 < int(keep.sum()) < w.numel()  # the draw kept some and dropped some
-    mask = R.DropConnectMask(0.25)
+    mask = L.DropConnectMask(0.25)
     torch.manual_seed(1)
     torch.testing.assert_close(mask(w), w * keep / 0.75)
     mask.eval()
@@ -69,17 +75,17 @@ def test_drop_connect_zeroes_weights_and_scales_the_survivors() -> None:
 
 
 def test_curriculum_rate_rises_from_zero_towards_p() -> None:
-    assert R.curriculum_rate(0.5, 1, 0.3) == 0.0  # no finished epoch yet
-    assert R.curriculum_rate(0.5, 3, 0.3) == pytest.approx(0.5 * (1 - math.exp(-0.6)))
-    assert R.curriculum_rate(0.5, 200, 0.3) == pytest.approx(0.5)
+    assert schedules.curriculum_rate(0.5, 1, 0.3) == 0.0  # no finished epoch yet
+    assert schedules.curriculum_rate(0.5, 3, 0.3) == pytest.approx(0.5 * (1 - math.exp(-0.6)))
+    assert schedules.curriculum_rate(0.5, 200, 0.3) == pytest.approx(0.5)
 
 
 def test_phase_rate_switches_after_the_first_part() -> None:
     # 10 epochs, switch at 0.25: the first part is ceil(2.5) = 3 epochs
-    early = [R.phase_rate(0.4, e, 10, 0.25, early=True) for e in range(1, 6)]
-    late = [R.phase_rate(0.4, e, 10, 0.25, early=False) for e in range(1, 6)]
+    early = [schedules.phase_rate(0.4, e, 10, 0.25, early=True) for e in range(1, 6)]
+    late = [schedules.phase_rate(0.4, e, 10, 0.25, early=False) for e in range(1, 6)]
     assert early == [0.4, 0.4, 0.4, 0.0, 0.0] and late == [0.0, 0.0, 0.0, 0.4, 0.4]
-    assert R.phase_rate(0.4, 2, 10, 0.2, early=True) == 0.4  # exactly 2 epochs: epoch 2 is in
+    assert schedules.phase_rate(0.4, 2, 10, 0.2, early=True) == 0.4  # exactly 2 epochs: epoch 2 is in
 
 
 @pytest.mark.parametrize(("gap", "expected"), [
@@ -92,64 +98,64 @@ def test_phase_rate_switches_after_the_first_part() -> None:
 def test_adaptive_rate_moves_by_a_step_outside_the_dead_band(gap: float, expected: float) -> None:
     high = 0.6 if gap == 0.30 else 0.9
     rate = 0.55 if gap == 0.30 else 0.4
-    assert R.adaptive_rate(rate, gap, target=0.1, step=0.1, high=high) == pytest.approx(expected)
+    assert schedules.adaptive_rate(rate, gap, target=0.1, step=0.1, high=high) == pytest.approx(expected)
 
 
 def test_adaptive_rate_stays_within_zero_and_high() -> None:
-    assert R.adaptive_rate(0.05, 0.0, target=0.1, step=0.1, high=0.5) == 0.0
-    assert R.adaptive_rate(0.45, 1.0, target=0.1, step=0.1, high=0.5) == 0.5
+    assert schedules.adaptive_rate(0.05, 0.0, target=0.1, step=0.1, high=0.5) == 0.0
+    assert schedules.adaptive_rate(0.45, 1.0, target=0.1, step=0.1, high=0.5) == 0.5
 
 
 def test_decayed_parameters_are_weights_unless_asked_otherwise() -> None:
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 3))
     model[1].weight.requires_grad_(False)  # frozen: in neither group
-    decay, no_decay = R.split_params(model)
+    decay, no_decay = base.split_params(model)
     assert [tuple(p.shape) for p in decay] == [(2, 1, 3, 3), (3, 2)]
     assert [tuple(p.shape) for p in no_decay] == [(2,), (2,), (3,)]  # conv bias, bn bias, fc bias
-    everything, none = R.split_params(model, decay_bias_and_norm=True)
+    everything, none = base.split_params(model, decay_bias_and_norm=True)
     assert len(everything) == 5 and none == []
-    assert R.is_decayed("w", torch.zeros(2, 2)) and not R.is_decayed("b", torch.zeros(2))
-    assert R.is_decayed("b", torch.zeros(2), decay_bias_and_norm=True)
+    assert base.is_decayed("w", torch.zeros(2, 2)) and not base.is_decayed("b", torch.zeros(2))
+    assert base.is_decayed("b", torch.zeros(2), decay_bias_and_norm=True)
 
 
 def test_penalty_sums_over_every_tensor() -> None:
     a, b = torch.tensor([[1.0, -2.0]]), torch.tensor([[3.0], [-0.5]])
     # l2/2 * (1 + 4 + 9 + 0.25) + l1 * (1 + 2 + 3 + 0.5)
-    assert R.penalty([a, b], l2=0.2).item() == pytest.approx(0.1 * 14.25)
-    assert R.penalty([a, b], l1=0.3).item() == pytest.approx(0.3 * 6.5)
-    assert R.penalty([a, b], l2=0.2, l1=0.3).item() == pytest.approx(1.425 + 1.95)
-    assert R.penalty(iter([a, b]), l2=0.2).item() == pytest.approx(1.425)  # any iterable
-    assert R.penalty([a], l2=0.0, l1=0.0) is None
+    assert penalty([a, b], l2=0.2).item() == pytest.approx(0.1 * 14.25)
+    assert penalty([a, b], l1=0.3).item() == pytest.approx(0.3 * 6.5)
+    assert penalty([a, b], l2=0.2, l1=0.3).item() == pytest.approx(1.425 + 1.95)
+    assert penalty(iter([a, b]), l2=0.2).item() == pytest.approx(1.425)  # any iterable
+    assert penalty([a], l2=0.0, l1=0.0) is None
 
 
 def test_max_norm_rescales_only_rows_above_the_bound_and_skips_vectors() -> None:
     w = torch.tensor([[6.0, 8.0], [0.6, 0.8], [3.0, 0.0]])  # norms 10, 1, 3
     bias = torch.tensor([30.0, 40.0])
-    R.apply_max_norm([w, bias], 3.0)
+    apply_max_norm([w, bias], 3.0)
     torch.testing.assert_close(w, torch.tensor([[1.8, 2.4], [0.6, 0.8], [3.0, 0.0]]))
     assert torch.equal(bias, torch.tensor([30.0, 40.0]))
 
 
 def test_dropout_enters_at_its_sites() -> None:
-    after = R.Dropout(input=0.1, conv=0.2, fc=0.5, kind="spatial")
-    kinds = {(b, s): [(type(m).__name__, m.p) for m in after.layers(R.Site(b, s, 4))]
+    after = Dropout(input=0.1, conv=0.2, fc=0.5, kind="spatial")
+    kinds = {(b, s): [(type(m).__name__, m.p) for m in after.layers(base.Site(b, s, 4))]
              for b in ("input", "conv", "fc") for s in ("norm", "pre_norm", "post")}
     assert kinds[("input", "post")] == [("Dropout", 0.1)]  # element-wise on the image
     assert kinds[("conv", "post")] == [("Dropout2d", 0.2)]
     assert kinds[("fc", "post")] == [("Dropout", 0.5)]  # the head: element-wise
     assert kinds[("conv", "pre_norm")] == kinds[("fc", "norm")] == []
-    before = R.Dropout(input=0.0, conv=0.2, fc=0.0, position="before_bn")
-    assert [type(m) for m in before.layers(R.Site("conv", "pre_norm", 4))] == [nn.Dropout]
-    assert before.layers(R.Site("conv", "post", 4)) == []
-    assert before.layers(R.Site("input", "post", 1)) == []  # input rate 0
-    assert before.layers(R.Site("fc", "pre_norm", 8)) == []  # fc rate 0
-    gauss = R.Dropout(input=0.1, conv=0.2, fc=0.3, kind="gaussian")
-    assert {type(m) for b in ("input", "conv", "fc") for m in gauss.layers(R.Site(b, "post", 2))} \
-        == {R.GaussianDropout}
+    before = Dropout(input=0.0, conv=0.2, fc=0.0, position="before_bn")
+    assert [type(m) for m in before.layers(base.Site("conv", "pre_norm", 4))] == [nn.Dropout]
+    assert before.layers(base.Site("conv", "post", 4)) == []
+    assert before.layers(base.Site("input", "post", 1)) == []  # input rate 0
+    assert before.layers(base.Site("fc", "pre_norm", 8)) == []  # fc rate 0
+    gauss = Dropout(input=0.1, conv=0.2, fc=0.3, kind="gaussian")
+    assert {type(m) for b in ("input", "conv", "fc") for m in gauss.layers(base.Site(b, "post", 2))} \
+        == {L.GaussianDropout}
 
 
-def schedule(kind: str, gamma: float | None = None) -> R.DropoutSchedule:
-    return R.DropoutSchedule(kind, gamma, switch_at=0.5, target=0.1, step=0.1, high=0.9, epochs=4)
+def schedule(kind: str, gamma: float | None = None) -> schedules.DropoutSchedule:
+    return schedules.DropoutSchedule(kind, gamma, switch_at=0.5, target=0.1, step=0.1, high=0.9, epochs=4)
 
 
 def test_schedule_rates() -> None:
@@ -164,8 +170,8 @@ def test_schedule_rates() -> None:
 
 
 def test_early_stopping_improvement_and_patience() -> None:
-    loss = R.EarlyStopping("val_loss", patience=2, min_delta=0.1)
-    assert loss.sign == 1.0 and R.EarlyStopping("train_acc").sign == -1.0
+    loss = EarlyStopping("val_loss", patience=2, min_delta=0.1)
+    assert loss.sign == 1.0 and EarlyStopping("train_acc").sign == -1.0
     assert not loss.improved(math.nan)  # nothing non-finite counts, not even first
     assert loss.improved(5.0)  # the first finite value always does
     model = nn.Linear(1, 1)
@@ -180,6 +186,6 @@ def test_early_stopping_improvement_and_patience() -> None:
     assert loss.step(0.95, 2) is False and loss.bad_epochs == 1
     assert loss.step(math.inf, 3) is True and loss.bad_epochs == 2  # patience 2 reached
     assert loss.step(0.5, 4) is False and loss.bad_epochs == 0 and loss.best_epoch == 4
-    acc = R.EarlyStopping("val_acc", patience=1)
+    acc = EarlyStopping("val_acc", patience=1)
     acc.step(0.5, 1)
     assert acc.improved(0.6) and not acc.improved(0.5) and not acc.improved(0.4)

@@ -21,6 +21,7 @@ from scipy import stats as sps
 
 from regbench.errors import ConfigError, RunDirError
 from regbench.store import metrics
+from regbench.store.summary import Summary
 from regbench.study import compare
 from regbench.study.labels import reg_presets
 
@@ -213,10 +214,17 @@ def test_choose_baseline_rules() -> None:
     assert compare.choose_baseline("reg.dropout.fc=0.5", {"p": plain, "d": drop}) == ("d", "")
     assert compare.choose_baseline(None, {"p": plain}) == (
         None, "one configuration: nothing to compare against")
-    # no unregularized run; one numeric knob: its weakest setting
-    grid = {name: none_config(**{"reg.dropout.fc": r}) for name, r in
-            (("a", 0.5), ("b", 0.25), ("c", 0.75))}  # names sort otherwise than the rates
+    # no unregularized run; one numeric knob: its setting 0 (the knob off), never the weakest
+    grid = {name: none_config(**{"reg.dropout.conv": 0.25, "reg.dropout.fc": r}) for name, r in
+            (("a", 0.5), ("b", 0.0), ("c", 0.75))}
     assert compare.choose_baseline(None, grid) == ("b", "")
+    assert compare.choose_baseline(None, {k: grid[k] for k in "ac"})[0] is None
+    # the study's declared baseline first; one that fits nothing is said
+    assert compare.choose_baseline(None, grid, "reg.dropout.fc=0.75") == ("c", "")
+    assert compare.choose_baseline(None, grid, "reg.dropout.fc=0.3") == ("b", "")
+    name, note = compare.choose_baseline(None, {k: grid[k] for k in "ac"}, "reg.dropout.fc=0.3")
+    assert name is None and note.startswith("the study's baseline reg.dropout.fc=0.3 matches "
+                                            "none of them; no configuration without")
     two = {"a": none_config(**{"reg.dropout.fc": 0.5, "reg.l2": 0.0}),
            "b": none_config(**{"reg.dropout.fc": 0.0, "reg.l2": 0.1})}
     assert compare.choose_baseline(None, two)[0] is None  # two numeric knobs: no rule
@@ -265,79 +273,144 @@ def test_val_loss_rise(tmp_path: Path) -> None:
     assert compare.val_loss_rise(tmp_path) is None
 
 
-def write_run(folder: Path, seed: int | None, status: str = "completed",
-              summary: dict[str, Any] | None = None, config: str | None = None) -> Path:
-    """A minimal run folder: config.yaml (when config is given) and summary.json."""
+def write_run(folder: Path, seed: int | None, status: str = "completed", val_acc: float = 0.9,
+              config: str | None = None, **fields: Any) -> Path:
+    """A run folder: summary.json (best epoch 2, last and kept epoch 3), config.yaml when
+    config is given, and for a finished run a metrics.csv whose val loss rises 0.3."""
     folder.mkdir(parents=True)
     if config is not None:
         (folder / "config.yaml").write_text(config)
-    best = {"val_acc": 0.9, "train_acc": 0.95, "gap_acc": 0.05, "gap_loss": 0.1}
-    body = {"status": status, "best": best, "best_epoch": 3, "last": {**best, "val_acc": 0.85},
-            "test_acc": 0.88, "mc_dropout": {"test_acc": 0.89}, "seed": seed} | (summary or {})
-    (folder / "summary.json").write_text(json.dumps(body))
+    if status in ("completed", "early_stopped"):
+        write_metrics(folder, [1.0, 0.5, 0.8])
+    best = metrics.Row(epoch=2, train_loss=0.5, train_acc=val_acc + 0.05, val_loss=0.5,
+                       val_acc=val_acc)
+    last = metrics.Row(epoch=3, train_loss=0.4, train_acc=val_acc + 0.05, val_loss=0.8,
+                       val_acc=val_acc - 0.05)
+    values: dict[str, Any] = {"epochs_run": 3, "best_epoch": 2, "kept_epoch": 3, "best": best,
+                              "last": last, "test_acc": 0.88, "mc_dropout": {"test_acc": 0.89},
+                              "seed": seed, "val_loss_rise": 0.25}
+    Summary(status=status, **(values | fields)).write(folder)
     return folder
 
 
 def test_load_runs_reads_metrics_config_and_status(tmp_path: Path) -> None:
-    cfg = ("seed: 3\nexperiment: grid\noutput:\n  root: out\nlogger:\n  mlflow: true\n"
-           "reg:\n  dropout:\n    fc: 0.5\n")
+    cfg = ("seed: 3\nexperiment: grid\nbaseline: reg=none\noutput:\n  root: out\n"
+           "logger:\n  mlflow: true\nsettle:\n  rounds: 2\nreg:\n  dropout:\n    fc: 0.5\n")
     good = write_run(tmp_path / "good", None, config=cfg)
-    write_metrics(good, [1.0, 0.5, 0.8])
     os.utime(good / "summary.json", (5, 5))
-    failed = write_run(tmp_path / "failed", 4, "failed", {"error": "CUDA out of memory"})
+    (good / ".hydra").mkdir()
+    (good / ".hydra" / "overrides.yaml").write_text("- reg.dropout.fc=0.5\n")
+    old = write_run(tmp_path / "old", 1, config="seed: 1\n", format_version=1, val_loss_rise=None)
+    failed = write_run(tmp_path / "failed", 4, "failed", error="CUDA out of memory")
     killed = write_run(tmp_path / "killed", 2, "interrupted", config="seed: 7\nreg:\n  l2: 0.1\n")
-    write_metrics(killed, [1.0, 0.5, 0.8])  # epochs it finished before it was stopped
-    odd = write_run(tmp_path / "odd", 5, summary={"status": None})
-    (odd / "summary.json").write_text(json.dumps({"seed": 5}))  # no status at all
-    df = compare.load_runs([good, failed, killed, odd]).set_index("path")
-    g, f = df.loc[str(good)], df.loc[str(failed)]
-    k, o = df.loc[str(killed)], df.loc[str(odd)]
-    assert k["seed"] == 7 and k["config"] == {"reg.l2": 0.1}  # its config.yaml is read
-    assert pd.isna(k["val_loss_rise"])  # not a finished run: no rise
-    assert o["status"] == "unknown" and o["seed"] == 5
+    df = compare.load_runs([good, old, failed, killed]).set_index("path")
+    g, o, f, k = (df.loc[str(d)] for d in (good, old, failed, killed))
     assert g["status"] == "completed" and g["seed"] == 3 and pd.isna(g["error"])
-    assert g["config"] == {"reg.dropout.fc": 0.5}  # seed, experiment, output, logger left out
-    assert (g["val_acc"], g["gap_acc"], g["val_acc_last"], g["best_epoch"]) == (0.9, 0.05, 0.85, 3)
+    # seed, experiment, baseline, output, logger and settle are not part of the configuration
+    assert g["config"] == {"reg.dropout.fc": 0.5} and g["declared"] == "reg=none"
+    assert g["typed"] == ["reg.dropout.fc=0.5"] and pd.isna(g["sweep"])
+    assert (g["val_acc"], g["gap_acc"], g["val_acc_last"]) == pytest.approx((0.9, 0.05, 0.85))
+    assert (g["best_epoch"], g["last_epoch"], g["kept_epoch"]) == (2, 3, 3)
     assert (g["test_acc"], g["mc_test_acc"]) == (0.88, 0.89)
-    assert pd.isna(g["mc_test_nll"]) and pd.isna(g["wall_time_s"])  # absent: older runs lack them
-    assert g["val_loss_rise"] == pytest.approx(0.3) and g["finished_at"] == 5
+    assert pd.isna(g["mc_test_nll"]) and pd.isna(g["train_images_per_s"])  # older runs lack them
+    assert g["val_loss_rise"] == 0.25 and g["finished_at"] == 5  # as summary.json says
+    assert o["val_loss_rise"] == pytest.approx(0.3)  # format 1: from metrics.csv
+    assert pd.isna(o["typed"])  # no .hydra/overrides.yaml: unknown
     assert f["seed"] == 4 and f["error"] == "CUDA out of memory" and f["config"] == {}
-    assert pd.isna(f["val_loss_rise"])  # not computed for a run that did not finish
+    assert pd.isna(f["val_loss_rise"])  # not a finished run: no rise
+    assert k["seed"] == 7 and k["config"] == {"reg.l2": 0.1}  # its config.yaml is read
+    assert pd.isna(k["val_loss_rise"]) and k["error"] == "status interrupted"
+
+
+def test_load_runs_marks_damaged_folders_and_goes_on(tmp_path: Path) -> None:
+    nameless = write_run(tmp_path / "nameless", 5)
+    (nameless / "summary.json").write_text(json.dumps({"seed": 5}))  # no status
+    torn = write_run(tmp_path / "torn", 6, config="seed: 6\n")
+    (torn / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n")  # columns missing
+    bare = write_run(tmp_path / "bare", 7, "interrupted", config="seed: 7\n")
+    Summary(status="completed", best=None, seed=7).write(bare)  # finished, no metrics.csv
+    good = write_run(tmp_path / "good", 8, config="seed: 8\n")
+    df = compare.load_runs([nameless, torn, bare, good]).set_index("path")
+    assert list(df["status"]) == ["damaged", "damaged", "damaged", "completed"]
+    assert "summary.json: unreadable" in df.loc[str(nameless), "error"]
+    assert df.loc[str(torn), "error"].startswith(
+        f"{torn / 'metrics.csv'}: damaged (no column train_acc, val_loss, val_acc")
+    assert df.loc[str(bare), "error"].startswith(str(bare / "metrics.csv"))
+    assert all(pd.isna(df.loc[str(d), "seed"]) and df.loc[str(d), "config"] == {}
+               for d in (nameless, torn, bare))
+    comp = compare.compare([nameless, torn, bare, good])
+    assert comp.damaged == list(df["error"][:3]) and len(comp.table) == 1
 
 
 def test_load_runs_refuses_a_finished_run_without_its_best_row(tmp_path: Path) -> None:
-    bad = write_run(tmp_path / "bad", 0, summary={"best": None}, config="seed: 0\n")
+    bad = write_run(tmp_path / "bad", 0, config="seed: 0\n", best=None)
     with pytest.raises(RunDirError, match=r"summary.json: status completed but no 'best' row"):
         compare.load_runs([bad])
 
 
+def test_which_weights_were_tested() -> None:
+    def runs(kept: list[float], last: list[float], best: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"kept_epoch": kept, "last_epoch": last, "best_epoch": best})
+
+    assert compare.tested_weights(runs([10, 12], [10, 12], [4, 5])) == "last"
+    assert compare.tested_weights(runs([4, 5], [10, 12], [4, 5])) == "best"
+    assert compare.tested_weights(runs([10, 10], [10, 10], [10, 10])) == "best"  # last was best
+    assert compare.tested_weights(runs([10, 5], [10, 12], [4, 5])) == "kept"  # mixed
+    assert compare.tested_weights(runs([math.nan, 5], [10, 5], [4, 5])) == "kept"  # unknown
+    assert compare.tested_weights(runs([], [], [])) == "kept"
+
+
+def test_swept_axes_are_keys_a_sweep_varied_itself() -> None:
+    done = pd.DataFrame({
+        "sweep": ["s1", "s1", "s1", None],
+        "typed": [["reg=dropout", "reg.dropout.fc=0.1", "seed=0"],
+                  ["reg=dropout", "reg.dropout.fc=0.3", "seed=0"],
+                  ["reg=dropout", "reg.dropout.fc=0.5", "+trainer.epochs=3"], ["reg.l2=0.1"]]})
+    axes = ["reg.dropout.fc", "reg.l2", "trainer.epochs"]
+    # fc took three values in the sweep; l2 only outside it; epochs once
+    assert compare.swept_axes(done, axes) == ["reg.dropout.fc"]
+    unknown = done.assign(typed=[None, *done["typed"][1:]])
+    assert compare.swept_axes(unknown, axes) == axes
+
+
 def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
     for seed, (plain, drop) in enumerate([(0.90, 0.93), (0.92, 0.95), (0.91, 0.93)]):
-        write_run(tmp_path / f"p{seed}", seed, summary={"best": {"val_acc": plain}},
+        write_run(tmp_path / f"p{seed}", seed, val_acc=plain,
                   config=f"seed: {seed}\nreg:\n  dropout:\n    fc: 0.0\n")
-        write_run(tmp_path / f"d{seed}", seed, summary={"best": {"val_acc": drop}},
+        write_run(tmp_path / f"d{seed}", seed, val_acc=drop,
                   config=f"seed: {seed}\nreg:\n  dropout:\n    fc: 0.5\n")
     write_run(tmp_path / "x", 9, "diverged", config="seed: 9\nreg:\n  dropout:\n    fc: 0.5\n")
     comp = compare.compare(sorted(p for p in tmp_path.iterdir()))
     assert comp.baseline == "reg.dropout.fc=0.0" and comp.axes == ["reg.dropout.fc"]
     assert comp.comparisons == 1 and comp.adjusted and comp.note == "" and comp.duplicates == []
     assert comp.failed["path"].tolist() == [str(tmp_path / "x")]
+    assert list(comp.failed.columns) == ["path", "status", "error"]
     assert sorted(comp.runs["label"]) == ["reg.dropout.fc=0.0"] * 3 + ["reg.dropout.fc=0.5"] * 3
+    assert comp.tested == "last" and comp.swept == ["reg.dropout.fc"]  # origin unknown: all axes
+    assert comp.margins == {"val_acc": 0.005, "gap_acc": 0.005, "gap_acc_last": 0.005}
     row = comp.table.set_index("config").loc["reg.dropout.fc=0.5"]
     assert row["d_val_acc"] == pytest.approx(np.mean([0.03, 0.03, 0.02]))
     assert set(comp.configs) == {"reg.dropout.fc=0.0", "reg.dropout.fc=0.5"}
-    assert list(comp.failed.columns) == ["path", "status", "error"]
-    chosen = compare.compare(sorted(p for p in tmp_path.iterdir()), "reg.dropout.fc=0.5")
-    assert chosen.baseline == "reg.dropout.fc=0.5"
+    chosen = compare.compare(sorted(p for p in tmp_path.iterdir()), "reg.dropout.fc=0.5",
+                             margin=2.0)
+    assert chosen.baseline == "reg.dropout.fc=0.5" and chosen.margins["val_acc"] == 0.02
+
+
+def test_compare_uses_the_baseline_the_study_declares(tmp_path: Path) -> None:
+    for rate in (0.0, 0.3, 0.6):
+        for seed in (0, 1):
+            write_run(tmp_path / f"r{rate}_{seed}", seed, val_acc=0.9 + rate / 10,
+                      config=f"seed: {seed}\nbaseline: reg.dropout.fc=0.3\n"
+                             f"reg:\n  dropout:\n    fc: {rate}\n")
+    assert compare.compare(sorted(tmp_path.iterdir())).baseline == "reg.dropout.fc=0.3"
 
 
 def test_compare_passes_adjustment_and_repeated_seeds_through(tmp_path: Path) -> None:
     for rate, shift in ((0.0, 0.0), (0.3, 0.02), (0.6, 0.05)):
         for seed, v in enumerate([0.90, 0.92, 0.91]):
-            write_run(tmp_path / f"r{rate}_{seed}", seed, summary={"best": {"val_acc": v + shift}},
+            write_run(tmp_path / f"r{rate}_{seed}", seed, val_acc=v + shift,
                       config=f"seed: {seed}\nreg:\n  dropout:\n    fc: {rate}\n")
-    write_run(tmp_path / "again", 0, summary={"best": {"val_acc": 0.5}},
-              config="seed: 0\nreg:\n  dropout:\n    fc: 0.0\n")
+    write_run(tmp_path / "again", 0, val_acc=0.5, config="seed: 0\nreg:\n  dropout:\n    fc: 0.0\n")
     os.utime(tmp_path / "again" / "summary.json", (1, 1))  # older: the first run of seed 0 counts
     run_dirs = sorted(p for p in tmp_path.iterdir())
     adjusted, raw = compare.compare(run_dirs), compare.compare(run_dirs, adjust=False)

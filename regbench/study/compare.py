@@ -94,6 +94,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
             rise = None if not s.finished else (
                 s.val_loss_rise if s.format_version >= 2 else val_loss_rise(d))
         except RunDirError as e:  # one torn file must not cost the table of every other run
+            # every key a run has (None), so that pandas does not fill the column with NaN
             records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
                             "config": {}, "typed": None, "sweep": None, "declared": None,
                             "finished_at": 0.0})
