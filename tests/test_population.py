@@ -272,6 +272,7 @@ def test_a_compiled_population_trains_uncompiled_with_one_line(
     assert capsys.readouterr().err.count("trainer.compile=true: a population trains") == 1
 
 
+@pytest.mark.slow
 def test_each_member_run_log_holds_its_own_run_only(tmp_path: Path) -> None:
     grid = [*TINY, "trainer.epochs=2", "reg.dropout.fc=0.0,0.5", "hydra/launcher=population"]
     proc = run_cli("sweep", *grid, cwd=tmp_path)
@@ -286,6 +287,7 @@ def test_each_member_run_log_holds_its_own_run_only(tmp_path: Path) -> None:
     assert "Dropout(p=0.5" in logs[1] and "Dropout(p=0.5" not in logs[0]
 
 
+@pytest.mark.slow
 def test_each_population_member_gets_its_own_tracker_run(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
