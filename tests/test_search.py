@@ -59,6 +59,7 @@ def test_a_search_range_outside_the_allowed_values_stops_before_anything_runs(
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_probe_jobs_try_each_choice_and_both_ends() -> None:
     jobs = sweep.probe_jobs(["reg.dropout.fc=interval(0,0.5)", "reg=none,l2", "seed=3"])
     assert jobs == [["reg.dropout.fc=0.0", "reg=none", "seed=3"],

@@ -196,6 +196,7 @@ def test_bad_settle_settings_stop_before_anything_runs(extra: list[str], words: 
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_settle_needs_two_configurations_and_budgets_need_a_settle(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
