@@ -38,6 +38,7 @@ def loss_and_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
     return out.float().detach(), [p.grad.clone() for p in model.parameters()]
 
 
+@pytest.mark.slow
 def test_channels_last_gives_the_same_outputs_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = torch.randn(8, 3, 16, 16), torch.arange(8) % 10
     monkeypatch.setattr(device, "CHANNELS_LAST", set())

@@ -42,6 +42,7 @@ def test_values_print_at_four_significant_digits_unless_shorter() -> None:
     assert labels.shown_override("reg=dropout") == "reg=dropout"
 
 
+@pytest.mark.slow
 def test_one_job_label_serves_the_job_line_and_the_report(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     job = [f"reg.dropout.fc={SEARCHED}", "seed=1", "dataset=synthetic"]

@@ -49,6 +49,7 @@ def test_mixup_loss_is_the_lambda_weighted_cross_entropy_by_hand() -> None:
         0.9 * by_hand / N + 0.1 * uniform, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_mixing_weight_follows_beta_alpha_alpha() -> None:
     torch.manual_seed(1)
     alpha, lams = 0.5, []

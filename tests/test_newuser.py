@@ -32,6 +32,7 @@ from regbench.errors import ConfigError, DataError
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_device_that_is_not_there_is_refused_by_the_config_check(monkeypatch: pytest.MonkeyPatch
                                                                      ) -> None:
     monkeypatch.setattr(device, "available_devices", lambda: ["cpu"])

@@ -45,6 +45,7 @@ PRESETS = {"none": {}, "dropout": {"reg.dropout.fc": 0.5, "reg.dropout.conv": 0.
            "l2": {"reg.l2": 5e-4}}
 
 
+@pytest.mark.slow
 def test_presets_get_distinct_qualitative_colours_and_a_rate_grid_a_sequential_map(
         tmp_path: Path) -> None:
     comp = sweep_of(tmp_path / "presets", [([f"reg={p}", f"seed={s}"], c)
@@ -62,6 +63,7 @@ def test_presets_get_distinct_qualitative_colours_and_a_rate_grid_a_sequential_m
     assert plots.swept_parameters(grid) == ["reg.dropout.fc"]
 
 
+@pytest.mark.slow
 def test_the_onset_is_marked_only_when_most_seeds_had_one(tmp_path: Path) -> None:
     comp = sweep_of(tmp_path, [([f"reg={p}", f"seed={s}"], c) for p, c in PRESETS.items()
                                for s in (0, 1, 2)])
@@ -77,6 +79,7 @@ def test_the_onset_is_marked_only_when_most_seeds_had_one(tmp_path: Path) -> Non
     assert marks["reg=l2"][1] is None
 
 
+@pytest.mark.slow
 def test_a_trend_is_fitted_only_through_enough_trials(tmp_path: Path,
                                                       figures: dict[str, Any]) -> None:
     def trend_lines(trials: int) -> list[str]:
@@ -93,6 +96,7 @@ def test_a_trend_is_fitted_only_through_enough_trials(tmp_path: Path,
     assert len(trend_lines(plots.MIN_TREND_POINTS)) == 2  # one per panel
 
 
+@pytest.mark.slow
 def test_the_legend_fits_beside_the_panels_however_many_configurations(
         tmp_path: Path, figures: dict[str, Any]) -> None:
     sizes = []
@@ -124,6 +128,7 @@ def test_vs_figure_shows_the_gap_at_the_last_and_at_the_best_epoch(
         ["gap at the last epoch", "gap at the best epoch"]
 
 
+@pytest.mark.slow
 def test_unrelated_runs_draw_no_figure_against_a_key_nobody_swept(tmp_path: Path) -> None:
     for epochs in (3, 5):
         typed_run(tmp_path / f"e{epochs}", 0, [f"trainer.epochs={epochs}"], **{"trainer.epochs": epochs})

@@ -29,6 +29,7 @@ def count(model: nn.Module, kind: type[nn.Module]) -> int:
     return sum(isinstance(m, kind) for m in model.modules())
 
 
+@pytest.mark.slow
 def test_resnet20_has_the_papers_layers_and_0_27m_parameters() -> None:
     model = resnet20()
     # 19 convs (a stem and 2 per block, 9 blocks), each followed by batch norm, and 1 linear
@@ -45,6 +46,7 @@ def test_resnet20_has_the_papers_layers_and_0_27m_parameters() -> None:
     assert resnet20(1, 28)(torch.randn(2, 1, 28, 28)).shape == (2, 10)  # odd sizes halve too
 
 
+@pytest.mark.slow
 def test_the_dropout_options_reach_input_blocks_and_head() -> None:
     after = resnet20(input=0.1, conv=0.2, fc=0.5)
     rates = sorted(m.p for m in after.modules() if isinstance(m, nn.Dropout))

@@ -87,6 +87,7 @@ def pocock_share(n_prev: int, n: int, alpha_each: float, n_max: int) -> float:
     return a(n) - a(n_prev)
 
 
+@pytest.mark.slow
 def test_a_settle_folder_is_judged_by_its_sequential_intervals(settle_dir: Path) -> None:
     result = CliRunner().invoke(app, ["summarize", str(settle_dir), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -109,6 +110,7 @@ def test_a_settle_folder_is_judged_by_its_sequential_intervals(settle_dir: Path)
     assert rows["reg.dropout.fc=0.3"]["val_acc_verdict"] == "established"  # +2 points, sd 0.6
 
 
+@pytest.mark.slow
 def test_a_settle_folder_refuses_another_baseline_and_no_adjust(settle_dir: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["summarize", str(settle_dir), "--baseline", "reg.dropout.fc=0.3"])
@@ -117,6 +119,7 @@ def test_a_settle_folder_refuses_another_baseline_and_no_adjust(settle_dir: Path
     assert isinstance(result.exception, ConfigError)
 
 
+@pytest.mark.slow
 def test_the_settle_table_and_report_name_the_method_and_show_the_rounds(settle_dir: Path,
                                                                          tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["summarize", str(settle_dir)], env={"COLUMNS": "80"})
@@ -132,6 +135,7 @@ def test_the_settle_table_and_report_name_the_method_and_show_the_rounds(settle_
     assert (settle_dir / "settle.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_summarize_margin_gives_the_equivalent_verdict(tmp_path: Path) -> None:
     # paired differences of +-0.1 points around +0.01: inside a 1-point margin, not inside 0.05
     gen = np.random.default_rng(2)
@@ -192,6 +196,7 @@ def test_bad_settle_settings_stop_before_anything_runs(extra: list[str], words: 
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_settle_needs_two_configurations_and_budgets_need_a_settle(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -103,6 +103,7 @@ def test_a_bad_value_on_an_axis_stops_the_sweep_before_anything_runs(
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_preset_studies_expand_to_their_grids() -> None:
     jobs, _ = sweep.expand(["experiment=dropout_grid"])
     assert len(jobs) == 40 and sweep.sweep_axes(jobs) == ["reg.dropout.fc", "seed"]

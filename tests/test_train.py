@@ -115,6 +115,7 @@ def test_early_stopping_stops_on_a_scripted_curve_and_restores_best(
     assert "kept the weights of epoch 2" in s.verdict
 
 
+@pytest.mark.slow
 def test_divergence_stops_at_once_and_keeps_finished_epochs(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
     cfg = make_cfg("optim=sgd", "optim.lr=1e6", "trainer.epochs=4",
