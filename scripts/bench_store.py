@@ -41,6 +41,9 @@ def fill(template: Path, folder: Path, n: int) -> None:
         summary["seed"] = seed
         (run / "summary.json").write_text(json.dumps(summary))
         (run / "metrics.csv").write_text(metrics)
+        hydra = run / ".hydra"
+        hydra.mkdir()
+        (hydra / "overrides.yaml").write_text(f"- seed={seed}\n- reg.dropout.fc={rate}\n")
 
 
 def main(sizes: list[int]) -> None:
