@@ -10,9 +10,9 @@ configuration reach the budget (max_seeds), or once the wall-time budget is spen
 question left undecided is a finding, reported with its seeds-needed estimate.
 
 A round is one Hydra multirun of the jobs it adds, through whichever launcher the sweep
-uses (``hydra/sweeper=regbench_jobs`` launches them from sweep.json). The sweep folder
-holds sweep.json (every job so far), settle.json (the design and each round) and a folder
-per job; `regbench sweep --resume` picks up from any point: a round whose jobs did not all
+uses (``hydra/sweeper=regbench_list`` launches the jobs listed in its roundN.json). The
+sweep folder holds sweep.json (every job so far), settle.json (the design and each round)
+and a folder per job; `regbench sweep --resume` picks up from any point: a round whose jobs did not all
 finish is relaunched (finished jobs are kept), a finished round is analysed, the next one
 planned. Every decision is recomputed from the runs' files, so a resumed settle takes the
 same path as one that was never interrupted.
@@ -20,6 +20,7 @@ same path as one that was never interrupted.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from regbench.store.settle_record import OUT_OF_SEEDS, OUT_OF_TIME, RUNNING, SET
 from regbench.study import compare, equivalence, labels, sequential, settled
 
 SEED = "seed"
-JOBS_SWEEPER = "hydra/sweeper=regbench_jobs"
+LIST_SWEEPER = "hydra/sweeper=regbench_list"  # launches a listed batch of jobs
 TIME_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
 
 
@@ -218,11 +219,12 @@ def plan_round(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, nee
 def run_round(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, current: Round,
               flags: list[str], hydra: list[str]) -> int:
     """Launch the round's jobs as one multirun (finished ones are kept); its exit code."""
-    numbers = [job for jobs in current.jobs for job in jobs]
-    first, last = min(numbers), max(numbers) + 1
+    numbers = sorted(job for jobs in current.jobs for job in jobs)  # consecutive, in plan.jobs
+    listed = sweep_dir / f"round{current.number}.json"
+    runs.write_atomic(listed, json.dumps([plan.jobs[n] for n in numbers], indent=1) + "\n")
     t0 = time.monotonic()
-    code = sweep.launch(sweep_dir, plan, flags, [*hydra, JOBS_SWEEPER, f"hydra.sweeper.first={first}",
-                                                 f"hydra.sweeper.last={last}"])
+    code = sweep.launch(sweep_dir, plan, flags, [*hydra, LIST_SWEEPER, f"hydra.sweeper.jobs_file='{listed}'",
+                                                 f"hydra.sweeper.first={numbers[0]}"])
     spent = time.monotonic() - t0
     if code == sweep.INTERRUPTED:  # the time spent still counts against the budget
         current.interrupted_s += spent

@@ -1,1 +1,0 @@
-"""regbench's Hydra sweeper plugin: ``hydra/sweeper=regbench_jobs`` (a settle's rounds)."""
