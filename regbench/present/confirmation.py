@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from regbench.present.terminal import print_table, table_console
-from regbench.study.stats import simultaneous_confidence
 
 if TYPE_CHECKING:
     from regbench.study.confirmation import ConfirmRow
@@ -39,12 +38,12 @@ def short(value: str) -> str:
 
 def confirm_table(table_rows: list[ConfirmRow], comparisons: int) -> Table:
     """The rows as a rich Table that fits 80 columns (each interval under its difference)."""
-    level = simultaneous_confidence(comparisons) if comparisons > 1 else 0.95
     caption = ("Val accuracy (%) at each run's best epoch. search: the trial's score in the "
                "search (one seed); confirmed: mean ± sample std over n fresh seeds; Δ: "
-               f"confirmed minus baseline in points, paired by seed, with its {level:.2%} "
-               "interval" + (f" (Bonferroni over {comparisons} candidates; verdicts "
-                             "Holm-adjusted, as in summarize)" if comparisons > 1 else "")
+               "confirmed minus baseline in points, paired by seed, with its "
+               + (f"interval at the level of the Holm step that decided it ({comparisons} "
+                  "candidates, as in summarize: it excludes 0 exactly when the difference is "
+                  "established)" if comparisons > 1 else "95% interval")
                + "; better/worse: established against the baseline; over: search minus "
                "confirmed in points, how far the search overestimated the trial (the "
                "winner's curse).")
