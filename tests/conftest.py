@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,13 +39,11 @@ def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """regbench's environment variables as the test found them when it ends: a command run
     in-process (CliRunner) may set some for its jobs, and no test may depend on another
     having run before it. The user's own REGBENCH_* settings never reach a test."""
-    import os
-
     for key in [k for k in os.environ if k.startswith("REGBENCH_")]:
         monkeypatch.delenv(key)
     for key in ("REGBENCH_EXPERIMENT", "REGBENCH_DEBUG", "REGBENCH_DATA"):
-        monkeypatch.setenv(key, "")  # recorded, so that monkeypatch restores (removes) it
-        monkeypatch.delenv(key)
+        monkeypatch.setenv(key, "")  # recorded as absent, so that the end of the test
+        monkeypatch.delenv(key)       # removes whatever a command set it to
 
 
 @pytest.fixture(autouse=True)
