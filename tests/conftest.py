@@ -70,6 +70,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return lookup(host, *args, **kwargs)
 
     lookup = socket.getaddrinfo
+    for proxy in ("http_proxy", "https_proxy", "all_proxy"):  # a proxy on this machine would
+        monkeypatch.delenv(proxy, raising=False)                 # carry requests past the guard
+        monkeypatch.delenv(proxy.upper(), raising=False)
     monkeypatch.setattr(socket.socket, "connect", local_only)
     monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
     yield attempts
