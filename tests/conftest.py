@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,13 +39,11 @@ def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """regbench's environment variables as the test found them when it ends: a command run
     in-process (CliRunner) may set some for its jobs, and no test may depend on another
     having run before it. The user's own REGBENCH_* settings never reach a test."""
-    import os
-
     for key in [k for k in os.environ if k.startswith("REGBENCH_")]:
         monkeypatch.delenv(key)
     for key in ("REGBENCH_EXPERIMENT", "REGBENCH_DEBUG", "REGBENCH_DATA"):
-        monkeypatch.setenv(key, "")  # recorded, so that monkeypatch restores (removes) it
-        monkeypatch.delenv(key)
+        monkeypatch.setenv(key, "")  # recorded as absent, so that the end of the test
+        monkeypatch.delenv(key)       # removes whatever a command set it to
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +70,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return lookup(host, *args, **kwargs)
 
     lookup = socket.getaddrinfo
+    for proxy in ("http_proxy", "https_proxy", "all_proxy"):  # a proxy on this machine would
+        monkeypatch.delenv(proxy, raising=False)                 # carry requests past the guard
+        monkeypatch.delenv(proxy.upper(), raising=False)
     monkeypatch.setattr(socket.socket, "connect", local_only)
     monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
     yield attempts

@@ -77,6 +77,17 @@ def test_missing_dataset_without_a_network_exits_2_with_one_line(
     assert not any(out.rglob("metrics.csv"))
 
 
+def test_the_tests_cannot_reach_the_network(offline: list[str]) -> None:
+    """The guard behind every test (conftest.offline): a download fails as it would offline."""
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen("https://ossci-datasets.s3.amazonaws.com/mnist/", timeout=5)
+    assert offline == ["'ossci-datasets.s3.amazonaws.com'"]
+    offline.clear()
+
+
 def test_bad_overrides_exit_2_with_one_line_naming_the_key(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cases = {
