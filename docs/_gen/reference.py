@@ -347,6 +347,17 @@ def _section_table(schema: Any, raw: dict[str, Any], section: str | None) -> str
     return table(["key", "type", "default", "allowed", "meaning"], rows)
 
 
+def stored_schemas(group: str) -> list[type]:
+    """The dataclasses registered in Hydra's ConfigStore for a config group (each model's
+    own keys), in the order they were registered."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    entries = ConfigStore.instance().repo.get(group, {})
+    types_ = [OmegaConf.get_type(e.node) for e in entries.values() if hasattr(e, "node")]
+    return list(dict.fromkeys(t for t in types_ if t is not None and dataclasses.is_dataclass(t)))
+
+
 def config_dir() -> Path:
     return Path(regbench.__file__).parent / "conf"
 
@@ -380,22 +391,16 @@ def config_page() -> str:
             out.append(f"Presets: {', '.join(f'`{f.name}={p}`' for p in presets(f.name))} "
                        f"(see [presets](presets.md#{f.name})).\n")
         out.append(_section_table(schema, raw, f.name))
-        # presets of this group that give the section another type (another model's keys)
-        if f.name in groups():
-            seen = {type(section)}
-            for preset in presets(f.name):
-                try:
-                    p_raw, p_schema = compose([f"{f.name}={preset}"])
-                except Exception:  # a preset that needs other overrides to compose
-                    continue
-                other = getattr(p_schema, f.name)
-                if type(other) in seen:
-                    continue
-                seen.add(type(other))
-                out.append(f"### `{f.name}` with `{f.name}={preset}`\n")
-                if doc_of(type(other)):
-                    out.append(doc_of(type(other)) + "\n")
-                out.append(_section_table(p_schema, p_raw, f.name))
+        # other schemas registered for this section (another model's keys)
+        for other in stored_schemas(f.name):
+            if isinstance(section, other):
+                continue
+            trial = copy.deepcopy(schema)
+            setattr(trial, f.name, other())
+            out.append(f"### `{f.name}` as `{other.__name__}`\n")
+            if doc_of(other):
+                out.append(doc_of(other) + "\n")
+            out.append(_section_table(trial, {}, f.name))
     return "\n".join(out)
 
 
@@ -560,9 +565,10 @@ def metric_sources() -> dict[str, str]:
     return out
 
 
-def sample_comparison() -> tuple[str, dict[str, Any]]:
-    """(CSV, JSON) of `regbench summarize` over a made-up study: two configurations of three
-    seeds each, written as a run writes its folder. The columns are the real ones."""
+def sample_comparison() -> dict[str, Any]:
+    """The JSON of `regbench summarize` over a made-up study: two configurations of three
+    seeds each, written as a run writes its folder. The columns are the real ones (the CSV
+    has the same, in the same order)."""
     import random
 
     from omegaconf import OmegaConf
@@ -594,19 +600,17 @@ def sample_comparison() -> tuple[str, dict[str, Any]]:
                         test_ece=0.02, convergence_epoch=2, wall_time_s=1.0,
                         train_images_per_s=100.0 + rng.random(), seed=seed,
                         val_loss_rise=0.0).write(d)
-        runner = CliRunner()
-        csv_out = runner.invoke(app, ["summarize", tmp, "--format", "csv"])
-        json_out = runner.invoke(app, ["summarize", tmp, "--format", "json"])
-    if csv_out.exit_code or json_out.exit_code:
-        raise RuntimeError(f"summarize failed on the sample study: {csv_out.output} {json_out.output}")
-    return csv_out.stdout, json.loads(json_out.stdout)
+        result = CliRunner().invoke(app, ["summarize", tmp, "--format", "json"])
+    if result.exit_code:
+        raise RuntimeError(f"summarize failed on the sample study: {result.output}")
+    return json.loads(result.stdout)
 
 
 def comparison_page() -> str:
     from regbench.present import tables
 
-    csv_text, obj = sample_comparison()
-    header = csv_text.splitlines()[0].split(",")
+    obj = sample_comparison()
+    header = list(obj["configurations"][0])
     sources = metric_sources()
     out = []
     out.append("## Terminal and markdown columns (`--columns`)\n")
