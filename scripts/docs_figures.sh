@@ -2,10 +2,9 @@
 # Regenerate every figure of the README and the docs: run the commands, keep what they print
 # and draw, and splice the results into README.md and docs/ between their markers.
 #
-#   scripts/docs_figures.sh            small runs (500 training images, the default 10
-#                                      epochs, 3 seeds): about 10 minutes on 2 busy cores
-#   FIGURES=full scripts/docs_figures.sh   the same commands at 20 epochs and 5 seeds, for a
-#                                      quiet machine
+#   scripts/docs_figures.sh            small runs (500 training images, 20 epochs, 3
+#                                      seeds): about 20 minutes on 2 busy cores
+#   FIGURES=full scripts/docs_figures.sh   the sweep with 10 seeds, for a quiet machine
 #
 # Outputs go to docs/figures/: NAME.txt (the command on its first line, then its output),
 # NAME.png, and machine.txt (when, on what, with which versions). scripts/splice_figures.py
@@ -19,10 +18,11 @@ out="$repo/docs/figures"
 regbench=${REGBENCH:-regbench}
 mode=${FIGURES:-small}
 case "$mode" in
-    small) size="dataset.train_size=500" seeds=0,1,2 ;;
-    full) size="dataset.train_size=500 trainer.epochs=20" seeds=0,1,2,3,4 ;;
+    small) seeds="range(0,3)" ;;
+    full) seeds="range(0,10)" ;;
     *) echo "FIGURES=$mode: use small or full" >&2; exit 2 ;;
 esac
+size="dataset.train_size=500 trainer.epochs=20"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"

@@ -42,7 +42,7 @@ LOG = logging.getLogger("mkdocs.plugins.regbench")  # a warning fails `mkdocs bu
 
 def cell(text: Any) -> str:
     """Text for one Markdown table cell: one line, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
 
 
 def code(value: Any) -> str:
@@ -342,9 +342,10 @@ def _section_table(schema: Any, raw: dict[str, Any], section: str | None) -> str
     for key in leaves(node, sub_raw, prefix):
         if section is None and "." in key.path:
             continue
-        rows.append([f"`{key.path}`", cell(type_name(key.hint)), code(key.default),
-                     cell(allowed(schema, key.path, key.hint)), cell(key.comment)])
-    return table(["key", "type", "default", "allowed", "meaning"], rows)
+        said = allowed(schema, key.path, key.hint)
+        meaning = cell(key.comment) + (f"<br>**allowed:** {cell(said)}" if said else "")
+        rows.append([f"`{key.path}`", cell(type_name(key.hint)), code(key.default), meaning])
+    return table(["key", "type", "default", "meaning"], rows)
 
 
 def stored_schemas(group: str) -> list[type]:
