@@ -38,9 +38,12 @@ export COLUMNS=80 REGBENCH_DATA=${REGBENCH_DATA:-$repo/data}
 } >"$out/machine.txt"
 
 record() {  # record NAME ARGS...: run `regbench ARGS` in the scratch folder, keep its output
-    local name=$1 code=0
+    local name=$1 code=0 shown="" arg
     shift
-    echo "\$ regbench $*" >"$out/$name.txt"
+    for arg in "$@"; do  # the command as one would type it: quoted where the shell needs it
+        case "$arg" in *[\(\)\ \*\[\]]*) shown+=" '$arg'" ;; *) shown+=" $arg" ;; esac
+    done
+    echo "\$ regbench$shown" >"$out/$name.txt"
     # shellcheck disable=SC2086  # $regbench may be a command with arguments
     (cd "$work" && $regbench "$@") >"$work/$name.out" 2>&1 || code=$?
     # the scratch folder's path is left out: paths read as they do from a project folder
