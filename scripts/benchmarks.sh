@@ -16,8 +16,8 @@ out="$repo/docs/figures"
 regbench=${REGBENCH:-regbench}
 name=${1:?usage: scripts/benchmarks.sh NAME}
 case "$name" in
-    speed) args=(bench) ;;
-    population) args=(bench --model mnist --images 2048 --reps 3) ;;
+    speed) args=(bench --full) ;;
+    population) args=(bench --model mnist --images 2048 --reps 3 --members 1,8,24) ;;
     dropout_grid|reg_compare|bn_dropout_order|mc_dropout)
         args=(sweep "experiment=$name" hydra/launcher=joblib) ;;
     *) echo "scripts/benchmarks.sh: unknown benchmark $name" >&2; exit 2 ;;

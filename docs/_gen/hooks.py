@@ -29,6 +29,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "comparison": reference.comparison_page,
     "regularizers": reference.regularizers_page,
     "modules": reference.modules_page,
+    "registry": reference.registry_page,
 }
 _made: dict[str, str] = {}
 
