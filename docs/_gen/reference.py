@@ -540,10 +540,27 @@ COLUMN_PATTERNS: list[tuple[str, str]] = [
     (r"d_(?P<m>.+)", "mean paired difference of {m} against the baseline (configuration − baseline)"),
     (r"(?P<m>.+)_established", "the difference of {m} is established (adjusted verdict)"),
     (r"(?P<m>.+)_within_noise", "the difference of {m} cannot be told from 0 with these seeds"),
+    (r"d_(?P<m>.+)_level", "confidence level of the interval of the difference in {m}"),
+    (r"(?P<m>.+)_seeds_to_equivalent",
+     "estimated seeds (pairs) that would show the difference of {m} equivalent (within ± the margin)"),
     (r"(?P<m>.+)_equivalent", "the difference of {m} lies within ± the margin (equivalence)"),
-    (r"(?P<m>.+)_verdict", "the verdict on {m}"),
+    (r"(?P<m>.+)_verdict", "the verdict on {m}: established, equivalent or undecided"),
     (r"(?P<m>.+)_seeds_needed", "estimated seeds (pairs) that would resolve the difference of {m}"),
 ]
+
+
+# The top-level keys of `summarize --format json`; a key not here is listed with its type.
+JSON_KEYS = {
+    "baseline": "the baseline configuration's label (null when there is none)",
+    "note": "why there is no baseline, when there is none",
+    "adjusted": "whether intervals and verdicts are adjusted for the number of comparisons",
+    "comparisons": "k, the configurations compared with the baseline",
+    "margins_pts": "the equivalence margin of each compared metric, in points",
+    "method": "the statistical method of the intervals and verdicts, as the caption names it",
+    "duplicates": "one warning per seed that was run more than once (the newest run counts)",
+    "configurations": "the rows: one object per configuration, with the CSV's columns",
+    "not_averaged": "the runs left out: failed, diverged, unfinished, pruned or damaged",
+}
 
 
 def describe_column(name: str, sources: dict[str, str]) -> str:
@@ -631,9 +648,9 @@ def comparison_page() -> str:
     out.append(table(["column", "meaning"],
                      [[f"`{c}`", cell(describe_column(c, sources))] for c in header]))
     out.append("## The JSON object\n")
-    out.append(table(["key", "example type"],
-                     [[f"`{k}`", type(v).__name__ if v is not None else "null"]
-                      for k, v in obj.items()]))
+    out.append(table(["key", "type", "meaning"],
+                     [[f"`{k}`", type(v).__name__ if v is not None else "null",
+                       cell(JSON_KEYS.get(k, ""))] for k, v in obj.items()]))
     return "\n".join(out)
 
 
