@@ -82,7 +82,7 @@ def type_name(hint: Any) -> str:
     if origin is dict:
         return "mapping"
     if dataclasses.is_dataclass(hint):
-        return "section"
+        return hint.__name__
     return getattr(hint, "__name__", str(hint))
 
 
@@ -462,13 +462,20 @@ def _dataclass_table(cls: type, exclude: tuple[str, ...] = ()) -> str:
 
 
 def files_section() -> str:
-    """The run folder's file names, from the store's constants and their comments."""
-    from regbench.store import runs
+    """Every file name the package writes (its ``*_FILE`` constants), with the comment the
+    code gives it."""
+    import pkgutil
 
-    comments = _module_comments(runs)
-    rows = [[f"`{value}`", cell(comments.get(name, ""))]
-            for name, value in vars(runs).items() if name.endswith("_FILE") and isinstance(value, str)]
-    return table(["file", "note in the code"], rows)
+    rows: dict[str, list[str]] = {}
+    for info in pkgutil.walk_packages(regbench.__path__, "regbench."):
+        if ".conf" in info.name or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        comments = _module_comments(module)
+        for name, value in vars(module).items():
+            if name.endswith("_FILE") and isinstance(value, str) and comments.get(name):
+                rows.setdefault(value, [f"`{value}`", cell(comments[name]), f"`{info.name}`"])
+    return table(["file", "what it is", "written by"], list(rows.values()))
 
 
 def _module_comments(module: types.ModuleType) -> dict[str, str]:
@@ -493,32 +500,30 @@ def _module_comments(module: types.ModuleType) -> dict[str, str]:
 
 
 def run_files_page() -> str:
-    from regbench.store import metrics, summary, sweeps
+    """The files' names, then every module of regbench.store (each owns one file) with its
+    docstring and a table of each dataclass it defines: the file's columns or keys."""
+    import pkgutil
 
-    out = []
-    out.append("## The files' names\n")
-    out.append(files_section())
-    out.append("## `metrics.csv`\n")
-    out.append(doc_of(metrics.Row) + " One row per finished epoch, written and flushed as "
-               "the epoch ends; the columns in this order:\n")
-    out.append(_dataclass_table(metrics.Row))
-    out.append("## `summary.json`\n")
-    out.append(inspect.cleandoc(summary.__doc__ or "") + "\n")
-    out.append(doc_of(summary.Summary) + " Its keys, in the order they are written:\n")
-    out.append(_dataclass_table(summary.Summary))
-    out.append("`best` and `last` hold a metrics.csv row (the columns above, by name).\n")
-    out.append("## `sweep.json`\n")
-    out.append(inspect.cleandoc(sweeps.__doc__ or "") + "\n")
-    plan = next(c for c in _regbench_dataclasses()
-                if c.__module__ == sweeps.__name__ and dataclasses.is_dataclass(c))
-    out.append(table(["field", "type", "default", "meaning"],
-                     [r for r in _rows(plan)]))
+    from regbench import store
+
+    out = ["## The files\n", files_section()]
+    for info in pkgutil.iter_modules(store.__path__, "regbench.store."):
+        module = importlib.import_module(info.name)
+        classes = [c for c in vars(module).values() if isinstance(c, type)
+                   and dataclasses.is_dataclass(c) and c.__module__ == info.name]
+        if not classes:
+            continue
+        doc = inspect.cleandoc(module.__doc__ or "")
+        title, _, rest = doc.partition("\n")
+        name, _, what = title.partition(": ")
+        out.append(f"## `{name}`\n" if what else f"## `{info.name}`\n")
+        out.append(_escape(doc if not what else what[:1].upper() + what[1:] + "\n" + rest) + "\n")
+        for cls in classes:
+            out.append(f"### `{cls.__name__}`\n")
+            if doc_of(cls):
+                out.append(_escape(doc_of(cls)) + "\n")
+            out.append(_dataclass_table(cls))
     return "\n".join(out)
-
-
-def _rows(cls: type) -> list[list[str]]:
-    text = _dataclass_table(cls).splitlines()[2:]
-    return [[c.strip() for c in line.strip("|").split(" | ")] for line in text]
 
 
 # ------------------------------------------------------------------------ the comparison
