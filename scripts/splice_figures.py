@@ -26,12 +26,14 @@ from pathlib import Path
 BLOCK = re.compile(r"(<!-- figure: (?P<name>[\w.]+) -->\n).*?(<!-- /figure -->)", re.S)
 
 
-def provenance(machine: Path, script: str) -> str:
-    """'Taken on DATE by SCRIPT on CPU (N cores), SYSTEM, load average L (versions; settings).'"""
+def provenance(machine: Path, script: str, load: bool) -> str:
+    """'Taken on DATE by SCRIPT on CPU (N cores), SYSTEM (versions; settings).', with the
+    load average at the start for a benchmark, whose timings depend on it."""
     info = dict(line.split(": ", 1) for line in machine.read_text().splitlines() if ": " in line)
+    busy = f", load average {info.get('load average at the start', '?')}" if load else ""
     return (f"Taken on {info.get('date', '?')} by `{script}` on {info.get('cpu', '?')}, "
-            f"{info.get('system', '?')}, load average {info.get('load average at the start', '?')} "
-            f"({info.get('versions', '?')}; {info.get('settings', '?')}).")
+            f"{info.get('system', '?')}{busy} ({info.get('versions', '?')}; "
+            f"{info.get('settings', '?')}).")
 
 
 def render(name: str, page: Path, figures: Path) -> str:
@@ -43,7 +45,8 @@ def render(name: str, page: Path, figures: Path) -> str:
         raise SystemExit(f"{page}: <!-- figure: {name} --> but {path} does not exist")
     own = figures / f"{path.stem}.machine.txt"
     note = provenance(own if own.exists() else figures / "machine.txt",
-                      f"scripts/benchmarks.sh {name[6:]}" if bench else "scripts/docs_figures.sh")
+                      f"scripts/benchmarks.sh {name[6:]}" if bench else "scripts/docs_figures.sh",
+                      load=bench)
     if path.suffix == ".png":
         rel = os.path.relpath(path, page.parent)
         return f"![{path.stem.replace('_', ' ')}]({rel})\n\n<sub>{note}</sub>\n"
