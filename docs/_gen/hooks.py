@@ -30,6 +30,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "regularizers": reference.regularizers_page,
     "modules": reference.modules_page,
     "registry": reference.registry_page,
+    "plugins": reference.plugins_page,
 }
 _made: dict[str, str] = {}
 
