@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Write docs/reference/registry.md: every registered regularizer and model, from the code.
+"""Every registered regularizer and model, from the code, as a Markdown page.
 
-Usage: python scripts/registry_reference.py [OUT]   (default docs/reference/registry.md)
+Usage: python scripts/registry_reference.py [OUT]   (default: print it)
+
+The docs build puts these tables into docs/reference/registry.md at every build
+(docs/_gen/hooks.py), so the site never needs this script to be re-run.
 
 Each regularizer's row holds its reg.* keys with their defaults, whether the population
 engine batches it, and the first sentence of its module's docstring (what it is and its
@@ -59,7 +62,10 @@ def page() -> str:
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0] if argv else "docs/reference/registry.md")
+    if not argv:
+        print(page(), end="")
+        return 0
+    out = Path(argv[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page())
     print(f"wrote {out}")

@@ -34,13 +34,13 @@ T = TypeVar("T")
 
 @dataclass
 class DatasetConfig:
-    name: str = "mnist5k"
-    root: str = "${oc.env:REGBENCH_DATA,data}"
-    download: bool = True
+    name: str = "mnist5k"  # a registered data set; `regbench datasets` lists them
+    root: str = "${oc.env:REGBENCH_DATA,data}"  # where data set files are looked for
+    download: bool = True  # fetch missing torchvision data sets (false: never)
     train_size: int | None = None  # subsample the training split (seeded, stratified)
     val_fraction: float = 0.1  # share of the training pool held out for validation
     split_seed: int = 0  # fixes the split, so that every seed sees the same data
-    augment: bool = False
+    augment: bool = False  # random shifts (grey) or crops + flips (colour), on the device
 
 
 @dataclass
@@ -49,9 +49,9 @@ class OptimConfig:
     # (docs/explanation/optimizer.md); sgd (lr 0.05) swings by up to 35 points there
     name: str = "adamw"
     lr: float | None = None  # null: 1e-3 for adamw/adam, 0.05 for sgd
-    momentum: float = 0.9
-    nesterov: bool = False
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # Nesterov momentum, sgd only
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam / adamw
     schedule: str = "none"  # none | step | cosine | onecycle
     warmup_epochs: float = 0.0  # the rate rises linearly to lr over these epochs (per batch)
     step_size: int = 5  # epochs between decays, schedule=step
@@ -61,14 +61,14 @@ class OptimConfig:
 @dataclass
 class TrainerConfig:
     epochs: int = 10
-    batch_size: int = 128
-    eval_batch_size: int = 1024
+    batch_size: int = 128  # training images per step
+    eval_batch_size: int = 1024  # images per batch of the eval-mode passes
     train_eval_size: int | None = None  # measure train metrics on a fixed seeded subset
-    device: str = "auto"
-    deterministic: bool = False
-    compile: bool = False
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps
+    deterministic: bool = False  # deterministic algorithms: same seed, same metrics.csv
+    compile: bool = False  # torch.compile the model (sequential runs only)
     checkpoint: bool = True  # write a checkpoint after every epoch, for resume
-    progress: bool = True
+    progress: bool = True  # the progress bar (off in sweeps unless set)
 
 
 @dataclass
@@ -78,18 +78,18 @@ class EvalConfig:
 
 @dataclass
 class OutputConfig:
-    root: str = "results"
+    root: str = "results"  # runs go to <root>/<experiment>/<run-id>/
 
 
 @dataclass
 class TensorBoardConfig:
-    enabled: bool = False
+    enabled: bool = False  # on with logger=NAME
     log_dir: str = "tensorboard"  # inside the run folder: `tensorboard --logdir` a sweep sees all
 
 
 @dataclass
 class MLflowConfig:
-    enabled: bool = False
+    enabled: bool = False  # on with logger=NAME
     # a local SQLite store by default; an http(s):// URI logs to a tracking server
     tracking_uri: str = "sqlite:///${output.root}/mlflow.db"
     experiment_name: str = "${experiment}"

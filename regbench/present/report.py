@@ -27,7 +27,7 @@ from regbench.present import tables
 from regbench.errors import RunDirError
 from regbench.study.labels import job_label
 
-REPORT_FILE = "report.html"
+REPORT_FILE = "report.html"  # in the sweep folder: the page `regbench report` writes
 FORMATS = ("html", "markdown")
 
 

@@ -1,4 +1,4 @@
-"""The metric columns, the per-epoch CSV log and what is derived from the curves.
+"""metrics.csv: the metric columns, the per-epoch log and what is derived from the curves.
 
 ``Row`` is the one definition of a metrics.csv row: its fields, in order, are the CSV
 header, the keys of the summary's ``best``/``last`` objects, and what the tests check.
@@ -36,17 +36,17 @@ TRAIN_LOSS_RISE_MIN = 0.05
 class Row:
     """One finished epoch: a metrics.csv row, built by keyword; the gaps are derived here."""
 
-    epoch: int
+    epoch: int  # 1-based
     train_loss: float  # eval mode: dropout off, no penalty, no augmentation
     train_acc: float  # fraction in [0, 1], eval mode
-    val_loss: float
-    val_acc: float
+    val_loss: float  # cross-entropy on the validation split
+    val_acc: float  # fraction in [0, 1]
     gap_loss: float = field(init=False)  # val_loss - train_loss
     gap_acc: float = field(init=False)  # train_acc - val_acc
     train_loss_running: float = 0.0  # in-epoch average, regularization active
     penalty: float = 0.0  # mean L1/L2 term added to the loss
-    lr: float = 0.0
-    epoch_time_s: float = 0.0
+    lr: float = 0.0  # learning rate at the epoch's end (first parameter group)
+    epoch_time_s: float = 0.0  # seconds: the train pass, both eval passes and the row
     dropout_rate: float = 0.0  # the largest drop probability in force during the epoch
 
     def __post_init__(self) -> None:

@@ -14,11 +14,11 @@ from typing import IO, Any
 from regbench.config.schema import new_run_id
 from regbench.errors import RunDirError
 
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.csv"
-SUMMARY_FILE = "summary.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-LOG_FILE = "run.log"
+CONFIG_FILE = "config.yaml"  # the resolved configuration: enough to train the run again
+METRICS_FILE = "metrics.csv"  # one row per finished epoch (regbench.store.metrics.Row)
+SUMMARY_FILE = "summary.json"  # how the run ended (regbench.store.summary.Summary)
+CHECKPOINT_FILE = "checkpoint.pt"  # model, optimizer, schedule and RNG state, for resume
+LOG_FILE = "run.log"  # the model, the optimizer's parameter groups, errors
 SWEEP_FILE = "sweep.json"  # in a sweep's folder, whose job folders are its run folders
 OVERRIDES_FILE = ".hydra/overrides.yaml"  # the overrides typed for the run, as Hydra keeps them
 # Statuses of a run that ended as planned: its metrics count in comparisons.

@@ -16,7 +16,7 @@ from pathlib import Path
 from regbench.errors import RunDirError
 from regbench.store import runs
 
-SETTLE_FILE = "settle.json"
+SETTLE_FILE = "settle.json"  # in a settle's sweep folder: its design and its rounds
 RUNNING, SETTLED, OUT_OF_SEEDS, OUT_OF_TIME = "running", "settled", "out of seeds", "out of time"
 
 

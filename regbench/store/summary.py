@@ -32,32 +32,32 @@ class Summary:
     """What a run ended with: status, best and last epochs, test metrics, where it ran."""
 
     status: str  # completed | early_stopped | diverged | interrupted | failed | pruned | running
-    epochs_run: int = 0
+    epochs_run: int = 0  # epochs finished
     best_epoch: int | None = None  # by `monitor`
     stopped_epoch: int | None = None  # early stopping: the epoch it stopped after
     kept_epoch: int | None = None  # whose weights were tested
-    monitor: str = "val_loss"
-    best: Row | None = None
-    last: Row | None = None
+    monitor: str = "val_loss"  # the metric that defines the best epoch
+    best: Row | None = None  # the metrics.csv row of the best epoch
+    last: Row | None = None  # the metrics.csv row of the last epoch
     onset_epoch: int | None = None  # epoch of minimum val loss when it later rose (overfitting)
-    test_loss: float | None = None
-    test_acc: float | None = None
+    test_loss: float | None = None  # cross-entropy on the test split, with the kept weights
+    test_acc: float | None = None  # fraction, on the test split, with the kept weights
     test_ece: float | None = None  # weight scaling (dropout off)
     mc_dropout: dict[str, Any] | None = None  # eval.mc_samples > 0: T stochastic passes
-    convergence_epoch: int | None = None
-    verdict: str = ""
-    wall_time_s: float = 0.0
-    train_images_per_s: float | None = None
-    n_params: int | None = None
-    device: str | None = None
-    machine: dict[str, Any] = field(default_factory=dict)
+    convergence_epoch: int | None = None  # first epoch within 1 point of the best val accuracy
+    verdict: str = ""  # one sentence on what the curves show
+    wall_time_s: float = 0.0  # seconds, the whole run
+    train_images_per_s: float | None = None  # training images per second of the train passes
+    n_params: int | None = None  # trainable parameters
+    device: str | None = None  # where it trained (cpu, cuda:0, ...)
+    machine: dict[str, Any] = field(default_factory=dict)  # host, platform, CPUs
     seed: int | None = None
-    experiment: str | None = None
+    experiment: str | None = None  # results/<experiment>/
     error: str | None = None  # one line, for a failed run
     signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
-    versions: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # Python and package versions
     val_loss_rise: float | None = None  # last minus minimum val loss (version 2 on)
-    format_version: int = FORMAT_VERSION
+    format_version: int = FORMAT_VERSION  # of this file's layout
 
     @property
     def finished(self) -> bool:

@@ -27,7 +27,7 @@ DEFAULT_MODEL = "cnn"
 class RegbenchConfig:
     # results/<experiment>/; a preset of conf/experiment/ sets it, else $REGBENCH_EXPERIMENT
     experiment: str = "${oc.env:REGBENCH_EXPERIMENT,default}"
-    seed: int = 0
+    seed: int = 0  # initial weights, batch order, dropout masks, augmentation (not the split)
     # What a study's comparisons are made against, as --baseline takes it ('reg=none',
     # 'reg.dropout.position=after_bn'): an experiment preset names its own; None: the
     # configuration without regularization

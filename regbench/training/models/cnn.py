@@ -23,8 +23,9 @@ class CNNConfig(ModelConfig):
     """Conv blocks of these widths, then one hidden FC layer."""
 
     name: str = "cnn"
+    # output channels of each conv block
     channels: list[int] = field(default_factory=lambda: [32, 64])
-    hidden: int = 128
+    hidden: int = 128  # width of the hidden linear layer
 
     def check(self, shape: tuple[int, int, int]) -> None:
         check(len(self.channels) >= 1 and all(c >= 1 for c in self.channels),

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class BatchNormKeys:
-    batchnorm: bool = False
+    batchnorm: bool = False  # batch norm in every conv block and in the head
 
 
 @register

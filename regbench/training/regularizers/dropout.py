@@ -30,9 +30,9 @@ MEMBER_KINDS = ("standard", "spatial")  # the kinds the population engine draws 
 class DropoutConfig:
     """Drop probabilities (the chance that a unit is zeroed, as in torch.nn.Dropout)."""
 
-    input: float = 0.0
-    conv: float = 0.0
-    fc: float = 0.0
+    input: float = 0.0  # on the input pixels
+    conv: float = 0.0  # after each conv block
+    fc: float = 0.0  # in the classifier head
     kind: str = "standard"  # standard | spatial (whole feature maps, conv blocks only) | gaussian
     position: str = "after_bn"  # after_bn | before_bn (relative to each block's BN)
     # how the rates change over training: constant | curriculum | early | late | adaptive

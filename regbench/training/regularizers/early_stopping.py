@@ -26,11 +26,11 @@ MONITORS = ("val_loss", "val_acc")
 
 @dataclass
 class EarlyStoppingConfig:
-    enabled: bool = False
-    monitor: str = "val_loss"
+    enabled: bool = False  # stop when the monitored metric stops improving
+    monitor: str = "val_loss"  # also what defines the best epoch
     patience: int = 5  # epochs without improvement before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
-    restore_best: bool = True
+    restore_best: bool = True  # test with the best epoch's weights
 
 
 @dataclass

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class LabelSmoothingKeys:
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # share of the target spread over all classes
 
 
 @register

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @dataclass
 class WeightDecayKeys:
     weight_decay: float = 0.0  # decoupled, applied by the optimizer
-    decay_bias_and_norm: bool = False
+    decay_bias_and_norm: bool = False  # also decay biases and batch-norm parameters
 
 
 @register

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Re-run one benchmark of docs/benchmarks/ and put its output in its page.
+#
+#   scripts/benchmarks.sh NAME     NAME: speed, population, dropout_grid, reg_compare,
+#                                  bn_dropout_order, mc_dropout
+#
+# The output goes to docs/figures/bench_NAME.txt (the command on its first line) and the
+# machine it ran on to docs/figures/bench_NAME.machine.txt; scripts/splice_figures.py then
+# writes it under the page's <!-- figure: bench_NAME --> marker. Timings need a quiet
+# machine: the script records the load average at the start. It installs nothing;
+# $REGBENCH (default `regbench`) is the command that is run, from a scratch folder.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out="$repo/docs/figures"
+regbench=${REGBENCH:-regbench}
+name=${1:?usage: scripts/benchmarks.sh NAME}
+case "$name" in
+    speed) args=(bench --full) ;;
+    population) args=(bench --model mnist --images 2048 --reps 3 --members 1,8,24) ;;
+    dropout_grid|reg_compare|bn_dropout_order|mc_dropout)
+        args=(sweep "experiment=$name" hydra/launcher=joblib) ;;
+    *) echo "scripts/benchmarks.sh: unknown benchmark $name" >&2; exit 2 ;;
+esac
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export COLUMNS=${COLUMNS:-160}
+
+{
+    echo "date: $(date -u '+%Y-%m-%d')"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)"
+    echo "system: $(uname -sm)"
+    echo "load average at the start: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)"
+    echo "versions: $($regbench --version), $(python -c 'import torch; print("torch", torch.__version__)')"
+    echo "settings: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 || echo 'no GPU')"
+} >"$out/bench_$name.machine.txt"
+
+start=$(date +%s)
+echo "\$ regbench ${args[*]}" >"$out/bench_$name.txt"
+# shellcheck disable=SC2086  # $regbench may be a command with arguments
+(cd "$work" && $regbench "${args[@]}") 2>&1 | sed -e "s|$work/||g" -e 's/[[:space:]]*$//' \
+    >>"$out/bench_$name.txt"
+echo "(wall time: $(( $(date +%s) - start )) s)" >>"$out/bench_$name.txt"
+python "$repo/scripts/splice_figures.py" "$repo"

@@ -1,0 +1,155 @@
+"""The documentation's generated parts: the reference read from the code, and the figures
+spliced into the pages.
+
+The reference must follow the code without a docs edit: a key, an option or a column that
+exists in the code must appear in the page generated from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+reference = load(ROOT / "docs" / "_gen" / "reference.py", "docs_reference")
+splice = load(ROOT / "scripts" / "splice_figures.py", "splice_figures")
+
+
+@dataclasses.dataclass
+class Inner:
+    rate: float = 0.5  # a drop probability
+
+
+@dataclasses.dataclass
+class Section:
+    """A section made up for the test."""
+
+    # a key a colleague just added,
+    # described on two lines
+    new_key: int = 3
+    inner: Inner = dataclasses.field(default_factory=Inner)
+    plain: str = "x"
+
+
+def test_a_new_key_is_listed_with_its_type_default_and_comment() -> None:
+    keys = {k.path: k for k in reference.leaves(Section(), {"plain": "${oc.env:X,y}"}, "s.")}
+    assert list(keys) == ["s.new_key", "s.inner.rate", "s.plain"]
+    assert keys["s.new_key"].comment == "a key a colleague just added, described on two lines"
+    assert reference.type_name(keys["s.new_key"].hint) == "int"
+    assert keys["s.new_key"].default == 3
+    assert keys["s.inner.rate"].comment == "a drop probability"
+    assert keys["s.plain"].default == "${oc.env:X,y}"  # as typed in the composition, unresolved
+
+
+def test_a_section_assembled_at_run_time_takes_the_comments_of_the_dataclass_that_declares_it(
+) -> None:
+    from regbench.store.metrics import Row
+
+    assembled = dataclasses.make_dataclass("Assembled", [("penalty", float, 0.0)])
+    assert reference.comment_of(assembled, "penalty") == reference.field_comments(Row)["penalty"]
+    assert reference.comment_of(assembled, "penalty")
+
+
+def test_type_names_read_as_yaml_users_write_them() -> None:
+    assert reference.type_name(float | None) == "float or null"
+    assert reference.type_name(list[int]) == "list of int"
+    assert reference.code(None) == "`null`" and reference.code([1, 2]) == "`[1, 2]`"
+
+
+def test_allowed_values_are_the_validation_s_own_words() -> None:
+    _, schema = reference.compose([])
+    assert "(0, 1)" in reference.allowed(schema, "dataset.val_fraction", float)
+    assert "mnist5k" in reference.allowed(schema, "dataset.name", str)
+    assert reference.allowed(schema, "trainer.deterministic", bool) == ""
+
+
+@pytest.mark.slow
+def test_every_key_of_the_composed_configuration_is_in_the_reference() -> None:
+    from omegaconf import OmegaConf
+
+    from regbench.launch.composition import compose
+
+    cfg, _ = compose([])
+    task = OmegaConf.to_container(cfg, resolve=False)
+    task.pop("hydra")
+    page = reference.config_page()
+
+    def walk(node: dict, prefix: str):
+        for k, v in node.items():
+            yield from walk(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+
+    missing = [k for k in walk(task, "") if f"| `{k}` |" not in page]
+    assert not missing
+
+
+def test_every_command_and_option_is_in_the_cli_reference() -> None:
+    page = reference.cli_page()
+    for command in ("run", "sweep", "summarize", "plot", "report", "resume", "config", "bench",
+                    "datasets", "datasets download"):
+        assert f"## `regbench {command}`" in page
+    for option in ("--baseline", "--resume", "--format", "--columns", "--no-adjust",
+                   "--version", "--debug"):
+        assert f"`{option}`" in page
+
+
+def test_run_folder_reference_has_every_metrics_column_and_summary_key() -> None:
+    from regbench.store.metrics import COLUMNS
+    from regbench.store.summary import Summary
+
+    page = reference.run_files_page()
+    for name in [*COLUMNS, *(f.name for f in dataclasses.fields(Summary))]:
+        assert f"| `{name}` |" in page
+
+
+def test_figures_are_spliced_between_their_markers(tmp_path: Path) -> None:
+    figures = tmp_path / "docs" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "machine.txt").write_text("date: 2026-01-02\ncpu: a CPU (2 cores)\n")
+    (figures / "demo.txt").write_text("$ regbench run\nok\n")
+    (figures / "plot.png").write_bytes(b"")
+    page = tmp_path / "docs" / "tutorial" / "page.md"
+    page.parent.mkdir()
+    page.write_text("a\n<!-- figure: demo -->\nold\n<!-- /figure -->\n"
+                    "<!-- figure: plot.png -->\n<!-- /figure -->\n"
+                    "<!-- figure: bench_speed -->\n<!-- /figure -->\nb\n")
+    assert splice.splice(page, figures)
+    text = page.read_text()
+    assert "old" not in text and "```console\n$ regbench run\nok\n```" in text
+    assert "![plot](../figures/plot.png)" in text
+    assert "Taken on 2026-01-02 by `scripts/docs_figures.sh` on a CPU (2 cores)" in text
+    assert "`scripts/benchmarks.sh speed` writes it here" in text
+    assert not splice.splice(page, figures)  # a second pass changes nothing
+
+
+def test_a_marker_naming_no_figure_is_an_error(tmp_path: Path) -> None:
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    page = tmp_path / "page.md"
+    page.write_text("<!-- figure: nothing -->\n<!-- /figure -->\n")
+    with pytest.raises(SystemExit, match="nothing"):
+        splice.splice(page, figures)
+
+
+def test_the_readme_is_short_and_keeps_the_test_command_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    assert "python -m pytest -q" in readme
+    assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).exists(), link
