@@ -47,7 +47,9 @@ def test_random_layers_act_in_training_mode_only_and_show_their_rate() -> None:
     layer.eval()
     assert torch.equal(layer(x), x)
     off = L.GaussianDropout(0.0)
+    state = torch.get_rng_state()
     assert torch.equal(off(x), x)  # rate 0: nothing, even in training
+    assert torch.equal(torch.get_rng_state(), state)  # and no noise drawn (the stream unchanged)
     assert "p=0.5" in repr(layer)
 
 
