@@ -20,6 +20,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$root/build/mutation
 children=${MUTATION_CHILDREN:-2}
 export REGBENCH_PROPERTY_EXAMPLES=${REGBENCH_PROPERTY_EXAMPLES:-15}
+# one thread per process: each mutant runs in a fork, and a fork of a process whose OpenMP
+# pool (torch's) has started can hang, which would count as a timeout rather than a failure
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # group | modules | functions to mutate (mutmut mutant-name globs; * = all) | test files.
 # Edit these lines when a module moves or a function is added: the regularizer functions
@@ -85,17 +88,18 @@ for line in open(path, encoding="utf-8"):
     if key and any(fnmatch.fnmatchcase(key, p) for p in patterns):
         status[key] = value
 killed = sum(v in ("killed", "timeout") for v in status.values())
+timeouts = sum(v == "timeout" for v in status.values())
 left = sorted(k for k, v in status.items() if v not in ("killed", "timeout"))
-print(killed, len(status), *(f"{k}:{status[k].replace(' ', '_')}" for k in left))
+print(killed, len(status), timeouts, *(f"{k}:{status[k].replace(' ', '_')}" for k in left))
 EOF
 )
-  read -r killed total rest <<< "$counts"
+  read -r killed total timeouts rest <<< "$counts"
   [ "$total" -gt 0 ] || { echo "$name: no mutants found, see $dir/mutmut.log" >&2; exit 1; }
   for s in $rest; do survivors+=("$s"); done
   killed_all=$((killed_all + killed)); total_all=$((total_all + total))
-  printf '%-13s %4d/%-4d killed (%5.1f%%) in %4ds  %s\n' "$name" "$killed" "$total" \
-    "$(awk "BEGIN {print 100 * $killed / $total}")" "$(( $(date +%s) - start ))" \
-    "$(echo "$modules" | wc -w) module(s)"
+  printf '%-13s %4d/%-4d killed (%5.1f%%; %d by timeout) in %4ds, %d module(s)\n' "$name" \
+    "$killed" "$total" "$(awk "BEGIN {print 100 * $killed / $total}")" "$timeouts" \
+    "$(( $(date +%s) - start ))" "$(echo "$modules" | wc -w)"
 done
 
 [ "$total_all" -gt 0 ] || { echo "no group named ${wanted[*]}" >&2; exit 2; }

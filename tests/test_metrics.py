@@ -114,3 +114,6 @@ def test_missing_columns_names_what_a_damaged_file_lacks(tmp_path: Path) -> None
                                              "penalty", "lr", "epoch_time_s"]
     with pytest.raises(ValueError, match="^no column train_acc, val_acc, train_loss_running"):
         metrics.read_rows(path)
+    path.write_text("")  # created, then the run was killed before the header was written
+    assert metrics.missing_columns(path) == [c for c in metrics.INPUT_COLUMNS
+                                             if c not in metrics.LATER_COLUMNS]

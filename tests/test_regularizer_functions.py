@@ -47,7 +47,9 @@ def test_random_layers_act_in_training_mode_only_and_show_their_rate() -> None:
     layer.eval()
     assert torch.equal(layer(x), x)
     off = L.GaussianDropout(0.0)
+    state = torch.get_rng_state()
     assert torch.equal(off(x), x)  # rate 0: nothing, even in training
+    assert torch.equal(torch.get_rng_state(), state)  # and no noise drawn (the stream unchanged)
     assert "p=0.5" in repr(layer)
 
 
@@ -149,6 +151,8 @@ def test_dropout_enters_at_its_sites() -> None:
     assert before.layers(base.Site("conv", "post", 4)) == []
     assert before.layers(base.Site("input", "post", 1)) == []  # input rate 0
     assert before.layers(base.Site("fc", "pre_norm", 8)) == []  # fc rate 0
+    # a block of another name (a model's own sites) gets no dropout from these rates
+    assert after.layers(base.Site("stage", "post", 4)) == []
     gauss = Dropout(input=0.1, conv=0.2, fc=0.3, kind="gaussian")
     assert {type(m) for b in ("input", "conv", "fc") for m in gauss.layers(base.Site(b, "post", 2))} \
         == {L.GaussianDropout}

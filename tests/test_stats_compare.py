@@ -303,12 +303,13 @@ def test_load_runs_reads_metrics_config_and_status(tmp_path: Path) -> None:
     old = write_run(tmp_path / "old", 1, config="seed: 1\n", format_version=1, val_loss_rise=None)
     failed = write_run(tmp_path / "failed", 4, "failed", error="CUDA out of memory")
     killed = write_run(tmp_path / "killed", 2, "interrupted", config="seed: 7\nreg:\n  l2: 0.1\n")
+    (tmp_path / "sweep.json").write_text("{}")  # tmp_path is a sweep: its folders are jobs
     df = compare.load_runs([good, old, failed, killed]).set_index("path")
     g, o, f, k = (df.loc[str(d)] for d in (good, old, failed, killed))
     assert g["status"] == "completed" and g["seed"] == 3 and pd.isna(g["error"])
     # seed, experiment, baseline, output, logger and settle are not part of the configuration
     assert g["config"] == {"reg.dropout.fc": 0.5} and g["declared"] == "reg=none"
-    assert g["typed"] == ["reg.dropout.fc=0.5"] and pd.isna(g["sweep"])
+    assert g["typed"] == ["reg.dropout.fc=0.5"] and g["sweep"] == str(tmp_path)
     assert (g["val_acc"], g["gap_acc"], g["val_acc_last"]) == pytest.approx((0.9, 0.05, 0.85))
     assert (g["best_epoch"], g["last_epoch"], g["kept_epoch"]) == (2, 3, 3)
     assert (g["test_acc"], g["mc_test_acc"]) == (0.88, 0.89)
@@ -338,8 +339,16 @@ def test_load_runs_marks_damaged_folders_and_goes_on(tmp_path: Path) -> None:
     assert df.loc[str(bare), "error"].startswith(str(bare / "metrics.csv"))
     assert all(pd.isna(df.loc[str(d), "seed"]) and df.loc[str(d), "config"] == {}
                for d in (nameless, torn, bare))
+    assert df.loc[str(torn), "typed"] is None and df.loc[str(torn), "declared"] is None
+    assert df.loc[str(torn), "sweep"] is None and df.loc[str(torn), "finished_at"] == 0.0
     comp = compare.compare([nameless, torn, bare, good])
     assert comp.damaged == list(df["error"][:3]) and len(comp.table) == 1
+    alone = compare.load_runs([nameless])  # a damaged run names the columns every run has
+    assert list(alone.columns) == ["path", "status", "seed", "error", "typed", "sweep",
+                                   "declared", "config", "finished_at"]
+    with pytest.raises(RunDirError, match=r"metrics.csv: unreadable \(ValueError: no column "
+                                          r"train_acc, val_loss, val_acc"):
+        compare.val_loss_rise(torn)
 
 
 def test_load_runs_refuses_a_finished_run_without_its_best_row(tmp_path: Path) -> None:
@@ -362,13 +371,15 @@ def test_which_weights_were_tested() -> None:
 
 def test_swept_axes_are_keys_a_sweep_varied_itself() -> None:
     done = pd.DataFrame({
-        "sweep": ["s1", "s1", "s1", None],
-        "typed": [["reg=dropout", "reg.dropout.fc=0.1", "seed=0"],
-                  ["reg=dropout", "reg.dropout.fc=0.3", "seed=0"],
-                  ["reg=dropout", "reg.dropout.fc=0.5", "+trainer.epochs=3"], ["reg.l2=0.1"]]})
-    axes = ["reg.dropout.fc", "reg.l2", "trainer.epochs"]
-    # fc took three values in the sweep; l2 only outside it; epochs once
-    assert compare.swept_axes(done, axes) == ["reg.dropout.fc"]
+        "sweep": ["s1", "s1", "s1", None, None],
+        "typed": [["reg=dropout", "reg.dropout.fc=0.1", "seed=0", "reg.max_norm=3"],
+                  ["reg=dropout", "reg.dropout.fc=0.3", "seed=0", "reg.max_norm=4"],
+                  ["reg=dropout", "reg.dropout.fc=0.5", "+trainer.epochs=3", "reg.max_norm=4"],
+                  ["reg.l2=0.1"], ["reg.l2=0.2"]]})
+    axes = ["reg.dropout.fc", "reg.l2", "reg.max_norm", "trainer.epochs"]
+    # fc took three values in the sweep and max_norm two; l2 varied only outside a sweep;
+    # epochs took one value
+    assert compare.swept_axes(done, axes) == ["reg.dropout.fc", "reg.max_norm"]
     unknown = done.assign(typed=[None, *done["typed"][1:]])
     assert compare.swept_axes(unknown, axes) == axes
 
@@ -394,6 +405,54 @@ def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
     chosen = compare.compare(sorted(p for p in tmp_path.iterdir()), "reg.dropout.fc=0.5",
                              margin=2.0)
     assert chosen.baseline == "reg.dropout.fc=0.5" and chosen.margins["val_acc"] == 0.02
+
+
+def test_compare_names_configurations_by_what_was_typed(tmp_path: Path) -> None:
+    # dataset.train_size differs too, but no typed override set it: not an axis
+    for rate, size in ((0.0, 100), (0.5, 200)):
+        for seed in (0, 1):
+            run = write_run(tmp_path / f"r{rate}_{seed}", seed, val_acc=0.9 + rate / 10 + seed / 100,
+                            config=f"seed: {seed}\ndataset:\n  train_size: {size}\n"
+                                   f"reg:\n  dropout:\n    fc: {rate}\n")
+            (run / ".hydra").mkdir()
+            (run / ".hydra" / "overrides.yaml").write_text(f"- reg.dropout.fc={rate}\n")
+    comp = compare.compare(sorted(tmp_path.iterdir()))
+    assert comp.axes == ["reg.dropout.fc"]
+    assert sorted(comp.table["config"]) == ["reg.dropout.fc=0.0", "reg.dropout.fc=0.5"]
+
+
+def test_compare_and_aggregate_judge_equivalence_with_the_margins(tmp_path: Path) -> None:
+    # +0.1 points, sd 0.2 points over 4 seeds: inside a 1-point margin, not established
+    base = [0.90, 0.91, 0.92, 0.93]
+    near = [0.903, 0.909, 0.9225, 0.9295]
+    d = np.subtract(near, base)
+    for seed, (b, v) in enumerate(zip(base, near, strict=True)):
+        write_run(tmp_path / f"b{seed}", seed, val_acc=b, config=f"seed: {seed}\nreg:\n  l2: 0.0\n")
+        write_run(tmp_path / f"n{seed}", seed, val_acc=v, config=f"seed: {seed}\nreg:\n  l2: 0.1\n")
+    assert sps.ttest_1samp(d, 0).pvalue > 0.05
+    row = compare.compare(sorted(tmp_path.iterdir()), margin=1.0).table.set_index("config").iloc[0]
+    assert row["val_acc_equivalent"] is True and row["val_acc_verdict"] == "equivalent"
+    tight = compare.compare(sorted(tmp_path.iterdir()), margin=0.01).table.set_index("config")
+    assert tight.iloc[0]["val_acc_verdict"] == "undecided"
+    # and through aggregate: the margin per metric, the adjustment passed on to the TOST
+    values = {"base": base, "near": near, "other": [0.5, 0.6, 0.55, 0.65]}
+    for adjust, level in ((True, 1 - 0.05 / 2), (False, 0.95)):
+        _, low, high = t_interval(list(d), level)
+        margin = (max(abs(low), abs(high)) + 1e-4) if adjust else 0.0045
+        table, _ = compare.aggregate(done_runs(values), "base", adjust, {"val_acc": margin})
+        near_row = table.set_index("config").loc["near"]
+        inside = bool(-margin < low and high < margin)
+        assert near_row["val_acc_equivalent"] is inside, (adjust, low, high, margin)
+        assert near_row["val_acc_verdict"] == ("equivalent" if inside else "undecided")
+        assert pd.isna(near_row["gap_acc_equivalent"])  # no margin for this metric: no verdict
+        assert math.isnan(near_row["val_acc_seeds_to_equivalent"]) is inside
+    # the Bonferroni interval at 97.5% reaches past 0.45 points; the 95% one does not
+    _, low95, high95 = t_interval(list(d), 0.95)
+    _, low975, high975 = t_interval(list(d), 0.975)
+    assert max(abs(low95), abs(high95)) < 0.0045 < max(abs(low975), abs(high975))
+    strict, _ = compare.aggregate(done_runs(values), "base", True, {"val_acc": 0.0045})
+    assert strict.set_index("config").loc["near", "val_acc_verdict"] == "undecided"
+    assert strict.set_index("config").loc["near", "val_acc_seeds_to_equivalent"] > 4
 
 
 def test_compare_uses_the_baseline_the_study_declares(tmp_path: Path) -> None:
