@@ -190,6 +190,7 @@ def test_one_swept_rate_without_an_unregularized_run_uses_its_lowest_value_as_ba
     assert compare.compare(runs.find_runs([tmp_path])).baseline is None
 
 
+@pytest.mark.slow
 def test_a_search_without_an_unregularized_trial_has_no_baseline(tmp_path: Path) -> None:
     # one seed per drawn rate, none of them 0: the lowest drawn rate is no baseline
     for n, rate in enumerate((0.1716706251072333, 0.3321, 0.05012, 0.6613)):
@@ -203,6 +204,7 @@ def test_a_search_without_an_unregularized_trial_has_no_baseline(tmp_path: Path)
     assert compare.compare(runs.find_runs([tmp_path])).baseline == "reg.dropout.fc=0.0"
 
 
+@pytest.mark.slow
 def test_a_study_declares_its_own_baseline_and_the_command_line_wins(tmp_path: Path) -> None:
     for position in ("after_bn", "before_bn"):
         for seed in (0, 1):

@@ -107,6 +107,7 @@ def holm_by_hand(p: dict[float, float], alpha: float = 0.05) -> dict[float, tupl
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adjust", [True, False])
 def test_adjusted_intervals_and_verdicts_match_scipy_and_holm(grid: Path, adjust: bool) -> None:
     comp = compare.compare(runs.find_runs([grid]), adjust=adjust)

@@ -108,6 +108,7 @@ def test_every_command_and_option_is_in_the_cli_reference() -> None:
         assert f"`{option}`" in page
 
 
+@pytest.mark.slow
 def test_run_folder_reference_has_every_metrics_column_and_summary_key() -> None:
     from regbench.store.metrics import COLUMNS
     from regbench.store.summary import Summary

@@ -218,6 +218,7 @@ def test_corrupted_files_are_named_with_the_fix(tmp_path: Path,
     assert str(batch) in line and "truncated or corrupted" in line
 
 
+@pytest.mark.slow
 def test_bad_archive_checksum_is_reported_before_any_download(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     raw = tmp_path / "data" / "FashionMNIST" / "raw"

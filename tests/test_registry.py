@@ -95,6 +95,7 @@ def test_reg_keys_are_those_of_the_product_contract() -> None:
     assert section.max_norm is None and section.early_stopping.patience == 5
 
 
+@pytest.mark.slow
 def test_composing_checking_and_naming_a_configuration_do_not_import_torch() -> None:
     # regbench config, every refused override, summarize, plot and report go through the
     # registries; torch costs ~2 s of CPU to import

@@ -105,6 +105,7 @@ def test_a_search_range_outside_the_allowed_values_stops_before_anything_runs(
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_search_of_no_trial_is_bad_input(tmp_path: Path) -> None:
     proc = run_cli("sweep", *SEARCH, "hydra.sweeper.n_trials=0", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

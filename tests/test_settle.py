@@ -181,6 +181,7 @@ def test_a_round_gives_the_baseline_every_seed_and_lists_jobs_by_configuration(t
     assert settle.next_status(record, record.rounds[0]) == "out of time"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra,words", [
     (["settle.start_seeds=1"], "settle.start_seeds=1 is not allowed"),
     (["settle.metrics=[val_loss]"], "settle.metrics"),

@@ -85,6 +85,7 @@ def test_one_comparison_interval_excludes_zero_exactly_when_established(ab: tupl
     assert excludes_zero(row["low"], row["high"]) is bool(row["established"])
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(st.data(), st.integers(1, 6))
 def test_no_verdict_contradicts_its_interval(data: st.DataObject, k: int) -> None:
@@ -103,6 +104,7 @@ def test_no_verdict_contradicts_its_interval(data: st.DataObject, k: int) -> Non
         assert list(table["established"]) == holm_by_hand(p)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(paired())
 def test_swapping_the_configurations_flips_the_sign_and_keeps_the_verdict(ab: tuple) -> None:
@@ -125,6 +127,7 @@ def brute_force_seeds(d: float, sd: float, alpha: float, power: float) -> float:
     return float(n[ok[0]]) if ok.size else math.inf
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(d=st.floats(1e-3, 10.0), sign=st.sampled_from([1, -1]),
        ratio=st.floats(0.0, 40.0), alpha=st.floats(0.001, 0.2), power=st.floats(0.5, 0.95))
@@ -160,6 +163,7 @@ def test_holm_leaves_nan_out_and_agrees_with_statsmodels_on_the_rest(p: list[flo
     assert holm == [None if math.isnan(x) else next(expected) for x in p]
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(paired(min_seeds=1), st.data())
 def test_a_seed_with_nan_on_either_side_is_not_a_pair(ab: tuple, data: st.DataObject) -> None:
@@ -196,6 +200,7 @@ def runs_with_repeats(draw: st.DrawFn) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+@pytest.mark.slow
 @settings(PROPERTY, max_examples=TABLE_EXAMPLES)
 @given(runs_with_repeats())
 def test_a_seed_run_twice_counts_once(done: pd.DataFrame) -> None:
