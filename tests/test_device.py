@@ -102,6 +102,7 @@ def test_compile_unavailable_falls_back_with_one_line(monkeypatch: pytest.Monkey
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_compile_failing_at_first_call_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     calls: list[int] = []

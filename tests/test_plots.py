@@ -118,6 +118,7 @@ def test_the_legend_fits_beside_the_panels_however_many_configurations(
     assert sizes[0] == pytest.approx(sizes[1], rel=0.03)
 
 
+@pytest.mark.slow
 def test_vs_figure_shows_the_gap_at_the_last_and_at_the_best_epoch(
         tmp_path: Path, figures: dict[str, Any]) -> None:
     comp = sweep_of(tmp_path, [([f"reg.dropout.fc={fc}", f"seed={s}"], {"reg.dropout.fc": fc})

@@ -9,10 +9,10 @@ Tolerances come from the binomial distribution: over N units dropped independent
 probability p, the measured drop fraction has standard deviation sqrt(p(1-p)/N), and the
 Pearson correlation of two independent masks has standard deviation about 1/sqrt(N). Each
 check allows 5 standard deviations (a false alarm about once in 1.7 million checks; the
-draws are seeded, so a passing test passes every time). N is at least 8,192 units here, so
-5 sd is at most 0.027 for a rate and 0.055 for a correlation, while the faults these tests
-look for move a rate by 0.05 or more (a halved 0.1) and a shared mask's correlation to
-0.27 or more (1 between equal rates).
+draws are seeded, so a passing test passes every time). N is at least 4,096 units here, so
+5 sd is at most 0.023 for a rate of 0.1, 0.038 for 0.6 and 0.078 for a correlation, while
+the faults these tests look for move a rate by 0.05 or more (a halved 0.1) and a shared
+mask's correlation to 0.27 or more (1 between equal rates).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from regbench.training import population
 from regbench.training.session import Session
 
 SIGMAS = 5.0
-IMAGES = 256  # per member and draw: the fc site alone has 256 x 32 = 8,192 units
+IMAGES = 128  # per member and draw: the fc site, the smallest, has 128 x 32 = 4,096 units
 # Two members at the rates of the brief (0.1 and 0.6), crossed between the conv and fc
 # blocks so that a rate taken from the wrong block shows too, and a third member at the
 # second one's rates with its own seed, so that equal rates cannot hide shared masks.

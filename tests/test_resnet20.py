@@ -62,6 +62,7 @@ def test_the_dropout_options_reach_input_blocks_and_head() -> None:
     assert not torch.equal(after(x), after(x))
 
 
+@pytest.mark.slow
 def test_batch_norm_is_built_in_so_reg_batchnorm_is_refused() -> None:
     _, cfg = compose(["model=resnet20", "dataset=cifar10"])
     assert cfg.model.channels == [16, 32, 64] and cfg.model.blocks == 3

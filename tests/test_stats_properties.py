@@ -68,6 +68,7 @@ def holm_by_hand(p: list[float], alpha: float = 0.05) -> list[bool]:
     return out
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(paired())
 def test_one_comparison_interval_excludes_zero_exactly_when_established(ab: tuple) -> None:
