@@ -115,7 +115,7 @@ def test_the_table_fits_80_columns_and_says_which_is_better() -> None:
     assert "reg.dropout.fc=0.439" in text and "[+1.1, +4.9]" in text
     assert next(line for line in lines if line.startswith("trial 3")).split()[-3:] \
         == ["within", "noise", "+4.20"]
-    assert "97.50% interval" in " ".join(text.split())
+    assert "interval at the level of the Holm step that decided it" in " ".join(text.split())
 
 
 @pytest.mark.slow

@@ -96,7 +96,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         except RunDirError as e:  # one torn file must not cost the table of every other run
             # every key a run has (None), so that pandas does not fill the column with NaN
             records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
-                            "config": {}, "typed": None, "sweep": None, "declared": None,
+                            "typed": None, "sweep": None, "declared": None, "config": {},
                             "finished_at": 0.0})
             continue
         status = s.status
