@@ -133,6 +133,10 @@ def _regbench_dataclasses() -> Iterator[type]:
                     yield obj
 
 
+# The training loop's own dataclasses (an epoch's step, a member): never a key's meaning.
+RUNTIME_MODULES = ("regbench.training.session", "regbench.training.loop")
+
+
 def comment_of(cls: type, name: str) -> str:
     """The source comment of field `name` of `cls`; for a dataclass assembled at run time
     (a registry's section), that of the one dataclass that declares a field of that name
@@ -142,7 +146,8 @@ def comment_of(cls: type, name: str) -> str:
         return own or ""
     hint = typing.get_type_hints(cls).get(name)
     found = {c: field_comments(c)[name] for c in _regbench_dataclasses()
-             if c is not cls and name in field_comments(c) and _has_source(c)
+             if c is not cls and not c.__module__.startswith(RUNTIME_MODULES)
+             and name in field_comments(c) and _has_source(c)
              and typing.get_type_hints(c).get(name) == hint}
     return next(iter(found.values())) if len(set(found.values())) == 1 else ""
 
