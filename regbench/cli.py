@@ -87,8 +87,8 @@ def run(ctx: typer.Context,
     refuse_sweep_preset(cfg)
     run_dir = runs.make_run_dir(schema.output.root, schema.experiment)
     code = call_hydra(flags + task_overrides + [f"hydra.run.dir='{run_dir}'"])
-    if code != 0 and not (run_dir / runs.METRICS_FILE).exists():
-        shutil.rmtree(run_dir, ignore_errors=True)  # no epoch was computed: leave no husk
+    if code != 0 and not any((run_dir / f).exists() for f in (runs.METRICS_FILE, runs.SUMMARY_FILE)):
+        shutil.rmtree(run_dir, ignore_errors=True)  # the run never started: leave no husk
     raise typer.Exit(code)
 
 
@@ -187,7 +187,7 @@ def sweep_cmd(ctx: typer.Context,
         if not search:  # the jobs' .hydra/ files are already there
             hydra_args.append("hydra.output_subdir=null")
         code = 0 if not todo and not search else sweep.launch(resume_dir, plan, flags, hydra_args)
-        if code == sweep.INTERRUPTED:
+        if code in sweep.STOPPED:
             raise typer.Exit(code)
         raise typer.Exit(_end_of_sweep(resume_dir, plan, baseline, flags, code))
     task_overrides, flags = split_args(args)
@@ -209,7 +209,7 @@ def sweep_cmd(ctx: typer.Context,
         print("sweep: on the GPU the jobs train as populations (hydra/launcher=population); "
               "hydra/launcher=basic trains them one at a time", flush=True)
     code = sweep.launch(sweep_dir, plan, flags, job_overrides + engine)
-    if code == sweep.INTERRUPTED:
+    if code in sweep.STOPPED:
         raise typer.Exit(code)
     raise typer.Exit(_end_of_sweep(sweep_dir, plan, baseline, flags, code))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -44,6 +45,23 @@ def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("REGBENCH_EXPERIMENT", "REGBENCH_DEBUG", "REGBENCH_DATA"):
         monkeypatch.setenv(key, "")  # recorded as absent, so that the end of the test
         monkeypatch.delenv(key)       # removes whatever a command set it to
+
+
+@pytest.fixture(autouse=True)
+def own_logging() -> Iterator[None]:
+    """The root and regbench loggers as the test found them when it ends: a command run
+    in-process (Hydra, Ray, Optuna, the trackers) may attach a handler to the stream the
+    test's capture had open, which is closed by the time a later test logs to it."""
+    loggers = [logging.getLogger(), logging.getLogger("regbench")]
+    saved = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        for handler in [h for h in lg.handlers if h not in handlers]:
+            lg.removeHandler(handler)
+        for handler in [h for h in handlers if h not in lg.handlers]:
+            lg.addHandler(handler)
+        lg.setLevel(level)
+        lg.propagate = propagate
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ import torch
 
 from regbench.data import batching
 from regbench.store import metrics, runs
-from regbench.training import models
+from regbench.training import models, session
 
 # The moment an epoch is interrupted in, by the number of the epoch it belongs to.
 TARGET_EPOCH = 2
@@ -36,7 +36,8 @@ MOMENTS = {
     "mid_run": f"during epoch {TARGET_EPOCH}, before its second training batch",
     "after_row": f"epoch {TARGET_EPOCH}'s metrics row is on disk, its checkpoint is not",
     "checkpoint_write": f"inside epoch {TARGET_EPOCH}'s checkpoint write, half of it written",
-    "before_summary": "after the last epoch's row and checkpoint, before the final summary.json",
+    "before_summary": "after the last epoch's row and checkpoint, as the test pass begins",
+    "summary_write": "as the final summary.json is written, the test pass done",
 }
 
 Setter = Callable[[Any, str, Any], None]
@@ -87,6 +88,14 @@ def install(moment: str, sig: int, set_attr: Setter = setattr) -> None:
 
         set_attr(torch, "save", save_in_halves)
     elif moment == "before_summary":
+        test = session.Session.test
+
+        def fire_then_test(self: session.Session) -> Any:
+            fire()
+            return test(self)
+
+        set_attr(session.Session, "test", fire_then_test)
+    elif moment == "summary_write":
         write_json = runs.write_json
 
         def fire_then_write(path: Path, obj: dict[str, Any]) -> None:

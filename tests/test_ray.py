@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from helpers import TINY, run_cli
+from regbench.training.schema import RegbenchConfig
 
 ray = pytest.importorskip("ray")
 
@@ -67,3 +69,19 @@ def test_a_job_whose_worker_dies_is_failed_and_the_others_come_back(tmp_path: Pa
     summary = json.loads((tmp_path / "1" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"].startswith("the Ray worker running it died")
     assert ret.return_value == {"status": "failed", "value": None}  # the sweeper goes on
+
+
+def test_jobs_that_can_train_together_are_one_population_task(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.regbench_ray.ray_launcher import population_groups
+    from regbench.launch.jobs import PendingJob
+
+    cfgs = [OmegaConf.structured(make_cfg(*TINY, f"reg.dropout.fc={p}", f"seed={s}"))
+            for p in (0.0, 0.5) for s in (0, 1)]
+    bad = OmegaConf.structured(make_cfg(*TINY))
+    bad.trainer.epochs = 0  # fails validation: a group of its own
+    pending = [PendingJob(cfg, tmp_path / str(n), []) for n, cfg in enumerate([*cfgs, bad])]
+    assert population_groups(pending, 24) == [[0, 1, 2, 3], [4]]
+    assert population_groups(pending, 3) == [[0, 1, 2], [3], [4]]

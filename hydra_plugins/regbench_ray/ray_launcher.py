@@ -190,17 +190,20 @@ def start_ray(address: str | None, init: dict[str, Any]) -> None:
 def population_groups(pending: list[Any], max_members: int) -> list[list[int]]:
     """Indices of the jobs, grouped as the population engine would train them together; a
     job whose configuration is bad is a group of its own (it fails there, alone)."""
-    from regbench.config import schema as config_mod
+    from omegaconf.errors import OmegaConfBaseException
+
+    from regbench.errors import RegbenchError
     from regbench.training import population
+    from regbench.training.schema import to_schema
     from regbench.training.validation import validate
 
     valid, groups = [], []
     for k, job in enumerate(pending):
         try:
-            cfg = config_mod.to_schema(job.cfg)
+            cfg = to_schema(job.cfg)
             validate(cfg)
             valid.append((k, cfg))
-        except Exception:
+        except (RegbenchError, OmegaConfBaseException):  # a bad configuration
             groups.append([k])
     groups += [[valid[i][0] for i in group]
                for group in population.split_groups([cfg for _, cfg in valid], max_members)]

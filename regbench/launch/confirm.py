@@ -150,7 +150,7 @@ def run(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list[str
     print(f"confirm: the best {len(chosen)} trials and the baseline, {seeds} fresh seeds each: "
           f"{len(plan.jobs)} jobs ({len(plan.jobs) - len(todo)} done) in {folder}", flush=True)
     code = sweep.launch(folder, plan, flags, sweep.job_overrides(plan.args)) if todo else 0
-    if code == sweep.INTERRUPTED:
+    if code in sweep.STOPPED:
         return code
     baseline = json.loads((folder / CANDIDATES_FILE).read_text())["baseline"]
     comp, table = compare_grid(folder, plan, chosen, baseline)

@@ -56,6 +56,15 @@ class JobOutcome:
 LAST: list[JobOutcome] = []
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep's jobs were stopped by a signal they handled: 130 after Ctrl-C, 143 after
+    SIGTERM (the exit code the sweep ends with)."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
 def member(cfg: DictConfig, run_dir: Path, resume: bool, *, progress: bool = True) -> Member:
     """A job as a member of a training: its checked configuration and who listens to it.
 
@@ -178,9 +187,10 @@ def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
         for n, result in zip(nums, results, strict=True):
             outcomes[n] = outcome_of(pending[n].run_dir, result, keep=True, resume=False)
             _print_line(pending[n], actions[n])
-        if any(outcomes[n].status == "interrupted" for n in nums):
+        stopped = [outcomes[n].exit_code for n in nums if outcomes[n].status == "interrupted"]
+        if stopped:
             LAST.extend(outcomes.values())
-            raise KeyboardInterrupt  # the remaining jobs wait for sweep --resume
+            raise SweepInterrupted(max(stopped))  # the remaining jobs wait for sweep --resume
     ordered = [outcomes[n] for n in range(len(pending))]
     LAST.extend(ordered)
     return ordered

@@ -166,7 +166,7 @@ def drive(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, flags: l
         current = record.rounds[-1]
         if current.wall_time_s is None:
             launched = run_round(sweep_dir, plan, record, current, flags, hydra)
-            if launched == sweep.INTERRUPTED:
+            if launched in sweep.STOPPED:
                 return launched
             code = max(code, launched)
         need = None
@@ -226,7 +226,7 @@ def run_round(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, curr
     code = sweep.launch(sweep_dir, plan, flags, [*hydra, LIST_SWEEPER, f"hydra.sweeper.jobs_file='{listed}'",
                                                  f"hydra.sweeper.first={numbers[0]}"])
     spent = time.monotonic() - t0
-    if code == sweep.INTERRUPTED:  # the time spent still counts against the budget
+    if code in sweep.STOPPED:  # the time spent still counts against the budget
         current.interrupted_s += spent
     else:
         current.wall_time_s = current.interrupted_s + spent

@@ -33,7 +33,7 @@ from regbench.launch.composition import (claim_plugin_names, compose, explain, r
                                          split_args)
 from regbench.config.schema import check as config_check
 from regbench.errors import ConfigError, RegbenchError
-from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, call_hydra
+from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, SweepInterrupted, call_hydra
 from regbench.study.labels import job_label, key_of
 
 SWEEP_FILE = runs.SWEEP_FILE
@@ -42,6 +42,7 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 OPTUNA_SWEEPER = "hydra_plugins.regbench_optuna.optuna_sweeper.OptunaSweeper"
 LIST_SWEEPER = "hydra_plugins.regbench_list.list_sweeper.ListSweeper"  # a listed grid (confirm)
 INTERRUPTED = 130  # exit code of a sweep stopped by Ctrl-C
+STOPPED = (INTERRUPTED, 143)  # ... by Ctrl-C or by a SIGTERM its jobs handled
 
 
 @dataclass
@@ -261,12 +262,12 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
     try:
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if sweep_plan.sweeper == "optuna":  # the study in its storage resumes too
             record_trials(sweep_dir, sweep_plan)
         terminal.err.print(f"regbench: sweep interrupted; continue it with: regbench sweep "
                            f"--resume {sweep_dir}", soft_wrap=True)
-        return INTERRUPTED
+        return e.exit_code if isinstance(e, SweepInterrupted) else INTERRUPTED
 
 
 def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,

@@ -74,6 +74,16 @@ def atomic_file(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]
         raise
 
 
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temporary files of atomic writes that never finished in folder (its
+    process was killed mid-write); the files removed. Call it only where no other process
+    writes, such as a run folder being resumed."""
+    left = sorted(folder.glob(".*.tmp"))
+    for tmp in left:
+        tmp.unlink(missing_ok=True)
+    return left
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write a text file atomically (see atomic_file)."""
     with atomic_file(path) as f:

@@ -30,7 +30,7 @@ from regbench.training.device import autocast, configure, prepare_batch, prepare
 from regbench.training.layers import rate_in_force
 from regbench.training.regularizers import Regularization, describe_groups
 from regbench.training.schema import RegbenchConfig
-from regbench.training.signals import Interrupted, signals_deferred
+from regbench.training.signals import Interrupted, signals_deferred, stop_on_signals
 
 log = logging.getLogger("regbench")
 
@@ -186,6 +186,7 @@ class Session:
             log.info("parameter groups: %s", describe_groups(trainer.optimizer.param_groups))
             start, extra = 1, new_counters()
             if resume:
+                runs.remove_leftovers(run_dir)  # of a write its killed process left
                 start, extra = load_checkpoint(run_dir, trainer)
             log_csv = metrics.MetricsLog(run_dir / runs.METRICS_FILE, keep_epochs=start - 1)
             write_summary(run_dir, cfg, log_csv.rows, "running", model, device, extra)
@@ -245,26 +246,41 @@ class Session:
                 log.error("run failed", exc_info=e)
 
     def close(self) -> RunResult:
-        """Restore the best weights if asked, test a finished run, write summary.json."""
+        """Restore the best weights if asked, test a finished run, write summary.json.
+
+        A signal during the test pass leaves the run interrupted (resuming it tests it); one
+        that arrives while the summary is written is handled once the file is complete.
+        """
         with run_context(self.run_dir):
-            stopper = self.trainer.regs.stopper
-            finished = self.status in runs.FINISHED
-            if stopper.keep_best and finished:
-                stopper.restore(self.model)
             test: tuple[float | None, float | None] = (None, None)
             test_time: dict[str, Any] = {}
-            if finished:
-                eval_size = self.cfg.trainer.eval_batch_size
-                scaled: list[Tensor] = []  # the test pass's log-probabilities serve calibration too
-                test = evaluate(self.model, self.data.test, self.data, eval_size, scaled)
-                test_time = calibration.test_time(self.model, self.data.test, self.data, eval_size,
-                                                  self.cfg.eval.mc_samples, torch.cat(scaled))
+            try:
+                with stop_on_signals():
+                    if self.status in runs.FINISHED:
+                        test, test_time = self.test()
+            except (KeyboardInterrupt, Interrupted) as e:
+                self.stopped_by(e)
+                test, test_time = (None, None), {}
             self.extra["wall_time_s"] += time.perf_counter() - self.t_start
-            summary = write_summary(self.run_dir, self.cfg, self.log_csv.rows, self.status,
-                                    self.model, self.device, self.extra, test=test,
-                                    test_time=test_time, error=self.error,
-                                    signal_name=self.signame)
+            with signals_deferred():
+                summary = write_summary(self.run_dir, self.cfg, self.log_csv.rows, self.status,
+                                        self.model, self.device, self.extra, test=test,
+                                        test_time=test_time, error=self.error,
+                                        signal_name=self.signame)
         return RunResult(self.run_dir, self.status, self.log_csv.rows, summary)
+
+    def test(self) -> tuple[tuple[float, float], dict[str, Any]]:
+        """The test set's loss and accuracy with the kept weights, and the test-time figures
+        (calibration, MC dropout)."""
+        stopper = self.trainer.regs.stopper
+        if stopper.keep_best:
+            stopper.restore(self.model)
+        eval_size = self.cfg.trainer.eval_batch_size
+        scaled: list[Tensor] = []  # the test pass's log-probabilities serve calibration too
+        test = evaluate(self.model, self.data.test, self.data, eval_size, scaled)
+        test_time = calibration.test_time(self.model, self.data.test, self.data, eval_size,
+                                          self.cfg.eval.mc_samples, torch.cat(scaled))
+        return test, test_time
 
 
 @dataclass(frozen=True)
