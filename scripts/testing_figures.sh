@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The figures docs/testing.md shows, each in OUT_DIR/<name>.txt with the command first:
+# The figures docs/explanation/testing.md shows, each in OUT_DIR/<name>.txt with the command first:
 #
 #   scripts/testing_figures.sh [OUT_DIR] [--tiers] [--no-mutation]
 #
@@ -53,7 +53,7 @@ record() {  # record NAME COMMAND...: the command, its output and its time in NA
 }
 
 count() {  # the number of tests pytest collects with these arguments
-    python -m pytest --collect-only -q -p no:cacheprovider "$@" 2>/dev/null \
+    python -m pytest --collect-only -q -p no:cacheprovider -n 0 "$@" 2>/dev/null \
         | sed -n 's/^\([0-9]*\)\(\/[0-9]*\)* tests* collected.*/\1/p' | tail -n 1
 }
 {
@@ -63,7 +63,7 @@ count() {  # the number of tests pytest collects with these arguments
 } >"$out/counts.txt"
 echo "$out/counts.txt"
 
-record properties python -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+record properties python -m pytest -q -p no:cacheprovider -n 0 --hypothesis-show-statistics \
     tests/test_stats_properties.py
 record stats_tier python -m pytest -q -p no:cacheprovider tests/test_stats.py \
     tests/test_stats_properties.py tests/test_stats_compare.py tests/test_metrics.py \

@@ -16,6 +16,16 @@ from helpers import Drawn, cfg_maker, describe
 from regbench.training.schema import RegbenchConfig
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """With pytest-xdist, each worker's torch (and the regbench processes it starts) uses
+    one thread: the workers already share the machine's cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., RegbenchConfig]:
     """Compose the real config with overrides, writing under tmp_path."""

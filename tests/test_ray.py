@@ -16,6 +16,8 @@ from helpers import TINY, run_cli
 from regbench.training.schema import RegbenchConfig
 
 ray = pytest.importorskip("ray")
+# one local Ray cluster at a time: with pytest-xdist, these tests share one worker
+pytestmark = pytest.mark.xdist_group("ray")
 
 
 @pytest.mark.slow
