@@ -38,15 +38,19 @@ def provenance(machine: Path, script: str, load: bool) -> str:
 
 def render(name: str, page: Path, figures: Path) -> str:
     path = figures / name if "." in name else figures / f"{name}.txt"
-    bench = name.startswith("bench_")
+    bench, testing = name.startswith("bench_"), name.startswith("testing_")
     if not path.exists():
         if bench:
             return f"Not measured yet: `scripts/benchmarks.sh {name[6:]}` writes it here.\n"
+        if testing:
+            return "Not measured yet: `scripts/testing_figures.sh --tiers` writes it here.\n"
         raise SystemExit(f"{page}: <!-- figure: {name} --> but {path} does not exist")
-    own = figures / f"{path.stem}.machine.txt"
-    note = provenance(own if own.exists() else figures / "machine.txt",
-                      f"scripts/benchmarks.sh {name[6:]}" if bench else "scripts/docs_figures.sh",
-                      load=bench)
+    # the figure's own machine file, else its script's (testing.machine.txt), else the docs'
+    own = [figures / f"{path.stem}.machine.txt", figures / "testing.machine.txt"]
+    machine = next((m for m in own[:1 + testing] if m.exists()), figures / "machine.txt")
+    script = (f"scripts/benchmarks.sh {name[6:]}" if bench else
+              "scripts/testing_figures.sh" if testing else "scripts/docs_figures.sh")
+    note = provenance(machine, script, load=bench or testing)
     if path.suffix == ".png":
         rel = os.path.relpath(path, page.parent)
         return f"![{path.stem.replace('_', ' ')}]({rel})\n\n<sub>{note}</sub>\n"
