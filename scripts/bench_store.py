@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -29,16 +30,18 @@ def make_template(root: Path) -> Path:
 
 
 def fill(template: Path, folder: Path, n: int) -> None:
+    """n copies of the template run: 5 dropout rates, each with n / 5 seeds."""
     config = (template / "config.yaml").read_text()
     summary = json.loads((template / "summary.json").read_text())
     metrics = (template / "metrics.csv").read_text()
     for i in range(n):
         run = folder / f"{i:05d}"
         run.mkdir(parents=True)
-        seed, rate = i % 20, (i // 20) % 5 / 10
-        (run / "config.yaml").write_text(config.replace("seed: 0", f"seed: {seed}")
+        seed, rate = i // 5, i % 5 / 10
+        (run / "config.yaml").write_text(re.sub(r"(?m)^seed: 0$", f"seed: {seed}", config)
                                          .replace("fc: 0.0", f"fc: {rate}"))
         summary["seed"] = seed
+        summary["config"].update({"seed": seed, "reg.dropout.fc": rate})
         (run / "summary.json").write_text(json.dumps(summary))
         (run / "metrics.csv").write_text(metrics)
         hydra = run / ".hydra"

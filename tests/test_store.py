@@ -93,6 +93,45 @@ def test_config_yaml_reads_as_omegaconf_reads_it(make_cfg: Callable[..., Regbenc
     assert fast == slow and fast["reg.l2"] == 1e-5 and fast["dataset.train_size"] is None
 
 
+@pytest.mark.parametrize("typed", [
+    ["seed=1", "reg.dropout.fc=0.0", "optim.lr=1e-3"],
+    ["model.channels=[8,16]", "reg=dropout"], ["+extra='a b'", "x=1 # not a comment"],
+    ["experiment=smoke", "key=", "a=b=c", "t=true", "n=null"], ["x=y: z", "~reg.l2"],
+])
+def test_overrides_read_as_hydra_wrote_them(tmp_path: Path, typed: list[str]) -> None:
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(typed), tmp_path / runs.OVERRIDES_FILE)  # as Hydra does
+    assert runs.read_overrides(tmp_path) == typed
+
+
+def test_run_folders_are_found_at_any_depth_but_never_inside_a_run(tmp_path: Path) -> None:
+    for folder in ["a/sweeps/s1/0", "a/sweeps/s1/10", "a/sweeps/s1/2", "b/r1", "b/r1/inner"]:
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / runs.SUMMARY_FILE).write_text("{}")
+    (tmp_path / "b/r1/.hydra").mkdir()
+    assert [p.relative_to(tmp_path).as_posix() for p in runs.find_runs([tmp_path])] == [
+        "a/sweeps/s1/0", "a/sweeps/s1/2", "a/sweeps/s1/10", "b/r1"]
+    assert runs.find_runs([tmp_path / "b/r1"]) == [tmp_path / "b/r1"]
+
+
+def test_summary_json_holds_config_yaml_and_older_folders_read_the_yaml(
+        make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
+    from regbench.training.session import flat_config, write_config
+
+    cfg = make_cfg("reg=all", "reg.l2=1e-5", "optim.lr=0.001", "dataset.train_size=null")
+    write_config(tmp_path, cfg)
+    Summary(status="failed", config=flat_config(cfg)).write(tmp_path)
+    held = json.loads((tmp_path / runs.SUMMARY_FILE).read_text())["config"]
+    assert held == runs.read_config(tmp_path) and held["reg.l2"] == 1e-5
+    (tmp_path / runs.CONFIG_FILE).write_text("seed: 7\n")  # the copy in summary.json is read
+    assert summary.read(tmp_path).run_config(tmp_path) == held
+    Summary(status="failed").write(tmp_path)  # an older summary, without the copy
+    assert summary.read(tmp_path).run_config(tmp_path) == {"seed": 7}
+    (tmp_path / runs.SUMMARY_FILE).write_text('{"status": "failed", "config": [1]}')
+    with pytest.raises(RunDirError, match="config is not an object"):
+        summary.read(tmp_path)
+
+
 @pytest.mark.slow
 def test_damaged_folders_are_skipped_with_one_warning_in_summarize_plot_and_report(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path,

@@ -138,12 +138,29 @@ def find_runs(paths: list[Path]) -> list[Path]:
     for p in paths:
         if not p.is_dir():
             raise RunDirError(f"{p}: no such folder; give run, sweep or experiment folders")
-        here = [p] if (p / SUMMARY_FILE).is_file() else sorted(
-            (q.parent for q in p.rglob(SUMMARY_FILE)), key=_natural)
+        here = sorted(_run_folders(p), key=_natural)
         if not here:
             raise RunDirError(f"{p}: no run folders in it (folders holding {SUMMARY_FILE})")
         found += [d for d in here if d not in found]
     return found
+
+
+def _run_folders(top: Path) -> Iterator[Path]:
+    """top if it is a run folder, else the run folders anywhere under it. A run folder's
+    own subfolders, and hidden folders (.hydra), are not searched: runs do not nest."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        if any(e.name == SUMMARY_FILE and e.is_file() for e in entries):
+            yield folder
+            continue
+        stack += [Path(e.path) for e in entries
+                  if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
 
 
 def _natural(path: Path) -> tuple[Any, ...]:
@@ -197,8 +214,25 @@ def read_overrides(run_dir: Path) -> list[str] | None:
     import yaml
 
     try:
-        typed = yaml.load((run_dir / OVERRIDES_FILE).read_text(), Loader=getattr(
-            yaml, "CSafeLoader", yaml.SafeLoader))
+        text = (run_dir / OVERRIDES_FILE).read_text()
+        typed = _plain_list(text)
+        if typed is None:
+            typed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError):
         return None
     return [str(o) for o in typed] if isinstance(typed, list) else None
+
+
+# A character that may make an item of a YAML list more than the plain text it shows.
+_YAML_MARKS = set("'\"[]{}&*!|>%@`#:,")
+
+
+def _plain_list(text: str) -> list[str] | None:
+    """A YAML list of plain 'key=value' items ("- seed=1" lines, as Hydra writes most
+    overrides) read without a YAML parser; None when an item needs one."""
+    items = [line[2:] for line in text.splitlines()]
+    if not items or any(not line.startswith("- ") for line in text.splitlines()):
+        return None
+    if any("=" not in item or item != item.strip() or _YAML_MARKS & set(item) for item in items):
+        return None
+    return items

@@ -19,7 +19,7 @@ from regbench.errors import RunDirError
 from regbench.store import runs
 from regbench.store.metrics import INPUT_COLUMNS, Row, row_dict
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FILE = runs.SUMMARY_FILE
 # What a run that ended this way is called, for the terminal and the comparison.
 FINISHED = runs.FINISHED
@@ -57,6 +57,9 @@ class Summary:
     signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
     versions: dict[str, str] = field(default_factory=dict)  # Python and package versions
     val_loss_rise: float | None = None  # last minus minimum val loss (version 2 on)
+    # the resolved configuration as dotted keys, config.yaml's content in a form read without
+    # parsing YAML (version 3 on; None in older files: read config.yaml)
+    config: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION  # of this file's layout
 
     @property
@@ -91,10 +94,15 @@ class Summary:
         values.setdefault("format_version", 1)
         values["best"], values["last"] = _row(data.get("best")), _row(data.get("last"))
         values["verdict"] = values.get("verdict") or ""
-        for f in fields(cls):
-            if f.name in values and not _fits(values[f.name], str(f.type)):
-                raise ValueError(f"{f.name}={values[f.name]!r} is not {f.type}")
+        _check(values)
+        if not isinstance(values.get("config") or {}, dict):
+            raise ValueError("config is not an object")
         return cls(**values)
+
+    def run_config(self, run_dir: Path) -> dict[str, Any]:
+        """The run's resolved configuration as dotted keys: this file's copy, else its
+        config.yaml (RunDirError when neither is there or readable)."""
+        return dict(self.config) if self.config is not None else runs.read_config(run_dir)
 
     def write(self, run_dir: Path) -> None:
         """summary.json in run_dir, atomically."""
@@ -105,17 +113,31 @@ SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "s
                                         "bool": (bool,)}
 
 
-def _fits(value: Any, annotation: str) -> bool:
-    """Whether a JSON value fits a scalar field's annotation ('int | None', 'float', ...);
-    fields of other types are not checked here."""
+def _checks(name: str, annotation: str) -> tuple[str, bool, tuple[type, ...]] | None:
+    """How a field's JSON value is checked, from its annotation ('int | None', 'float', ...):
+    its name, whether None fits and the types a value may have; None for a field of another
+    type (a dict, a row), which is not checked here."""
     parts = [p.strip() for p in annotation.split("|")]
-    if value is None:
-        return "None" in parts
     kinds = [SCALARS[p] for p in parts if p in SCALARS]
     if not kinds or len(kinds) < len([p for p in parts if p != "None"]):
-        return True
-    return any(isinstance(value, k) and not (isinstance(value, bool) and bool not in k)
-               for k in kinds)
+        return None
+    return name, "None" in parts, tuple(t for k in kinds for t in k)
+
+
+_TYPES = {f.name: str(f.type) for f in fields(Summary)}
+_CHECKED = [c for name, annotation in _TYPES.items() if (c := _checks(name, annotation))]
+
+
+def _check(values: dict[str, Any]) -> None:
+    """ValueError naming the first scalar field whose value does not fit its annotation."""
+    for name, none_fits, types in _CHECKED:
+        if name not in values:
+            continue
+        value = values[name]
+        fits = none_fits if value is None else isinstance(value, types) and not (
+            isinstance(value, bool) and bool not in types)
+        if not fits:
+            raise ValueError(f"{name}={value!r} is not {_TYPES[name]}")
 
 
 def _row(data: Any) -> Row | None:

@@ -85,10 +85,12 @@ class Comparison:
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """One row per run: path, status, error, seed, the metrics at its best epoch, its config."""
     records = []
+    kept = Kept()
     for d in run_dirs:
         try:
             s = summary_file.read(d)
-            cfg = runs.read_config(d) if s.finished or (d / runs.CONFIG_FILE).exists() else {}
+            cfg = s.run_config(d) if s.finished or s.config is not None \
+                or (d / runs.CONFIG_FILE).exists() else {}
             if s.finished:
                 check_metrics(d)
             rise = None if not s.finished else (
@@ -105,8 +107,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
             "error": None if s.finished else s.why_unfinished(),
             "typed": runs.read_overrides(d), "sweep": str(d.parent) if runs.sweep_id(d) else None,
             "declared": cfg.get("baseline"),  # the baseline its study declares, if any
-            "config": {k: v for k, v in cfg.items()
-                       if k not in IGNORED_KEYS and not k.startswith(IGNORED_SECTIONS)},
+            "config": kept(cfg),
         }
         for column, (key, inner) in RUN_METRICS.items():
             value = getattr(s, key)
@@ -122,6 +123,24 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         rec["finished_at"] = (d / runs.SUMMARY_FILE).stat().st_mtime
         records.append(rec)
     return pd.DataFrame.from_records(records)
+
+
+class Kept:
+    """A configuration without the keys that never tell configurations apart (IGNORED_KEYS,
+    IGNORED_SECTIONS). The keys kept are worked out once for each set of keys the runs have
+    (a sweep's runs share one), not once per run."""
+
+    def __init__(self) -> None:
+        self.keys: tuple[str, ...] | None = None
+        self.kept: list[str] = []
+
+    def __call__(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        keys = tuple(cfg)
+        if keys != self.keys:
+            self.keys = keys
+            self.kept = [k for k in cfg
+                         if k not in IGNORED_KEYS and not k.startswith(IGNORED_SECTIONS)]
+        return {k: cfg[k] for k in self.kept}
 
 
 def check_metrics(run_dir: Path) -> None:

@@ -312,7 +312,8 @@ def write_unstarted(run_dir: Path, cfg: RegbenchConfig, status: str, *, error: s
     summary = Summary(status=status, epochs_run=len(rows), last=rows[-1] if rows else None,
                       verdict=metrics.verdict(rows, status), wall_time_s=wall_time_s,
                       machine=runs.machine(), seed=cfg.seed, experiment=cfg.experiment,
-                      error=error, signal=signal_name, versions=runs.versions())
+                      error=error, signal=signal_name, versions=runs.versions(),
+                      config=flat_config(cfg))
     summary.write(run_dir)
     return RunResult(run_dir, status, rows, summary)
 
@@ -357,9 +358,17 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         signal=signal_name,
         versions=runs.versions(),
         val_loss_rise=metrics.val_loss_rise(rows),
+        config=flat_config(cfg),
     )
     summary.write(run_dir)
     return summary
+
+
+def flat_config(cfg: RegbenchConfig) -> dict[str, Any]:
+    """The resolved configuration as dotted keys: what config.yaml holds."""
+    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    assert isinstance(container, dict)
+    return runs.flatten(container)
 
 
 def save_checkpoint(run_dir: Path, epoch: int, trainer: Trainer, extra: dict[str, Any],
