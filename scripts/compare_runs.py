@@ -9,12 +9,12 @@ compares, file by file:
 - metrics.csv: every column but epoch_time_s, as the exact text written;
 - summary.json: every key but times, paths and the host (wall_time_s,
   train_images_per_s, machine, error, versions, and epoch_time_s inside best/last), and
-  the keys added by summary format 2 (format_version, val_loss_rise), so that runs written
-  before that format compare with runs written after it.
+  the keys added by summary formats 2 and 3 (format_version, val_loss_rise, config), so
+  that runs written before those formats compare with runs written after them.
 
 Runs are paired by their path below the root with the run ids left out
 (results/<experiment>/<run-id>/), so give each command its own experiment name, as
-scripts/identity_runs.sh and scripts/reference_runs.sh do; the jobs of a sweep
+scripts/reference_runs.sh does; the jobs of a sweep
 (.../sweeps/<sweep-id>/<job>/) by the values of its axes, read from each job's
 .hydra/overrides.yaml, so that a sweep whose jobs were numbered in another order still
 pairs. Prints one line per file, identical or different (with the first difference), and
@@ -33,7 +33,7 @@ from typing import Any
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # regbench.config.schema.new_run_id
 SKIP_COLUMNS = {"epoch_time_s"}
 SKIP_SUMMARY = {"wall_time_s", "train_images_per_s", "machine", "error", "versions",
-                "format_version", "val_loss_rise"}
+                "format_version", "val_loss_rise", "config"}
 
 
 def run_key(run_dir: Path, root: Path) -> str:

@@ -116,8 +116,8 @@ def test_decayed_parameters_are_weights_unless_asked_otherwise() -> None:
     assert [tuple(p.shape) for p in no_decay] == [(2,), (2,), (3,)]  # conv bias, bn bias, fc bias
     everything, none = base.split_params(model, decay_bias_and_norm=True)
     assert len(everything) == 5 and none == []
-    assert base.is_decayed("w", torch.zeros(2, 2)) and not base.is_decayed("b", torch.zeros(2))
-    assert base.is_decayed("b", torch.zeros(2), decay_bias_and_norm=True)
+    assert base.is_decayed(torch.zeros(2, 2)) and not base.is_decayed(torch.zeros(2))
+    assert base.is_decayed(torch.zeros(2), decay_bias_and_norm=True)
 
 
 def test_penalty_sums_over_every_tensor() -> None:

@@ -213,7 +213,7 @@ def check_sites(reg: Any, offered: Sequence[str], model: str) -> None:
                                   f"{site} site (it offers {', '.join(offered)})")
 
 
-def is_decayed(name: str, param: Tensor, decay_bias_and_norm: bool = False) -> bool:
+def is_decayed(param: Tensor, decay_bias_and_norm: bool = False) -> bool:
     """Whether L2, L1 and weight decay apply: conv/linear weights (>= 2 dims) only, by default.
 
     Biases and batch-norm scale/shift are left alone (He et al. 2019, "Bag of Tricks").
@@ -226,9 +226,9 @@ def split_params(model: nn.Module, decay_bias_and_norm: bool = False
     """(decayed, not decayed) trainable parameters of a model."""
     decay: list[Tensor] = []
     no_decay: list[Tensor] = []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad:
-            (decay if is_decayed(name, p, decay_bias_and_norm) else no_decay).append(p)
+            (decay if is_decayed(p, decay_bias_and_norm) else no_decay).append(p)
     return decay, no_decay
 
 
