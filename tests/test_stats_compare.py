@@ -323,6 +323,22 @@ def test_load_runs_reads_metrics_config_and_status(tmp_path: Path) -> None:
     assert pd.isna(k["val_loss_rise"]) and k["error"] == "status interrupted"
 
 
+def test_load_runs_reads_the_configuration_and_rise_summary_json_holds(tmp_path: Path) -> None:
+    from regbench.store import summary as summaries
+
+    held = write_run(tmp_path / "held", 9, "interrupted")  # no config.yaml: its copy is read
+    s = summaries.read(held)
+    s.config = {"seed": 9, "reg.l2": 0.2}
+    s.write(held)
+    lost = write_run(tmp_path / "lost", 3, format_version=2)  # no copy, config.yaml gone
+    v2 = write_run(tmp_path / "v2", 4, config="seed: 4\n", format_version=2)
+    df = compare.load_runs([held, lost, v2]).set_index("path")
+    assert df.loc[str(held), "config"] == {"reg.l2": 0.2} and df.loc[str(held), "seed"] == 9
+    assert df.loc[str(lost), "status"] == "damaged"
+    assert df.loc[str(lost), "error"] == f"{lost}: no config.yaml; not a regbench run directory"
+    assert df.loc[str(v2), "val_loss_rise"] == 0.25  # format 2 on: summary.json's, not 0.3
+
+
 def test_load_runs_marks_damaged_folders_and_goes_on(tmp_path: Path) -> None:
     nameless = write_run(tmp_path / "nameless", 5)
     (nameless / "summary.json").write_text(json.dumps({"seed": 5}))  # no status
