@@ -31,16 +31,16 @@ cd "$root"
 TIMEFORMAT='time: %R s wall, %U s user, %S s system'
 export PYTHONDONTWRITEBYTECODE=1
 
+commit="$(git rev-parse --short HEAD 2>/dev/null)$(git status --porcelain 2>/dev/null | grep -q . && echo ' with changes')"
 {
     echo "date: $(date -u '+%Y-%m-%d')"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)"
     echo "system: $(uname -sm)"
     echo "load average at the start: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)"
-    python -c 'import sys, pytest, hypothesis, importlib.metadata as m
-print(f"versions: Python {sys.version.split()[0]}, pytest {pytest.__version__}, "
-      f"pytest-xdist {m.version(\"pytest-xdist\")}, hypothesis {hypothesis.__version__}, "
-      f"mutmut {m.version(\"mutmut\")}")'
-    echo "settings: commit $(git rev-parse --short HEAD 2>/dev/null)$(git status --porcelain 2>/dev/null | grep -q . && echo ' with changes')"
+    python -c 'import sys, importlib.metadata as m
+names = ("pytest", "pytest-xdist", "hypothesis", "mutmut")
+print("versions: Python", sys.version.split()[0] + ",", ", ".join(f"{n} {m.version(n)}" for n in names))'
+    echo "settings: commit $commit"
 } >"$out/testing.machine.txt" 2>&1
 
 record() {  # record NAME COMMAND...: the command, its output and its time in testing_NAME.txt
