@@ -75,7 +75,8 @@ def run(ctx: typer.Context,
       regbench run --config-path RUN_DIR --config-name config
     """
     from regbench.store import runs
-    from regbench.launch.jobs import call_hydra
+    from regbench.launch.jobs import call_hydra, interrupted_before_start
+    from regbench.training.signals import Terminated, sigterm_as_interrupt
 
     args = list(overrides or []) + list(ctx.args)
     task_overrides, flags = split_args(args)
@@ -86,7 +87,16 @@ def run(ctx: typer.Context,
     cfg, schema = compose(task_overrides, flags)
     refuse_sweep_preset(cfg)
     run_dir = runs.make_run_dir(schema.output.root, schema.experiment)
-    code = call_hydra(flags + task_overrides + [f"hydra.run.dir='{run_dir}'"])
+    try:
+        with sigterm_as_interrupt():
+            code = call_hydra(flags + task_overrides + [f"hydra.run.dir='{run_dir}'"])
+    except KeyboardInterrupt as e:  # before training began, or after it: left to resume
+        terminated = isinstance(e, Terminated)
+        interrupted_before_start(schema, run_dir, "SIGTERM" if terminated else "SIGINT")
+        if terminated:
+            err.print("regbench: terminated (SIGTERM)")
+            raise typer.Exit(143) from e
+        raise
     if code != 0 and not any((run_dir / f).exists() for f in (runs.METRICS_FILE, runs.SUMMARY_FILE)):
         shutil.rmtree(run_dir, ignore_errors=True)  # the run never started: leave no husk
     raise typer.Exit(code)
@@ -633,7 +643,8 @@ def main() -> None:
     except Exception as e:  # usage errors are TyperException (Typer bundles its own click)
         from typer.exceptions import TyperException
 
-        if isinstance(e, typer.Abort):
+        if isinstance(e, typer.Abort):  # Ctrl-C, as Click reports it
+            err.print("regbench: interrupted")
             code = 130
         elif isinstance(e, TyperException):
             show = getattr(e, "show", None)

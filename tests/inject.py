@@ -26,11 +26,12 @@ import torch
 
 from regbench.data import batching
 from regbench.store import metrics, runs
-from regbench.training import models, session
+from regbench.training import loop, models, session
 
 # The moment an epoch is interrupted in, by the number of the epoch it belongs to.
 TARGET_EPOCH = 2
 MOMENTS = {
+    "before_training": "Hydra has made the run folder, no training code has run yet",
     "startup": "after config.yaml is written, while the model is built (no epoch yet)",
     "first_epoch": "during epoch 1, before its second training batch",
     "mid_run": f"during epoch {TARGET_EPOCH}, before its second training batch",
@@ -52,7 +53,15 @@ def install(moment: str, sig: int, set_attr: Setter = setattr) -> None:
             fired.append(True)
             os.kill(os.getpid(), sig)
 
-    if moment == "startup":
+    if moment == "before_training":
+        train = loop.train
+
+        def fire_then_train(*args: Any, **kwargs: Any) -> Any:
+            fire()
+            return train(*args, **kwargs)
+
+        set_attr(loop, "train", fire_then_train)
+    elif moment == "startup":
         build = models.build
 
         def build_then_fire(*args: Any, **kwargs: Any) -> Any:

@@ -93,8 +93,8 @@ def sweep_reference(tmp_path_factory: pytest.TempPathFactory) -> list[list[dict[
 STOPS = {
     signal.SIGINT: list(inject.MOMENTS),
     signal.SIGKILL: ["first_epoch", "after_row", "checkpoint_write", "summary_write"],
-    signal.SIGTERM: ["startup", "first_epoch", "checkpoint_write", "before_summary",
-                     "summary_write"],
+    signal.SIGTERM: ["before_training", "startup", "first_epoch", "checkpoint_write",
+                     "before_summary", "summary_write"],
 }
 
 

@@ -35,6 +35,7 @@ from regbench.training.validation import validate
 
 if TYPE_CHECKING:  # torch is imported only when a run really starts
     from regbench.training.loop import Member
+    from regbench.training.schema import RegbenchConfig
     from regbench.training.session import RunResult
 
 # Environment variables a sweep sets for its jobs (through hydra.job.env_set, so every
@@ -100,6 +101,17 @@ def execute(cfg: DictConfig, run_dir: Path, *, resume: bool = False, show: bool 
     if show and isinstance(result, RunResult):
         terminal.print_result(result.summary, str(run_dir))
     return outcome
+
+
+def interrupted_before_start(cfg: RegbenchConfig, run_dir: Path, signal_name: str) -> None:
+    """Leave a run stopped before its training began (while Hydra set it up or regbench
+    loaded) resumable: its config.yaml and an interrupted summary, and say how to go on."""
+    from regbench.training.record import write_unstarted
+
+    if not run_dir.is_dir() or (run_dir / runs.SUMMARY_FILE).exists():
+        return  # never made, or training began and recorded how it ended
+    result = write_unstarted(run_dir, cfg, "interrupted", signal_name=signal_name)
+    terminal.print_result(result.summary, str(run_dir))
 
 
 def outcome_of(run_dir: Path, result: RunResult | Exception, *, keep: bool, resume: bool

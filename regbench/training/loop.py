@@ -21,7 +21,8 @@ from regbench.data import batching
 from regbench.store.runs import PRUNED
 from regbench.training.callbacks import Callback, CallbackList, Pruned
 from regbench.training.device import resolve_device
-from regbench.training.session import EpochStep, RunResult, Session, write_unstarted
+from regbench.training.record import RunResult, write_unstarted
+from regbench.training.session import EpochStep, Session
 from regbench.training.signals import Interrupted, stop_on_signals
 
 log = logging.getLogger("regbench")

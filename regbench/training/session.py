@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from regbench.data import batching
@@ -29,30 +28,11 @@ from regbench.training.callbacks import Callback
 from regbench.training.device import autocast, configure, prepare_batch, prepare_model
 from regbench.training.layers import rate_in_force
 from regbench.training.regularizers import Regularization, describe_groups
+from regbench.training.record import RunResult, flat_config, write_config
 from regbench.training.schema import RegbenchConfig
 from regbench.training.signals import Interrupted, signals_deferred, stop_on_signals
 
 log = logging.getLogger("regbench")
-
-EXIT_CODES = {"completed": 0, "early_stopped": 0, "pruned": 0, "diverged": 1, "failed": 1,
-              "interrupted": 130}
-
-
-@dataclass
-class RunResult:
-    """What training one run folder ended with."""
-
-    run_dir: Path
-    status: str
-    rows: list[metrics.Row]
-    summary: Summary
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == "interrupted" and self.summary.signal == "SIGTERM":
-            return 143
-        return EXIT_CODES.get(self.status, 1)
-
 
 def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
@@ -297,27 +277,6 @@ def new_counters() -> dict[str, Any]:
     return {"train_time_s": 0.0, "train_images": 0, "wall_time_s": 0.0}
 
 
-def write_config(run_dir: Path, cfg: RegbenchConfig) -> None:
-    """The resolved configuration as config.yaml, enough to reproduce the run."""
-    runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-
-
-def write_unstarted(run_dir: Path, cfg: RegbenchConfig, status: str, *, error: str | None = None,
-                    signal_name: str | None = None, wall_time_s: float = 0.0) -> RunResult:
-    """The files of a run that ended before its first epoch (interrupted while its data
-    loaded, say): its configuration, so it can be resumed, and its summary."""
-    if not (run_dir / runs.CONFIG_FILE).exists():
-        write_config(run_dir, cfg)
-    rows = metrics.read_rows(run_dir / runs.METRICS_FILE) if (run_dir / runs.METRICS_FILE).exists() else []
-    summary = Summary(status=status, epochs_run=len(rows), last=rows[-1] if rows else None,
-                      verdict=metrics.verdict(rows, status), wall_time_s=wall_time_s,
-                      machine=runs.machine(), seed=cfg.seed, experiment=cfg.experiment,
-                      error=error, signal=signal_name, versions=runs.versions(),
-                      config=flat_config(cfg))
-    summary.write(run_dir)
-    return RunResult(run_dir, status, rows, summary)
-
-
 def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], status: str,
                   model: nn.Module, device: torch.device, extra: dict[str, Any], *,
                   test: tuple[float | None, float | None] = (None, None),
@@ -362,13 +321,6 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
     )
     summary.write(run_dir)
     return summary
-
-
-def flat_config(cfg: RegbenchConfig) -> dict[str, Any]:
-    """The resolved configuration as dotted keys: what config.yaml holds."""
-    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
-    assert isinstance(container, dict)
-    return runs.flatten(container)
 
 
 def save_checkpoint(run_dir: Path, epoch: int, trainer: Trainer, extra: dict[str, Any],

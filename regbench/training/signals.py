@@ -18,6 +18,29 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while a run is being set up, before training began: it stops the run as
+    Ctrl-C does."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated (training installs its own handling)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Turn SIGTERM (cluster pre-emption) into the same clean stop as Ctrl-C."""

@@ -1,0 +1,66 @@
+"""What a run writes about itself without training: its config.yaml, the configuration as
+summary.json holds it, the summary of a run that ended before its first epoch, and what a
+run ended with (RunResult).
+
+This module imports no torch, so a run stopped while torch loads is still recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from regbench.store import metrics, runs
+from regbench.store.summary import Summary
+from regbench.training.schema import RegbenchConfig
+
+
+EXIT_CODES = {"completed": 0, "early_stopped": 0, "pruned": 0, "diverged": 1, "failed": 1,
+              "interrupted": 130}
+
+
+@dataclass
+class RunResult:
+    """What training one run folder ended with."""
+
+    run_dir: Path
+    status: str
+    rows: list[metrics.Row]
+    summary: Summary
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted" and self.summary.signal == "SIGTERM":
+            return 143
+        return EXIT_CODES.get(self.status, 1)
+
+
+def write_config(run_dir: Path, cfg: RegbenchConfig) -> None:
+    """The resolved configuration as config.yaml, enough to reproduce the run."""
+    runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+
+
+def write_unstarted(run_dir: Path, cfg: RegbenchConfig, status: str, *, error: str | None = None,
+                    signal_name: str | None = None, wall_time_s: float = 0.0) -> RunResult:
+    """The files of a run that ended before its first epoch (interrupted while its data
+    loaded, say): its configuration, so it can be resumed, and its summary."""
+    if not (run_dir / runs.CONFIG_FILE).exists():
+        write_config(run_dir, cfg)
+    rows = metrics.read_rows(run_dir / runs.METRICS_FILE) if (run_dir / runs.METRICS_FILE).exists() else []
+    summary = Summary(status=status, epochs_run=len(rows), last=rows[-1] if rows else None,
+                      verdict=metrics.verdict(rows, status), wall_time_s=wall_time_s,
+                      machine=runs.machine(), seed=cfg.seed, experiment=cfg.experiment,
+                      error=error, signal=signal_name, versions=runs.versions(),
+                      config=flat_config(cfg))
+    summary.write(run_dir)
+    return RunResult(run_dir, status, rows, summary)
+
+
+def flat_config(cfg: RegbenchConfig) -> dict[str, Any]:
+    """The resolved configuration as dotted keys: what config.yaml holds."""
+    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    assert isinstance(container, dict)
+    return runs.flatten(container)
