@@ -53,7 +53,8 @@ pruned = sum(s["status"] == "pruned" for s in summaries)
 epochs = sum(s["epochs_run"] for s in summaries)
 rows = list(csv.DictReader(open(sweep_dir.with_name(sweep_dir.name + "-confirm") / "confirm.csv")))
 best = rows[1]  # the first candidate: the search's best trial
-values = eval(best["values"])
+values = [f"{k}={float(v):.4g}" if v.replace(".", "", 1).isdigit() else f"{k}={v}"
+          for k, _, v in (o.partition("=") for o in eval(best["values"]))]
 d, low, high = (100 * float(best[k]) for k in ("d", "low", "high"))
 print(f"| {pruner} | {search_s / 60:.1f} min | {pruned} of {len(summaries)} | {epochs} | "
       f"{' '.join(values)} ({best['name']}) | {100 * float(best['search']):.2f}% | "
@@ -64,4 +65,4 @@ EOF
 done
 echo "columns: pruner | search wall time | trials pruned | epochs trained by all trials |"
 echo "  best trial | its search score (val acc, one seed) | confirmed val acc (mean over SEEDS fresh seeds) |"
-echo "  confirmed Δ val acc vs no dropout, points [95% interval, Bonferroni over TOP] and verdict | confirm wall time"
+echo "  confirmed Δ val acc vs no dropout, points [interval at its Holm step's level over TOP] and verdict | confirm wall time"
