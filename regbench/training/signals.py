@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 
@@ -24,39 +24,32 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def _raise_on_sigterm(error: Callable[[int], BaseException]) -> Iterator[None]:
+    """Within the block, SIGTERM raises error(signum); outside the main thread (some
+    launchers) signals are left alone."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise error(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def sigterm_as_interrupt() -> AbstractContextManager[None]:
     """Within the block, SIGTERM raises Terminated (training installs its own handling)."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Terminated(signal.Signals(signum).name)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return _raise_on_sigterm(lambda signum: Terminated(signal.Signals(signum).name))
 
 
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
+def stop_on_signals() -> AbstractContextManager[None]:
     """Turn SIGTERM (cluster pre-emption) into the same clean stop as Ctrl-C."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (some launchers): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return _raise_on_sigterm(Interrupted)
 
 
 @contextmanager
