@@ -12,14 +12,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,32 +53,16 @@ class PopulationLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
                ) -> Sequence[JobReturn]:
-        from regbench.launch.jobs import PendingJob, job_result, run_sweep_jobs
+        from regbench.launch.jobs import job_result, run_sweep_jobs, set_up_jobs, sweep_job_config
 
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        pending: list[PendingJob] = []
-
-        def collect(cfg: DictConfig) -> Any:
-            hydra_cfg = HydraConfig.get()
-            pending.append(PendingJob(cfg, Path(hydra_cfg.runtime.output_dir),
-                                      list(hydra_cfg.overrides.task)))
-            return "pending"
-
-        returns, env = [], {}
-        for idx, overrides in enumerate(job_overrides):
-            num = initial_job_idx + idx
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(
-                self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{num}"
-                sweep_config.hydra.job.num = num
-            env = {str(k): str(v) for k, v in sweep_config.hydra.job.env_set.items()}
-            returns.append(run_job(hydra_context=self.hydra_context, config=sweep_config,
-                                   task_function=collect, job_dir_key="hydra.sweep.dir",
-                                   job_subdir_key="hydra.sweep.subdir"))
+        configs = [sweep_job_config(self.hydra_context, self.config, o, initial_job_idx + i)
+                   for i, o in enumerate(job_overrides)]
+        returns, pending = set_up_jobs(self.hydra_context, configs)
+        env = {str(k): str(v) for k, v in configs[-1].hydra.job.env_set.items()} if configs else {}
         log.info("population launcher: %d jobs, at most %d members at once", len(pending),
                  self.max_members)
         with env_override(env):

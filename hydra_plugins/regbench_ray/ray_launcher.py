@@ -29,7 +29,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,15 @@ class RayLauncher(Launcher):
                ) -> Sequence[JobReturn]:
         import ray
 
+        from regbench.launch.jobs import sweep_job_config
+
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         start_ray(self.address, self.init)
-        configs = [self.sweep_config(list(o), initial_job_idx + i) for i, o in enumerate(job_overrides)]
+        configs = [sweep_job_config(self.hydra_context, self.config, o, initial_job_idx + i)
+                   for i, o in enumerate(job_overrides)]
         if self.population:
             return self.launch_populations(configs)
         remote = ray.remote(**self.resources)(_run_job)
@@ -126,33 +129,14 @@ class RayLauncher(Launcher):
         return [ret if isinstance(ret, JobReturn) else failed_return(cfg, ret)
                 for cfg, ret in zip(configs, gather(refs), strict=True)]
 
-    def sweep_config(self, overrides: list[str], num: int) -> DictConfig:
-        """Job `num`'s config, as Hydra's own launchers compose it."""
-        assert self.config is not None and self.hydra_context is not None
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(cfg):
-            cfg.hydra.job.id = f"{cfg.hydra.job.name}_{num}"
-            cfg.hydra.job.num = num
-        return cfg
-
     def launch_populations(self, configs: list[DictConfig]) -> list[JobReturn]:
         """Set every job up here, then train each population of them as one Ray task."""
         import ray
 
-        from regbench.launch.jobs import PendingJob, job_result
+        from regbench.launch.jobs import job_result, set_up_jobs
 
         assert self.hydra_context is not None
-        pending: list[Any] = []
-
-        def collect(cfg: DictConfig) -> Any:
-            hydra_cfg = HydraConfig.get()
-            pending.append(PendingJob(cfg, Path(hydra_cfg.runtime.output_dir),
-                                      list(hydra_cfg.overrides.task)))
-            return "pending"
-
-        returns = [run_job(hydra_context=self.hydra_context, config=cfg, task_function=collect,
-                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-                   for cfg in configs]
+        returns, pending = set_up_jobs(self.hydra_context, configs)
         groups = population_groups(pending, self.max_members)
         remote = ray.remote(**self.resources)(_run_population)
         refs = [remote.remote([pending[k] for k in group], self.max_members,

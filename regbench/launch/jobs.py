@@ -16,6 +16,7 @@ import traceback
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import hydra
@@ -139,6 +140,37 @@ class PendingJob:
     cfg: DictConfig
     run_dir: Path
     task_overrides: list[str]
+
+
+def sweep_job_config(hydra_context: Any, config: DictConfig, overrides: Sequence[str],
+                     num: int) -> DictConfig:
+    """Job `num`'s config, as Hydra's own launchers compose it."""
+    from omegaconf import open_dict
+
+    cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(cfg):
+        cfg.hydra.job.id = f"{cfg.hydra.job.name}_{num}"
+        cfg.hydra.job.num = num
+    return cfg
+
+
+def set_up_jobs(hydra_context: Any, configs: list[DictConfig]) -> tuple[list[Any], list[PendingJob]]:
+    """Each job's folder and .hydra/ files, made as Hydra's launchers make them, without
+    training it: Hydra's JobReturn of each, and the jobs for run_sweep_jobs to train."""
+    from hydra.core.utils import run_job
+
+    pending: list[PendingJob] = []
+
+    def collect(cfg: DictConfig) -> Any:
+        hydra_cfg = HydraConfig.get()
+        pending.append(PendingJob(cfg, Path(hydra_cfg.runtime.output_dir),
+                                  list(hydra_cfg.overrides.task)))
+        return "pending"
+
+    returns = [run_job(hydra_context=hydra_context, config=cfg, task_function=collect,
+                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+               for cfg in configs]
+    return returns, pending
 
 
 def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
