@@ -3,16 +3,25 @@
 # training images, 20 epochs) settled on val accuracy and the last-epoch gap
 # (experiment=dropout_settle), then the figures the README quotes: the final table, the
 # runs it took against the 40 runs of the fixed 10-seed grid, the wall time, the date
-# and the machine.
+# and the machine. The full flagship (no arguments) also writes them, without the per-job
+# lines, to docs/figures/settle_flagship.txt (its machine to settle_flagship.machine.txt),
+# which scripts/splice_figures.py puts in the README and docs/benchmarks/studies.md.
 #
 # Usage: scripts/settle_flagship.sh [MORE SWEEP ARGUMENTS...]
-#   scripts/settle_flagship.sh                       # the full flagship
+#   scripts/settle_flagship.sh                       # the full flagship, into the docs
 #   scripts/settle_flagship.sh hydra/launcher=joblib # in parallel on this machine
 #   scripts/settle_flagship.sh trainer.epochs=3 --max-seeds 10   # a reduced version
 set -euo pipefail
 
+repo=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+machine="date: $(date -u '+%Y-%m-%d')
+cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)
+system: $(uname -sm)
+load average at the start: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
+versions: $(regbench --version), $(python -c 'import torch; print("torch", torch.__version__)')
+settings: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 || echo 'no GPU')"
 echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(hostname), $(uname -sm), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || echo unknown)); load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "# command: regbench sweep experiment=dropout_settle $*"
@@ -24,7 +33,7 @@ set -e
 end=$(date +%s)
 sweep_dir=$(sed -n 's/^settle: .* in \(.*\)$/\1/p' "$log" | head -1)
 echo
-echo "# exit code: $code"
+echo "# exit code: $code" | tee -a "$log"
 if [ -n "$sweep_dir" ] && [ -f "$sweep_dir/settle.json" ]; then
   python - "$sweep_dir" "$((end - start))" <<'EOF'
 import json, sys
@@ -39,5 +48,14 @@ for r in record["rounds"]:
 print(f"# wall time: {int(sys.argv[2]) // 60} min {int(sys.argv[2]) % 60:02d} s "
       f"({sum((r['wall_time_s'] or 0) for r in record['rounds']):.0f} s of jobs)")
 EOF
+fi | tee -a "$log"
+if [ $# -eq 0 ] && [ -n "$sweep_dir" ]; then
+    figure="$repo/docs/figures/settle_flagship"
+    {
+        echo "\$ regbench sweep experiment=dropout_settle"
+        grep -v -E '^\[[0-9]+/[0-9]+\] ' "$log" | sed -e "s|$PWD/||g" -e 's/[[:space:]]*$//'
+    } >"$figure.txt"
+    echo "$machine" >"$figure.machine.txt"
+    python "$repo/scripts/splice_figures.py" "$repo"
 fi
 exit "$code"

@@ -13,7 +13,8 @@ NAME.txt becomes a console block (its first line is the command), NAME.png an im
 a path relative to the page; under it a line says when, on what machine and by which
 script it was taken (docs/figures/NAME.machine.txt when there is one, else machine.txt).
 A marker naming a figure that does not exist is an error, so a page never points at
-nothing, except a benchmark (bench_NAME) that nobody has run yet: its block says how to.
+nothing, except a benchmark (bench_NAME, testing_NAME, settle_NAME) that nobody has run yet:
+its block says how to.
 """
 
 from __future__ import annotations
@@ -36,21 +37,27 @@ def provenance(machine: Path, script: str, load: bool) -> str:
             f"{info.get('settings', '?')}).")
 
 
+# figures whose timings depend on the machine's load: their prefix, and the command that
+# writes them
+MEASURED = {"bench_": "scripts/benchmarks.sh {rest}", "testing_": "scripts/testing_figures.sh",
+            "settle_": "scripts/settle_flagship.sh"}
+HOW_TO = {"testing_": "scripts/testing_figures.sh --tiers"}
+
+
 def render(name: str, page: Path, figures: Path) -> str:
     path = figures / name if "." in name else figures / f"{name}.txt"
-    bench, testing = name.startswith("bench_"), name.startswith("testing_")
+    prefix = next((p for p in MEASURED if name.startswith(p)), None)
+    script = (MEASURED[prefix].format(rest=name[len(prefix):]) if prefix
+              else "scripts/docs_figures.sh")
     if not path.exists():
-        if bench:
-            return f"Not measured yet: `scripts/benchmarks.sh {name[6:]}` writes it here.\n"
-        if testing:
-            return "Not measured yet: `scripts/testing_figures.sh --tiers` writes it here.\n"
+        if prefix:
+            return f"Not measured yet: `{HOW_TO.get(prefix, script)}` writes it here.\n"
         raise SystemExit(f"{page}: <!-- figure: {name} --> but {path} does not exist")
     # the figure's own machine file, else its script's (testing.machine.txt), else the docs'
     own = [figures / f"{path.stem}.machine.txt", figures / "testing.machine.txt"]
+    testing = prefix == "testing_"
     machine = next((m for m in own[:1 + testing] if m.exists()), figures / "machine.txt")
-    script = (f"scripts/benchmarks.sh {name[6:]}" if bench else
-              "scripts/testing_figures.sh" if testing else "scripts/docs_figures.sh")
-    note = provenance(machine, script, load=bench or testing)
+    note = provenance(machine, script, load=prefix is not None)
     if path.suffix == ".png":
         rel = os.path.relpath(path, page.parent)
         return f"![{path.stem.replace('_', ' ')}]({rel})\n\n<sub>{note}</sub>\n"

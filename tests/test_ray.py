@@ -1,5 +1,6 @@
 """`hydra/launcher=ray`: regbench's own Ray launcher on current Ray, on a local cluster of
-this machine's 2 CPUs: a 2 x 2 sweep, and a job whose worker dies while the others finish."""
+this machine's 2 CPUs: a 2 x 2 sweep, a job that diverges, and a job whose worker dies
+while the others finish."""
 
 from __future__ import annotations
 
@@ -35,6 +36,20 @@ def test_a_2x2_sweep_runs_as_ray_tasks_on_a_local_cluster(tmp_path: Path) -> Non
     resumed = run_cli("sweep", "--resume", str(sweep_dir), cwd=tmp_path)
     assert resumed.returncode == 0 and "4 of 4 jobs finished; running 0" in resumed.stdout
 
+
+
+@pytest.mark.slow
+def test_a_diverged_job_is_recorded_and_the_sweep_says_so(tmp_path: Path) -> None:
+    # SGD at lr 1e6 makes the loss infinite in the first epoch: that job diverges, the other finishes
+    proc = run_cli("sweep", "hydra/launcher=ray", "hydra.launcher.init.num_cpus=2", *TINY,
+                   "trainer.epochs=1", "dataset.train_size=100", "optim=sgd", "optim.lr=0.05,1e6",
+                   cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    (folder,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
+    statuses = [json.loads((folder / str(n) / "summary.json").read_text())["status"] for n in (0, 1)]
+    assert statuses == ["completed", "diverged"]
+    assert len((folder / "0" / "metrics.csv").read_text().splitlines()) == 2
+    assert (folder / "summary.csv").exists() and "1 of 2 jobs did not finish" in proc.stdout
 
 @pytest.mark.slow
 def test_with_population_true_a_population_is_one_ray_task(tmp_path: Path) -> None:
