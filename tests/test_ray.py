@@ -42,8 +42,7 @@ def test_a_2x2_sweep_runs_as_ray_tasks_on_a_local_cluster(tmp_path: Path) -> Non
 def test_a_diverged_job_is_recorded_and_the_sweep_says_so(tmp_path: Path) -> None:
     # SGD at lr 1e6 makes the loss infinite in the first epoch: that job diverges, the other finishes
     proc = run_cli("sweep", "hydra/launcher=ray", "hydra.launcher.init.num_cpus=2", *TINY,
-                   "trainer.epochs=1", "dataset.train_size=100", "optim=sgd", "optim.lr=0.05,1e6",
-                   cwd=tmp_path)
+                   "trainer.epochs=1", "optim=sgd", "optim.lr=0.05,1e6", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     (folder,) = (tmp_path / "results" / "default" / "sweeps").iterdir()
     statuses = [json.loads((folder / str(n) / "summary.json").read_text())["status"] for n in (0, 1)]
