@@ -74,8 +74,9 @@ if [ $# -eq 0 ] && [ -n "$sweep_dir" ]; then
         echo "\$ regbench sweep experiment=dropout_settle"
         grep -v -E '^\[[0-9]+/[0-9]+\] ' "$log" | sed -e "s|$PWD/||g" -e 's/[[:space:]]*$//'
     } >"$figure.txt"
-    # the README's copy leaves out the table's caption; the intervals' plot goes to the docs
-    awk '/^Mean \(± sample std/ {skip = 1} /^table: / {skip = 0} !skip && !/^#   round /' "$figure.txt" \
+    # the README's copy: the rounds, the table without its caption, the runs it took; the
+    # intervals' plot goes to the docs
+    awk '/^Mean \(± sample std/ {skip = 1} /^table: / {skip = 0} !skip && !/^(#   round |# wall|# runs|# exit|table: |settle: )/' "$figure.txt" \
         >"${figure}_brief.txt"
     cp "$sweep_dir/settle.png" "$figure.png"
     for f in "$figure" "${figure}_brief"; do echo "$machine" >"$f.machine.txt"; done
