@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,13 @@ from regbench.training.schema import RegbenchConfig
 
 def pytest_configure(config: pytest.Config) -> None:
     """With pytest-xdist, each worker's torch (and the regbench processes it starts) uses
-    one thread: the workers already share the machine's cores."""
+    one thread: the workers already share the machine's cores.
+
+    A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits
+    SIGINT as ignored, and so would every regbench process a test starts and then sends
+    SIGINT to: Ctrl-C is made to work again here, so that those tests test regbench."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # children get SIG_DFL
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
         import torch
