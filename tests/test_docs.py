@@ -138,6 +138,25 @@ def test_figures_are_spliced_between_their_markers(tmp_path: Path) -> None:
     assert not splice.splice(page, figures)  # a second pass changes nothing
 
 
+
+def test_a_measured_figure_names_its_own_script_machine_and_load(tmp_path: Path) -> None:
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "machine.txt").write_text("date: 2026-01-02\ncpu: the docs' CPU\n")
+    (figures / "settle_flagship.txt").write_text("$ regbench sweep experiment=dropout_settle\n")
+    (figures / "settle_flagship.machine.txt").write_text(
+        "date: 2026-01-03\ncpu: an idle CPU (2 cores)\nload average at the start: 0.20\n")
+    page = tmp_path / "page.md"
+    page.write_text("<!-- figure: settle_flagship -->\n<!-- /figure -->\n"
+                    "<!-- figure: settle_other -->\n<!-- /figure -->\n"
+                    "<!-- figure: testing_tiers -->\n<!-- /figure -->\n")
+    assert splice.splice(page, figures)
+    text = page.read_text()
+    assert ("Taken on 2026-01-03 by `scripts/settle_flagship.sh` on an idle CPU (2 cores), ?, "
+            "load average 0.20") in text
+    assert "Not measured yet: `scripts/settle_flagship.sh` writes it here." in text
+    assert "Not measured yet: `scripts/testing_figures.sh --tiers` writes it here." in text
+
 def test_a_marker_naming_no_figure_is_an_error(tmp_path: Path) -> None:
     figures = tmp_path / "figures"
     figures.mkdir()
