@@ -12,6 +12,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/machine.sh
+source "$(dirname "$0")/machine.sh"
 out="$repo/docs/figures"
 regbench=${REGBENCH:-regbench}
 name=${1:?usage: scripts/benchmarks.sh NAME}
@@ -28,10 +30,7 @@ trap 'rm -rf "$work"' EXIT
 export COLUMNS=${COLUMNS:-160}
 
 {
-    echo "date: $(date -u '+%Y-%m-%d')"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)"
-    echo "system: $(uname -sm)"
-    echo "load average at the start: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)"
+    machine_lines
     echo "versions: $($regbench --version), $(python -c 'import torch; print("torch", torch.__version__)')"
     echo "settings: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 || echo 'no GPU')"
 } >"$out/bench_$name.machine.txt"

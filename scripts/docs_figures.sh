@@ -14,6 +14,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/machine.sh
+source "$(dirname "$0")/machine.sh"
 out="$repo/docs/figures"
 regbench=${REGBENCH:-regbench}
 mode=${FIGURES:-small}
@@ -29,10 +31,7 @@ mkdir -p "$out"
 export COLUMNS=80 REGBENCH_DATA=${REGBENCH_DATA:-$repo/data}
 
 {
-    echo "date: $(date -u '+%Y-%m-%d')"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)"
-    echo "system: $(uname -sm)"
-    echo "load average at the start: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)"
+    machine_lines
     echo "versions: $($regbench --version), $(python -c 'import torch; print("torch", torch.__version__)')"
     echo "settings: FIGURES=$mode"
 } >"$out/machine.txt"

@@ -18,10 +18,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-machine="date: $(date -u '+%Y-%m-%d')
-cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)
-system: $(uname -sm)
-load average at the start: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
+# shellcheck source=scripts/machine.sh
+source "$repo/scripts/machine.sh"
+machine="$(machine_lines)
 versions: $(regbench --version), $(python -c 'import torch; print("torch", torch.__version__)')
 settings: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 || echo 'no GPU')"
 echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"

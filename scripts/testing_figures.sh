@@ -17,6 +17,8 @@
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/machine.sh
+source "$(dirname "$0")/machine.sh"
 out=$root/docs/figures
 tiers=""; mutation=yes
 for arg in "$@"; do
@@ -33,10 +35,7 @@ export PYTHONDONTWRITEBYTECODE=1
 
 commit="$(git rev-parse --short HEAD 2>/dev/null)$(git status --porcelain 2>/dev/null | grep -q . && echo ' with changes')"
 {
-    echo "date: $(date -u '+%Y-%m-%d')"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //') ($(nproc) cores)"
-    echo "system: $(uname -sm)"
-    echo "load average at the start: $(cut -d' ' -f1 /proc/loadavg 2>/dev/null)"
+    machine_lines
     python -c 'import sys, importlib.metadata as m
 names = ("pytest", "pytest-xdist", "hypothesis", "mutmut")
 print("versions: Python", sys.version.split()[0] + ",", ", ".join(f"{n} {m.version(n)}" for n in names))'

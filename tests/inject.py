@@ -54,21 +54,9 @@ def install(moment: str, sig: int, set_attr: Setter = setattr) -> None:
             os.kill(os.getpid(), sig)
 
     if moment == "before_training":
-        train = loop.train
-
-        def fire_then_train(*args: Any, **kwargs: Any) -> Any:
-            fire()
-            return train(*args, **kwargs)
-
-        set_attr(loop, "train", fire_then_train)
+        _fire_before(loop, "train", fire, set_attr)
     elif moment == "startup":
-        build = models.build
-
-        def build_then_fire(*args: Any, **kwargs: Any) -> Any:
-            fire()
-            return build(*args, **kwargs)
-
-        set_attr(models, "build", build_then_fire)
+        _fire_before(models, "build", fire, set_attr)
     elif moment in ("first_epoch", "mid_run"):
         _at_second_batch(1 if moment == "first_epoch" else TARGET_EPOCH, fire, set_attr)
     elif moment == "after_row":
@@ -116,6 +104,17 @@ def install(moment: str, sig: int, set_attr: Setter = setattr) -> None:
     else:
         raise ValueError(f"unknown moment {moment!r}; known: {', '.join(MOMENTS)}")
 
+
+
+def _fire_before(owner: Any, name: str, fire: Callable[[], None], set_attr: Setter) -> None:
+    """Make owner.name fire first, then do what it did."""
+    original = getattr(owner, name)
+
+    def fire_then_call(*args: Any, **kwargs: Any) -> Any:
+        fire()
+        return original(*args, **kwargs)
+
+    set_attr(owner, name, fire_then_call)
 
 def _at_second_batch(epoch: int, fire: Callable[[], None], set_attr: Setter) -> None:
     """Fire before the second training batch of the given epoch, sequential or population.
