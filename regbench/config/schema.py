@@ -28,6 +28,8 @@ CONF_DIR = Path(__file__).parent.parent / "conf"
 # and regularizers' options are not here: each comes from its registry (regbench.data.datasets,
 # regbench.training.models, regbench.training.optim, regbench.training.regularizers).
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# trainer.precision: auto (bf16 autocast on CUDA, float32 elsewhere), fp32, bf16 (any device)
+PRECISIONS = ("auto", "fp32", "bf16")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 T = TypeVar("T")
 
@@ -67,6 +69,9 @@ class TrainerConfig:
     device: str = "auto"  # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps
     deterministic: bool = False  # deterministic algorithms: same seed, same metrics.csv
     compile: bool = False  # torch.compile the model (sequential runs only)
+    # auto: bf16 autocast on CUDA, float32 elsewhere | fp32 | bf16 (also on a CPU); batch
+    # norm normalises in float32 under bf16
+    precision: str = "auto"
     checkpoint: bool = True  # write a checkpoint after every epoch, for resume
     progress: bool = True  # the progress bar (off in sweeps unless set)
 

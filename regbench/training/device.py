@@ -1,7 +1,8 @@
 """Device-specific choices in one place: which device, memory format, precision, compilation.
 
 On CUDA a small CNN is bound by memory traffic and kernel launches, so regbench trains in
-bf16 autocast (batch norm keeps float32 parameters and statistics), with channels_last
+bf16 autocast by default (``trainer.precision=auto``; batch norm keeps float32 parameters,
+statistics and inputs), with channels_last
 tensors (the layout cuDNN's fastest convolution kernels use) and cuDNN's autotuner. On the
 CPU it trains in float32, also channels_last: oneDNN's convolutions run on NHWC without
 reordering: measured with the benchmark's loops, ~15% faster training passes and ~20%
@@ -13,19 +14,22 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from regbench.config.schema import PRECISIONS
 from regbench.errors import ConfigError
 
 log = logging.getLogger("regbench")
 
 # Device types that train with channels_last images and weights.
 CHANNELS_LAST: set[str] = {"cuda", "cpu"}
-# Device types that run forward passes in bf16 autocast.
+# Device types that run forward passes in bf16 autocast under trainer.precision=auto.
 BF16_AUTOCAST: set[str] = {"cuda"}
 
 
@@ -66,16 +70,43 @@ def configure(device: torch.device, deterministic: bool) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast where BF16_AUTOCAST says so (batch norm stays in float32); else a no-op."""
-    enabled = device.type in BF16_AUTOCAST
+# The trainer.precision of the runs being trained: the epoch loop sets it around a
+# training (regbench.training.loop.train), so every forward pass of those runs, the
+# evaluation and test passes included, reads the same setting.
+_PRECISION: ContextVar[str] = ContextVar("regbench_precision", default="auto")
+
+
+@contextmanager
+def precision_in_force(precision: str) -> Iterator[None]:
+    """Forward passes inside run under this trainer.precision (auto, fp32 or bf16)."""
+    uses_bf16(torch.device("cpu"), precision)  # an unknown value fails here, not mid-run
+    token = _PRECISION.set(precision)
+    try:
+        yield
+    finally:
+        _PRECISION.reset(token)
+
+
+def uses_bf16(device: torch.device, precision: str | None = None) -> bool:
+    """Whether forward passes on this device run in bf16 autocast under trainer.precision
+    (the one in force when None)."""
+    precision = _PRECISION.get() if precision is None else precision
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and device.type in BF16_AUTOCAST)
+
+
+def autocast(device: torch.device, precision: str | None = None) -> Any:
+    """bf16 autocast where the precision asks for it (batch norm stays in float32); else a
+    no-op."""
+    enabled = uses_bf16(device, precision)
     # a disabled CPU autocast is a no-op on every platform, whatever the device
     return torch.autocast(device.type if enabled else "cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
-def train_dtype(device: torch.device) -> torch.dtype:
+def train_dtype(device: torch.device, precision: str | None = None) -> torch.dtype:
     """The dtype the convolutions and matrix products run in during training."""
-    return torch.bfloat16 if device.type in BF16_AUTOCAST else torch.float32
+    return torch.bfloat16 if uses_bf16(device, precision) else torch.float32
 
 
 def memory_format(device: torch.device) -> torch.memory_format:

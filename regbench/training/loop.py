@@ -20,7 +20,7 @@ from regbench.training.schema import RegbenchConfig
 from regbench.data import batching
 from regbench.store.runs import PRUNED
 from regbench.training.callbacks import Callback, CallbackList, Pruned
-from regbench.training.device import resolve_device
+from regbench.training.device import precision_in_force, resolve_device
 from regbench.training.record import RunResult, write_unstarted
 from regbench.training.session import EpochStep, Session
 from regbench.training.signals import Interrupted, stop_on_signals
@@ -73,9 +73,14 @@ def train(members: Sequence[Member], engine: StepEngine | None = None
     Members share the data (their dataset section is equal). A member that cannot start (an
     unreadable checkpoint, say) gets its exception instead of a result, and the others
     train. A signal or an error at any moment, from loading the data on, ends every
-    unfinished member with a summary that says so; what was recorded is kept.
+    unfinished member with a summary that says so; what was recorded is kept. Every
+    forward pass runs under the members' trainer.precision (one value: it is shared).
     """
-    engine = engine or SequentialEngine()
+    with precision_in_force(members[0].cfg.trainer.precision):
+        return _train(members, engine or SequentialEngine())
+
+
+def _train(members: Sequence[Member], engine: StepEngine) -> list[RunResult | Exception]:
     t_start = time.perf_counter()
     opened: list[Session | Exception | None] = [None] * len(members)
     listeners = [CallbackList(m.callbacks) for m in members]

@@ -38,7 +38,7 @@ from torch.func import functional_call, vmap
 from regbench.data import batching
 from regbench.training import models
 from regbench.training import regularizers
-from regbench.training.device import autocast, prepare_batch, warn
+from regbench.training.device import prepare_batch, train_dtype, warn
 from regbench.training.regularizers import Regularization, Regularizer, Site
 from regbench.training.callbacks import Callback
 from regbench.training.schema import RegbenchConfig
@@ -133,7 +133,7 @@ class MemberDropout(nn.Module):
 class Float32Norm(nn.modules.batchnorm._BatchNorm):
     """Batch norm computed in float32 and returned in its input's dtype.
 
-    Under bf16 autocast (CUDA) a member's batch norm gets bf16 activations and float32
+    Under bf16 (trainer.precision) a member's batch norm gets bf16 activations and float32
     weights; the plain layer accepts the mix, but vmap's batch-norm rule needs one dtype.
     Normalising in float32 is what the plain layer does inside, so members still train as
     their sequential runs do (to bf16 rounding).
@@ -184,6 +184,12 @@ class Population:
     param_names: list[str]
     buffer_names: list[str]
     dropouts: dict[str, MemberDropout]
+    # The dtype convolutions and matrix products run in (trainer.precision). Autocast does
+    # not reach operations inside vmap, so under bf16 the members' float32 parameters
+    # (those of batch norm apart, which normalises in float32) and the images are cast
+    # for the forward pass; gradients flow back to the float32 parameters through the cast.
+    dtype: torch.dtype = torch.float32
+    norm_params: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, sessions: list[Session]) -> Population:
@@ -205,11 +211,18 @@ class Population:
             shapes = [p.shape for p in s.model.parameters()]
             if shapes != [p.shape for p in base.parameters()]:
                 raise ValueError(f"{s.run_dir}: its model does not match the population's")
-        return cls(base, param_names, buffer_names, dropouts)
+        norm_params = frozenset(f"{n}.{p}" for n, m in base.named_modules()
+                                if isinstance(m, Float32Norm) for p, _ in m.named_parameters())
+        return cls(base, param_names, buffer_names, dropouts, train_dtype(first.device),
+                   norm_params)
 
     def forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor],
                 inputs: dict[str, Tensor], x: Tensor) -> Tensor:
         """One member's logits: the base model run on that member's tensors."""
+        if self.dtype != torch.float32:
+            params = {n: p if n in self.norm_params else p.to(self.dtype)
+                      for n, p in params.items()}
+            x = x.to(self.dtype)
         return functional_call(self.base, {**params, **buffers, **inputs}, (x,))
 
     def train_epoch(self, members: list[Session], epoch: int,
@@ -233,8 +246,7 @@ class Population:
         try:
             with own_optimizers_idle(shared is not None):
                 for x, y in member_batches(members):
-                    with autocast(x.device):
-                        logits = vforward(stacked, buffers, noise(y.shape[1]), prepare_batch(x))
+                    logits = vforward(stacked, buffers, noise(y.shape[1]), prepare_batch(x))
                     total = data_losses(logits.float(), y)
                     pens = [t.regs.loss_term() for t in trainers]
                     if any(p is not None for p in pens):

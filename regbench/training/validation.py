@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from regbench.config.schema import DEVICES, NAME_RE, check, one_of
+from regbench.config.schema import DEVICES, NAME_RE, PRECISIONS, check, one_of
 from regbench.data import datasets
 from regbench.errors import ConfigError
 from regbench.training import optim, regularizers
@@ -51,6 +51,7 @@ def validate(cfg: RegbenchConfig) -> None:
     check(t.train_eval_size is None or t.train_eval_size >= 1, "trainer.train_eval_size",
           t.train_eval_size, "null or an integer >= 1")
     one_of("trainer.device", t.device.split(":")[0], DEVICES)
+    one_of("trainer.precision", t.precision, PRECISIONS)
     check(cfg.eval.mc_samples >= 0, "eval.mc_samples", cfg.eval.mc_samples,
           "0 (off) or the number of stochastic passes, >= 1")
     check(":" not in t.device or bool(re.fullmatch(r"cuda:\d+", t.device)), "trainer.device",
