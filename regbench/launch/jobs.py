@@ -180,9 +180,14 @@ def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
     Finished jobs are kept, interrupted ones resume, and a job whose configuration or
     checkpoint is bad fails alone. With ``population`` the jobs are grouped by what they
     must share and trained max_members at a time (regbench.training.population); a job
-    whose settings the population does not vectorise trains on its own. Each job prints
+    whose settings the population does not vectorise trains on its own. A population that
+    would not fit in the device's free memory is cut before it starts, and one that runs out
+    of memory is trained again as two halves, each resumed from its members' last finished
+    epoch (their checkpoints). Each job prints
     its line when its training ends. Ctrl-C stops the sweep after saving every job.
     """
+    import torch
+
     from regbench.training import loop
     from regbench.training import population as pop
 
@@ -215,8 +220,11 @@ def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
     groups = ([[together[i] for i in g]
                for g in pop.split_groups([members[k][1].cfg for k in together], max_members)]
               if population else [])
+    groups = [part for g in groups for part in fit_in_memory(g, [members[k][1].cfg for k in g])]
     groups += [[k] for k, (num, _) in enumerate(members) if not population or num in lone]
-    for group in sorted(groups):
+    queue = sorted(groups)
+    while queue:
+        group = queue.pop(0)
         nums = [members[k][0] for k in group]
         engine = pop.PopulationEngine() if population and len(group) > 1 else None
         with ExitStack() as logs:
@@ -225,6 +233,18 @@ def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
             try:
                 results: list[RunResult | Exception] = loop.train(
                     [members[k][1] for k in group], engine)
+            except torch.OutOfMemoryError:  # a population: train it as two halves, resumed
+                halves = [group[:len(group) // 2], group[len(group) // 2:]]
+                free_cached_memory()
+                terminal.warn(f"out of memory with {len(group)} population members: training "
+                              f"them as populations of {len(halves[0])} and {len(halves[1])}, "
+                              "each resumed from its last finished epoch")
+                for k in group:
+                    num = members[k][0]
+                    members[k] = (num, member(pending[num].cfg, pending[num].run_dir, True,
+                                              progress=False))
+                queue[:0] = halves
+                continue
             except Exception as e:  # the shared data failed to load: every member fails with it
                 logging.getLogger("regbench").exception("training failed")
                 results = [e] * len(nums)
@@ -238,6 +258,41 @@ def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
     ordered = [outcomes[n] for n in range(len(pending))]
     LAST.extend(ordered)
     return ordered
+
+
+def fit_in_memory(group: list[int], cfgs: list[RegbenchConfig]) -> list[list[int]]:
+    """A population cut into populations that fit the device's free memory (with
+    regbench.training.memory's margin), with one line saying so; else unchanged."""
+    from regbench.data.datasets import DATASET_INFO
+    from regbench.training import memory
+    from regbench.training.device import resolve_device
+
+    if len(group) < 2 or cfgs[0].dataset.name not in DATASET_INFO:
+        return [group]
+    device = resolve_device(cfgs[0].trainer.device)
+    channels, *size = DATASET_INFO[cfgs[0].dataset.name].shape
+    need = memory.estimate(cfgs[0], channels, (size[0], size[1]), device)
+    fit = memory.members_that_fit(need.total, memory.free_bytes(device))
+    if fit is None or fit >= len(group):
+        return [group]
+    parts = [group[i:i + fit] for i in range(0, len(group), fit)]
+    terminal.warn(f"a population of {len(group)} members needs about "
+                  f"{memory.gib(need.total * len(group))} and {device} has "
+                  f"{memory.gib(memory.free_bytes(device) or 0)} free: training it as "
+                  f"{len(parts)} populations of at most {fit} "
+                  f"({memory.gib(need.total)} per member, estimated)")
+    return parts
+
+
+def free_cached_memory() -> None:
+    """Give the memory of a population that ran out of it back to the device."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _print_line(job: PendingJob, action: str) -> None:

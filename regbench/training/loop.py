@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from regbench.training.schema import RegbenchConfig
 from regbench.data import batching
 from regbench.store.runs import PRUNED
@@ -146,6 +148,8 @@ def fit(sessions: list[Session], engine: StepEngine, listeners: list[CallbackLis
                             if s.running:
                                 s.stop(PRUNED)
     except (KeyboardInterrupt, Interrupted, Exception) as e:  # keep what was computed
+        if isinstance(e, torch.OutOfMemoryError) and len(sessions) > 1:
+            raise  # a population that does not fit: its launcher trains it in halves
         for s in sessions:
             if s.running:
                 s.stopped_by(e)
