@@ -39,9 +39,12 @@ def provenance(machine: Path, script: str, load: bool) -> str:
 
 # figures whose timings depend on the machine's load: their prefix, and the command that
 # writes them
-MEASURED = {"bench_": "scripts/benchmarks.sh {rest}", "testing_": "scripts/testing_figures.sh",
-            "settle_": "scripts/settle_flagship.sh"}
+MEASURED = {"bench_gpu_check": "scripts/gpu_check.sh", "bench_": "scripts/benchmarks.sh {rest}",
+            "testing_": "scripts/testing_figures.sh", "settle_": "scripts/settle_flagship.sh"}
 HOW_TO = {"testing_": "scripts/testing_figures.sh --tiers"}
+# figures only a machine with CUDA can produce: the one placeholder a docs build accepts
+GPU_ONLY = ("bench_gpu_check",)
+PLACEHOLDER = "Not measured yet: "
 
 
 def render(name: str, page: Path, figures: Path) -> str:
@@ -51,7 +54,8 @@ def render(name: str, page: Path, figures: Path) -> str:
               else "scripts/docs_figures.sh")
     if not path.exists():
         if prefix:
-            return f"Not measured yet: `{HOW_TO.get(prefix, script)}` writes it here.\n"
+            where = " on a machine with a GPU" if name in GPU_ONLY else ""
+            return f"{PLACEHOLDER}`{HOW_TO.get(prefix, script)}` writes it here{where}.\n"
         raise SystemExit(f"{page}: <!-- figure: {name} --> but {path} does not exist")
     # the figure's own machine file, else its script's (testing.machine.txt), else the docs'
     own = [figures / f"{path.stem}.machine.txt", figures / "testing.machine.txt"]

@@ -157,6 +157,40 @@ def test_a_measured_figure_names_its_own_script_machine_and_load(tmp_path: Path)
     assert "Not measured yet: `scripts/settle_flagship.sh` writes it here." in text
     assert "Not measured yet: `scripts/testing_figures.sh --tiers` writes it here." in text
 
+def test_the_docs_build_fails_on_a_placeholder_a_cpu_can_fill(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    hooks = load(ROOT / "docs" / "_gen" / "hooks.py", "docs_hooks")
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    page = tmp_path / "page.md"
+    page.write_text("<!-- figure: bench_speed -->\n<!-- /figure -->\n"
+                    "<!-- figure: bench_gpu_check -->\n<!-- /figure -->\n")
+    splice.splice(page, figures)
+    text = page.read_text()
+    assert "`scripts/gpu_check.sh` writes it here on a machine with a GPU." in text
+    with caplog.at_level("WARNING"):
+        hooks.check_placeholders("page.md", text)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "bench_speed is not measured yet" in said[0]  # not the GPU's
+    caplog.clear()
+    (figures / "bench_speed.txt").write_text("$ regbench bench --full\n")
+    (figures / "machine.txt").write_text("date: 2026-01-02\ncpu: a CPU\n")
+    splice.splice(page, figures)
+    with caplog.at_level("WARNING"):
+        hooks.check_placeholders("page.md", page.read_text())
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_every_page_has_its_cpu_figures_measured() -> None:
+    hooks = load(ROOT / "docs" / "_gen" / "hooks.py", "docs_hooks")
+    missing = [f"{page.relative_to(ROOT)}: {m.group('name')}"
+               for page in (ROOT / "docs").rglob("*.md")
+               for m in hooks.FIGURE.finditer(page.read_text())
+               if m.group("body").startswith(splice.PLACEHOLDER)
+               and m.group("name") not in splice.GPU_ONLY]
+    assert missing == []
+
+
 def test_a_marker_naming_no_figure_is_an_error(tmp_path: Path) -> None:
     figures = tmp_path / "figures"
     figures.mkdir()

@@ -2,8 +2,9 @@
 
 A page holds ``<!-- reference: NAME -->`` where a section generated from the code goes
 (see reference.py); the build replaces the marker with it. A marker with an unknown name,
-or a dependency of pyproject.toml that the dependencies page does not explain, is a
-warning, which fails ``mkdocs build --strict``.
+a dependency of pyproject.toml that the dependencies page does not explain, or a figure
+block still waiting for a measurement a CPU can make, is a warning, which fails
+``mkdocs build --strict``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
 
 import reference  # noqa: E402  (after the path that finds it)
+import splice_figures  # noqa: E402  (scripts/: the owner of the figure blocks)
 
 MARKER = re.compile(r"<!-- reference: ([a-z_]+) -->")
 ROOT = Path(__file__).parents[2]
@@ -48,7 +51,22 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
     if page.file.src_uri == "reference/dependencies.md":
         check_dependencies(markdown)
+    check_placeholders(page.file.src_uri, markdown)
     return MARKER.sub(section, markdown)
+
+
+FIGURE = re.compile(r"<!-- figure: (?P<name>[\w.]+) -->\n(?P<body>.*?)<!-- /figure -->", re.S)
+
+
+def check_placeholders(uri: str, markdown: str) -> None:
+    """Warn about a figure block still saying 'Not measured yet' for a figure a CPU can
+    produce: its script must be run before the docs are built (a GPU-only figure may wait)."""
+    for m in FIGURE.finditer(markdown):
+        name, body = m.group("name"), m.group("body")
+        if body.startswith(splice_figures.PLACEHOLDER) and name not in splice_figures.GPU_ONLY:
+            reference.LOG.warning("%s: the figure %s is not measured yet (%s); a CPU can "
+                                  "produce it", uri, name, body.strip().removeprefix(
+                                      splice_figures.PLACEHOLDER).rstrip("."))
 
 
 def check_dependencies(markdown: str) -> None:
