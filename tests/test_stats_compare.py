@@ -411,7 +411,9 @@ def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
     assert comp.baseline == "reg.dropout.fc=0.0" and comp.axes == ["reg.dropout.fc"]
     assert comp.comparisons == 1 and comp.adjusted and comp.note == "" and comp.duplicates == []
     assert comp.failed["path"].tolist() == [str(tmp_path / "x")]
-    assert list(comp.failed.columns) == ["path", "status", "error"]
+    assert list(comp.failed.columns) == ["path", "status", "error", "seed", "label"]
+    assert (comp.failed.at[0, "seed"], comp.failed.at[0, "label"]) == (9, "x")  # nothing typed
+    assert compare.diverged_text(comp) == "1 of 7 runs diverged and is not compared: x seed 9"
     assert sorted(comp.runs["label"]) == ["reg.dropout.fc=0.0"] * 3 + ["reg.dropout.fc=0.5"] * 3
     assert comp.tested == "last" and comp.swept == ["reg.dropout.fc"]  # origin unknown: all axes
     assert comp.margins == {"val_acc": 0.005, "gap_acc": 0.005, "gap_acc_last": 0.005}

@@ -88,7 +88,9 @@ def test_failed_and_diverged_jobs_do_not_stop_the_others(tmp_path: Path) -> None
     assert [status(sweep_dir / str(n)) for n in range(4)] == ["completed", "diverged", "failed", "failed"]
     error = json.loads((sweep_dir / "2" / "summary.json").read_text())["error"]
     assert "MNIST/raw" in error and "\n" not in error
-    assert "3 of 4 jobs did not finish" in proc.stdout
+    assert "2 of 4 jobs did not finish" in proc.stdout  # the two failed; the diverged one:
+    assert "1 of 4 runs diverged and is not compared: dataset=synthetic optim.lr=1000000.0 " \
+        "seed 0" in proc.stdout
     assert "dataset=synthetic optim.lr=1000000.0: diverged" in proc.stdout
     assert "dataset=mnist optim.lr=0.05: failed: dataset mnist" in proc.stdout
     assert "Comparison" in proc.stdout and "regbench sweep --resume" in proc.stdout

@@ -34,6 +34,7 @@ from regbench.launch.composition import (claim_plugin_names, compose, explain, r
 from regbench.config.schema import check as config_check
 from regbench.errors import ConfigError, RegbenchError
 from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, SweepInterrupted, call_hydra
+from regbench.study import failures
 from regbench.study.labels import job_label, key_of
 
 SWEEP_FILE = runs.SWEEP_FILE
@@ -270,6 +271,18 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
         return e.exit_code if isinstance(e, SweepInterrupted) else INTERRUPTED
 
 
+def diverged_jobs(plan: SweepPlan, dirs: list[Path], status: list[str]
+                  ) -> list[tuple[str, int | None]]:
+    """(label without the seed, seed) of each diverged job, for failures.diverged_line."""
+    axes = [a for a in plan.axes if a != "seed"]
+    out = []
+    for n, st in enumerate(status):
+        if st == failures.DIVERGED:
+            s = summary.load(dirs[n])
+            out.append((job_label(plan.jobs[n], axes) or f"job {n}", s.seed if s else None))
+    return out
+
+
 def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
            comparison: Any = None) -> int:
     """Compare the finished jobs, write summary.csv and the figures, show it all; exit code.
@@ -301,7 +314,10 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
          s.why_unfinished() if (s := summary.load(dirs[n])) else
          "no summary.json: never started, or killed", dirs[n])
         for n, st in enumerate(status) if st not in runs.FINISHED and st != runs.PRUNED]
-    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size)
+    what = "scored" if sweep_plan.sweeper == "optuna" else "compared"
+    diverged = failures.diverged_line(diverged_jobs(sweep_plan, dirs, status), len(dirs), what)
+    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size,
+                             diverged=diverged)
     if comp is None:
         what = "trial of the search" if sweep_plan.sweeper == "optuna" else "job of the sweep"
         terminal.err.print(f"regbench: no {what} finished: nothing to compare", soft_wrap=True)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from regbench.errors import ConfigError
 from regbench.store.metrics import number, plural
-from regbench.study.compare import Comparison
+from regbench.study.compare import Comparison, diverged_text
 from regbench.study.stats import MAX_SEEDS
 
 # The alpha-spending functions of a settle, as a caption names them.
@@ -272,6 +272,8 @@ def failed_text(comp: Comparison) -> str:
     if comp.failed.empty:
         return ""
     counts = comp.failed["status"].value_counts()  # pruned trials are named as such
-    lines = [f"Not averaged in ({', '.join(f'{n} {status}' for status, n in counts.items())}):"]
+    diverged = diverged_text(comp)
+    lines = [diverged] if diverged else []
+    lines += [f"Not averaged in ({', '.join(f'{n} {status}' for status, n in counts.items())}):"]
     lines += [f"  {r.path}: {r.status}: {r.error}" for r in comp.failed.itertuples()]
     return "\n".join(lines) + "\n"

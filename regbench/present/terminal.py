@@ -184,6 +184,8 @@ def job_line(run_dir: Path, action: str, name: str) -> str:
     best = s.best
     if action == "skip":
         return f"{name}: already {s.status}, kept"
+    if s.status == "diverged":
+        return f"{name}: {s.why_unfinished()}"
     if not s.finished or best is None:
         return f"{name}: {s.status}: {s.why_unfinished()}"
     return (f"{name}: {s.status}, val acc {_pct(best.val_acc)} at best epoch {best.epoch}, "
@@ -270,16 +272,23 @@ def print_comparison(comp: Comparison, out: Console | None = None,
 
 def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path],
                     unfinished: list[tuple[str, str, str, Path]], n_jobs: int,
-                    resumable: bool = True) -> None:
-    """A finished sweep: its comparison and files, then each job that did not finish."""
+                    resumable: bool = True, diverged: str | None = None) -> None:
+    """A finished sweep: its comparison and files, the line naming its diverged jobs, then
+    each job that did not finish."""
     out = table_console()
     if comp is not None:
         print_comparison(comp, out)
         out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
                   + ", ".join(p.name for p in figures), soft_wrap=True)
-    if unfinished:
-        out.print(f"{len(unfinished)} of {n_jobs} jobs did not finish (not in the table):")
-        for name, status, why, path in unfinished:
+    if diverged:
+        out.print(diverged, soft_wrap=True)
+    others = [u for u in unfinished if u[1] != "diverged"]
+    for name, status, why, path in unfinished:
+        if status == "diverged":
+            out.print(f"  {name}: {why} ({path})", soft_wrap=True)
+    if others:
+        out.print(f"{len(others)} of {n_jobs} jobs did not finish (not in the table):")
+        for name, status, why, path in others:
             out.print(f"  {name}: {status}: {why} ({path})", soft_wrap=True)
         if resumable:
             out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)

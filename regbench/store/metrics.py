@@ -184,10 +184,14 @@ def instability(rows: Sequence[Row]) -> str | None:
     return " and ".join(signs) or None
 
 
-def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> str:
-    """One plain-words sentence on what the curves show."""
+def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None,
+            diverged: tuple[int, str] | None = None) -> str:
+    """One plain-words sentence on what the curves show; `diverged`: the epoch and reason
+    of a diverged run."""
     n = int(rows[-1]["epoch"]) if rows else 0
     if status == "diverged":
+        if diverged is not None:
+            return f"diverged at epoch {diverged[0]}: {diverged[1]}"
         return f"training diverged in epoch {n + 1}: the loss became NaN or infinite"
     if not rows:
         return f"no epoch finished (status: {status})"

@@ -24,12 +24,15 @@ from regbench.store import runs
 from regbench.store import summary as summary_file
 from regbench.study import equivalence, stats
 from regbench.errors import ConfigError, RunDirError
-from regbench.study.labels import config_key, differing_keys, key_of, matches, name_configs, reg_preset
+from regbench.study import failures
+from regbench.study.labels import (config_key, differing_keys, key_of, matches, name_configs,
+                                   reg_preset, shown_override)
 
 # Keys that never change a run's numbers (where files go, what the terminal shows) or that
 # are pooled over (the seed); they are left out when grouping runs by configuration.
 IGNORED_KEYS = ("seed", "experiment", "baseline", "output.root", "dataset.root",
-                "dataset.download", "trainer.progress", "trainer.checkpoint")
+                "dataset.download", "trainer.progress", "trainer.checkpoint",
+                "trainer.diverge_factor")
 # experiment trackers: where numbers are sent, not what they are; settle: how many seeds a
 # sweep runs, not what one run does
 IGNORED_SECTIONS = ("logger.", "settle.")
@@ -227,7 +230,10 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     (None: the per-metric defaults of regbench.study.equivalence).
     """
     df = load_runs(run_dirs)
-    failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error"]].reset_index(drop=True)
+    failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error", "seed"]]
+    failed = failed.assign(label=failed_labels(df, failed.index),
+                           seed=pd.Series([None if pd.isna(x) else int(x) for x in failed["seed"]],
+                                          index=failed.index, dtype=object)).reset_index(drop=True)
     done = df[df["status"].isin(runs.FINISHED)].copy()
     keys = [config_key(c) for c in done["config"]]
     keyed = dict(zip(keys, done["config"], strict=True))
@@ -245,6 +251,26 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     table, k = aggregate(done, base, adjust, margins)
     return Comparison(table, failed, base, note, configs, naming.axes, done, adjust, k, duplicates,
                       swept_axes(done, naming.axes), tested_weights(done), margins)
+
+
+def failed_labels(df: pd.DataFrame, index: pd.Index) -> list[str]:
+    """A label for each run left out: the overrides typed for it that not every run shares
+    (the seed aside), else its folder's name."""
+    typed = [set(t) for t in df["typed"] if isinstance(t, list)]
+    common = set.intersection(*typed) if typed else set()
+    out = []
+    for i in index:
+        own = df.at[i, "typed"] if isinstance(df.at[i, "typed"], list) else []
+        shown = [shown_override(o) for o in own if o not in common and key_of(o) != "seed"]
+        out.append(" ".join(shown) or Path(df.at[i, "path"]).name)
+    return out
+
+
+def diverged_text(comp: Comparison) -> str | None:
+    """'1 of 4 runs diverged and are not compared: ...' for the runs of this comparison."""
+    rows = comp.failed[comp.failed["status"] == failures.DIVERGED]
+    left_out = [(str(r.label), r.seed) for r in rows.itertuples()]
+    return failures.diverged_line(left_out, len(comp.runs) + len(comp.failed))
 
 
 def swept_axes(done: pd.DataFrame, axes: list[str]) -> list[str]:

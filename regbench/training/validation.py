@@ -50,6 +50,8 @@ def validate(cfg: RegbenchConfig) -> None:
     check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "an integer >= 1")
     check(t.train_eval_size is None or t.train_eval_size >= 1, "trainer.train_eval_size",
           t.train_eval_size, "null or an integer >= 1")
+    check(t.diverge_factor > 1, "trainer.diverge_factor", t.diverge_factor,
+          "a number > 1 (times a uniform guess's loss ln K), or inf to check finiteness only")
     one_of("trainer.device", t.device.split(":")[0], DEVICES)
     check(cfg.eval.mc_samples >= 0, "eval.mc_samples", cfg.eval.mc_samples,
           "0 (off) or the number of stochastic passes, >= 1")
