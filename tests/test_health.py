@@ -96,3 +96,45 @@ def test_the_issue_sweep_reports_the_diverged_job_exits_1_and_leaves_it_out(tmp_
     assert "optim.lr=1000000.0: diverged at epoch 1: train loss" in proc.stdout
     assert "1 of 2 runs diverged and is not compared: optim.lr=1000000.0 seed 0" in proc.stdout
     assert "jobs did not finish" not in proc.stdout  # nothing else to rerun
+
+
+def test_the_chance_bound_is_the_binomial_bound_computed_by_hand() -> None:
+    # 500 val images, 10 classes: 0.1 + 2.326 * sqrt(0.1 * 0.9 / 500) = 0.1 + 2.326 * 0.013416
+    assert metrics.chance_bound(500, 10) == pytest.approx(0.131206, abs=1e-6)
+    # 80 images: 0.1 + 2.326 * sqrt(0.09 / 80) = 0.1 + 2.326 * 0.033541
+    assert metrics.chance_bound(80, 10) == pytest.approx(0.178017, abs=1e-6)
+
+    def rows(*accs: float) -> list[metrics.Row]:
+        return [metrics.Row(epoch=i + 1, train_loss=2.3, train_acc=a, val_loss=2.3, val_acc=a)
+                for i, a in enumerate(accs)]
+
+    assert metrics.at_chance(rows(0.09, 0.131), 500, 10)
+    assert not metrics.at_chance(rows(0.09, 0.132), 500, 10)  # one epoch above the noise
+    said = metrics.verdict(rows(0.103, 0.1), "completed", chance=(500, 10))
+    assert said == ("did not learn: val acc 10.3%, chance is 10% (within noise on 500 val "
+                    "images: at most 13.1%)")
+    assert not metrics.verdict(rows(0.103, 0.5), "completed", chance=(500, 10)).startswith("did")
+    assert metrics.verdict(rows(0.103), "diverged", diverged=(1, "x")) == "diverged at epoch 1: x"
+
+
+def test_a_configuration_that_did_not_learn_stays_in_the_comparison_marked(
+        tmp_path: Path) -> None:
+    from test_stats_compare import write_run
+
+    from regbench.present import tables
+    from regbench.study import compare
+
+    for seed in (0, 1):
+        write_run(tmp_path / f"p{seed}", seed, val_acc=0.9, at_chance=False,
+                  config=f"seed: {seed}\nreg:\n  dropout:\n    fc: 0.0\n")
+        write_run(tmp_path / f"d{seed}", seed, val_acc=0.1, at_chance=seed == 0,
+                  config=f"seed: {seed}\nreg:\n  dropout:\n    fc: 0.9\n")
+    comp = compare.compare(sorted(tmp_path.iterdir()))
+    table = comp.table.set_index("config")
+    assert table.loc["reg.dropout.fc=0.9", "seeds"] == 2  # kept as data
+    assert table["at_chance_runs"].to_dict() == {"reg.dropout.fc=0.0": 0, "reg.dropout.fc=0.9": 1}
+    assert tables.chance_text(comp) == ("did not learn (val accuracy within noise of chance; "
+                                        "kept in the comparison): reg.dropout.fc=0.9 (1 of 2 seeds)\n")
+    md = tables.markdown(comp)
+    assert "| reg.dropout.fc=0.9 (did not learn) |" in md
+    assert "| reg.dropout.fc=0.0 (best, baseline) |" in md  # one mark, not two

@@ -77,7 +77,7 @@ def test_the_page_is_valid_self_contained_html_with_the_table_and_figures(sweep_
     header, rows = tables.display_rows(comp, sep="\n")
     assert rows and all(cell in text for cells in rows for cell in cells)
     assert all(h in text for h in header) and tables.caption(comp) in text
-    assert "reg.dropout.fc=0.0\n(best)" in text or "reg.dropout.fc=0.5\n(best)" in text
+    assert "reg.dropout.fc=0.0\n(best, baseline)" in text or "reg.dropout.fc=0.5\n(best)" in text
 
     figures = sorted(p.name for p in sweep_dir.glob("*.png"))
     assert figures == ["curves.png", "vs_reg.dropout.fc.png"]

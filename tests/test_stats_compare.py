@@ -361,7 +361,7 @@ def test_load_runs_marks_damaged_folders_and_goes_on(tmp_path: Path) -> None:
     assert comp.damaged == list(df["error"][:3]) and len(comp.table) == 1
     alone = compare.load_runs([nameless])  # a damaged run names the columns every run has
     assert list(alone.columns) == ["path", "status", "seed", "error", "typed", "sweep",
-                                   "declared", "config", "finished_at"]
+                                   "declared", "config", "finished_at", "at_chance"]
     with pytest.raises(RunDirError, match=r"metrics.csv: unreadable \(ValueError: no column "
                                           r"train_acc, val_loss, val_acc"):
         compare.val_loss_rise(torn)

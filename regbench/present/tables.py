@@ -79,8 +79,12 @@ def _seeds(row: pd.Series, sep: str) -> str:
 
 
 def _config(row: pd.Series, sep: str) -> str:
-    marks = [m for m, on in (("(best)", row["best"]), ("(baseline)", row["baseline"])) if on]
-    return sep.join([row["config"], *marks])
+    """The configuration's label and one mark: (best), (baseline), (did not learn), or
+    several of them together, '(best, baseline)'."""
+    at_chance = row.get("at_chance_runs")
+    words = [w for w, on in (("best", row["best"]), ("baseline", row["baseline"]),
+                             ("did not learn", bool(at_chance) and not pd.isna(at_chance))) if on]
+    return sep.join([row["config"], f"({', '.join(words)})"]) if words else row["config"]
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,21 @@ def markdown(comp: Comparison, columns: list[str] | None = None) -> str:
     header, rows = display_rows(comp, sep=" ", columns=columns)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
-    return "\n".join(lines) + "\n\n" + caption(comp) + "\n" + warnings_text(comp) + failed_text(comp)
+    return ("\n".join(lines) + "\n\n" + caption(comp) + "\n" + chance_text(comp)
+            + warnings_text(comp) + failed_text(comp))
+
+
+def chance_text(comp: Comparison) -> str:
+    """The configurations with runs that did not learn (val accuracy within noise of
+    chance), kept in the table as data, or ''."""
+    if "at_chance_runs" not in comp.table:
+        return ""
+    named = [f"{r.config} ({r.at_chance_runs} of {r.seeds} seeds)"
+             for r in comp.table.itertuples() if r.at_chance_runs]
+    if not named:
+        return ""
+    return ("did not learn (val accuracy within noise of chance; kept in the comparison): "
+            + "; ".join(named) + "\n")
 
 
 def warnings_text(comp: Comparison) -> str:

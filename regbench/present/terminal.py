@@ -188,8 +188,9 @@ def job_line(run_dir: Path, action: str, name: str) -> str:
         return f"{name}: {s.why_unfinished()}"
     if not s.finished or best is None:
         return f"{name}: {s.status}: {s.why_unfinished()}"
-    return (f"{name}: {s.status}, val acc {_pct(best.val_acc)} at best epoch {best.epoch}, "
-            f"gap {100 * best.gap_acc:+.2f} pts, {s.wall_time_s:.1f} s")
+    learned = ", did not learn (chance level)" if s.at_chance else ""
+    return (f"{name}: {s.status}{learned}, val acc {_pct(best.val_acc)} at best epoch "
+            f"{best.epoch}, gap {100 * best.gap_acc:+.2f} pts, {s.wall_time_s:.1f} s")
 
 
 def print_job_line(run_dir: Path, action: str, name: str) -> None:
@@ -267,7 +268,7 @@ def print_comparison(comp: Comparison, out: Console | None = None,
         warn(line)
     out = out or table_console()
     print_table(comparison_table(comp, columns, out.width), out)
-    out.print(tables.failed_text(comp), end="", soft_wrap=True)
+    out.print(tables.chance_text(comp) + tables.failed_text(comp), end="", soft_wrap=True)
 
 
 def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path],

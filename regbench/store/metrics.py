@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from regbench.store.runs import atomic_file
+from regbench.store.runs import FINISHED, atomic_file
 
 # A validation loss this much above its minimum (relative) counts as having risen.
 ONSET_RISE = 0.01
@@ -28,6 +28,10 @@ CONVERGED_WITHIN = 0.01
 # train loss only rises when the steps overshoot; the floor keeps out the jitter of a
 # nearly-zero loss.
 COLLAPSE = 0.10
+# A finished run learned nothing when its best val accuracy stays below the one-sided 99%
+# bound of what guessing reaches on n val images: 1/K + CHANCE_Z * sqrt(p (1 - p) / n) with
+# p = 1/K (the normal approximation of Binomial(n, p) / n); 13.1% on 500 images, 10 classes.
+CHANCE_Z = 2.326
 TRAIN_LOSS_RISE = 0.10
 TRAIN_LOSS_RISE_MIN = 0.05
 
@@ -184,10 +188,23 @@ def instability(rows: Sequence[Row]) -> str | None:
     return " and ".join(signs) or None
 
 
+def chance_bound(val_images: int, num_classes: int) -> float:
+    """The highest val accuracy (fraction) that is still within noise of guessing."""
+    p = 1 / num_classes
+    return p + CHANCE_Z * math.sqrt(p * (1 - p) / max(val_images, 1))
+
+
+def at_chance(rows: Sequence[Row], val_images: int, num_classes: int) -> bool:
+    """Whether every epoch's val accuracy stayed within noise of chance (chance_bound)."""
+    accs = [r.val_acc for r in rows if math.isfinite(r.val_acc)]
+    return bool(accs) and max(accs) <= chance_bound(val_images, num_classes)
+
+
 def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None,
-            diverged: tuple[int, str] | None = None) -> str:
+            diverged: tuple[int, str] | None = None,
+            chance: tuple[int, int] | None = None) -> str:
     """One plain-words sentence on what the curves show; `diverged`: the epoch and reason
-    of a diverged run."""
+    of a diverged run; `chance`: (val images, classes), to name a run that did not learn."""
     n = int(rows[-1]["epoch"]) if rows else 0
     if status == "diverged":
         if diverged is not None:
@@ -204,6 +221,11 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None,
         prefix = f"interrupted after epoch {n}; "
     elif status == "pruned":
         prefix = f"pruned by the search after epoch {n}; "
+    if chance is not None and status in FINISHED and at_chance(rows, *chance):
+        best = max(r.val_acc for r in rows if math.isfinite(r.val_acc))
+        return prefix + (f"did not learn: val acc {100 * best:.1f}%, chance is "
+                         f"{100 / chance[1]:.0f}% (within noise on {chance[0]} val images: "
+                         f"at most {100 * chance_bound(*chance):.1f}%)")
     unstable = instability(rows)
     if unstable is not None:
         return prefix + (f"unstable training: {unstable}; the gap on these curves is "

@@ -55,6 +55,9 @@ class Summary:
     experiment: str | None = None  # results/<experiment>/
     error: str | None = None  # one line, for a failed run
     signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
+    val_images: int | None = None  # size of the validation split
+    # every epoch's val accuracy within noise of chance (metrics.chance_bound): did not learn
+    at_chance: bool | None = None
     diverged_epoch: int | None = None  # a diverged run: the epoch it diverged in
     diverged_reason: str | None = None  # a diverged run: what showed it (regbench.training.health)
     versions: dict[str, str] = field(default_factory=dict)  # Python and package versions

@@ -102,7 +102,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
             # every key a run has (None), so that pandas does not fill the column with NaN
             records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
                             "typed": None, "sweep": None, "declared": None, "config": {},
-                            "finished_at": 0.0})
+                            "finished_at": 0.0, "at_chance": None})
             continue
         status = s.status
         rec: dict[str, Any] = {
@@ -123,6 +123,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         if s.finished and rec["val_acc"] is None:
             raise RunDirError(f"{d / runs.SUMMARY_FILE}: status {status} but no 'best' row")
         rec["val_loss_rise"] = rise
+        rec["at_chance"] = s.at_chance is True and s.finished  # did not learn (kept as data)
         rec["finished_at"] = (d / runs.SUMMARY_FILE).stat().st_mtime
         records.append(rec)
     return pd.DataFrame.from_records(records)
@@ -335,6 +336,8 @@ def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True,
                                                for v in judged["verdict"]]
             table[f"{metric}_seeds_needed"] = diffs["seeds_needed"]
             table[f"{metric}_seeds_to_equivalent"] = judged["seeds_to_equivalent"]
+    if "at_chance" in done:  # runs that did not learn: kept as data, and counted
+        table["at_chance_runs"] = grouped["at_chance"].agg(lambda a: sum(x is True for x in a))
     table = table.sort_values("val_acc_mean", ascending=False, kind="stable")
     table["best"] = [i == 0 for i in range(len(table))]
     table["baseline"] = table.index == baseline

@@ -264,7 +264,8 @@ class Session:
                 summary = write_summary(self.run_dir, self.cfg, self.log_csv.rows, self.status,
                                         self.model, self.device, self.extra, test=test,
                                         test_time=test_time, error=self.error,
-                                        signal_name=self.signame, diverged=self.diverged)
+                                        signal_name=self.signame, diverged=self.diverged,
+                                        val_images=len(self.data.val))
         return RunResult(self.run_dir, self.status, self.log_csv.rows, summary)
 
     def test(self) -> tuple[tuple[float, float], dict[str, Any]]:
@@ -300,7 +301,8 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
                   test: tuple[float | None, float | None] = (None, None),
                   test_time: dict[str, Any] | None = None, error: str | None = None,
                   signal_name: str | None = None,
-                  diverged: tuple[int, str] | None = None) -> Summary:
+                  diverged: tuple[int, str] | None = None,
+                  val_images: int | None = None) -> Summary:
     """Write summary.json from the run's rows and state, and return it."""
     monitor = cfg.reg.early_stopping.monitor
     best_i = metrics.best_index(rows, monitor)
@@ -308,6 +310,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
     kept = int(best["epoch"]) if best and cfg.reg.early_stopping.enabled \
         and cfg.reg.early_stopping.restore_best else (int(rows[-1]["epoch"]) if rows else None)
     diverged = diverged if status == "diverged" else None
+    chance = (val_images, datasets.NUM_CLASSES) if val_images else None
     summary = Summary(
         status=status,
         epochs_run=len(rows),
@@ -325,7 +328,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         mc_dropout=(test_time or {}).get("mc_dropout"),
         convergence_epoch=metrics.convergence_epoch(rows),
         verdict=metrics.verdict(rows, status, kept if status == "early_stopped" else None,
-                                diverged=diverged),
+                                diverged=diverged, chance=chance),
         wall_time_s=extra["wall_time_s"],
         train_images_per_s=(extra["train_images"] / extra["train_time_s"]
                             if extra["train_time_s"] else None),
@@ -336,6 +339,8 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         experiment=cfg.experiment,
         error=error,
         signal=signal_name,
+        val_images=val_images,
+        at_chance=metrics.at_chance(rows, *chance) if chance and status in runs.FINISHED else None,
         diverged_epoch=diverged[0] if diverged else None,
         diverged_reason=diverged[1] if diverged else None,
         versions=runs.versions(),
