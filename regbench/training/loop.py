@@ -20,6 +20,7 @@ from regbench.training.schema import RegbenchConfig
 from regbench.data import batching
 from regbench.store.runs import PRUNED
 from regbench.training.callbacks import Callback, CallbackList, Pruned
+from regbench.training import regularizers
 from regbench.training.device import resolve_device
 from regbench.training.record import RunResult, write_unstarted
 from regbench.training.session import EpochStep, Session
@@ -84,6 +85,9 @@ def train(members: Sequence[Member], engine: StepEngine | None = None
             cfg = members[0].cfg
             device = resolve_device(cfg.trainer.device)
             data = batching.load(cfg.dataset, device, augment=cfg.dataset.augment or cfg.reg.augment)
+            shape = (data.in_channels, *data.image_size)  # the files' own, whatever was declared
+            for m in members:
+                regularizers.check_shape(m.cfg.reg, shape, cfg.dataset.name)
             for i, m in enumerate(members):
                 try:
                     opened[i] = Session.open(m.cfg, m.run_dir, data, device, resume=m.resume,

@@ -33,6 +33,7 @@ def validate(cfg: RegbenchConfig) -> None:
                           f"choose the model with model={cfg.model.name}")
     cfg.model.check(datasets.DATASET_INFO[d.name].shape)
     regularizers.check_all(cfg.reg)
+    regularizers.check_shape(cfg.reg, datasets.DATASET_INFO[d.name].shape, d.name)
     regularizers.check_sites(cfg.reg, model.sites, model.name)
     o = cfg.optim
     one_of("optim.name", o.name, optim.OPTIMIZERS)

@@ -96,6 +96,11 @@ class Regularizer:
         """Raise ConfigError naming the first of its values that is not allowed."""
 
     @classmethod
+    def check_shape(cls, reg: Any, shape: tuple[int, int, int], dataset: str) -> None:
+        """Raise ConfigError naming the first of its values that makes no sense for images
+        of `shape` (channels, height, width) of that dataset."""
+
+    @classmethod
     def from_config(cls, reg: Any, epochs: int) -> Regularizer | None:
         """The regularizer as the reg section configures it for a run of `epochs`, or None
         when it is off."""
@@ -202,6 +207,12 @@ def check_all(reg: Any) -> None:
     """Every registered regularizer's checks of the reg section; ConfigError on the first."""
     for r in registered():
         r.check(reg)
+
+
+def check_shape(reg: Any, shape: tuple[int, int, int], dataset: str) -> None:
+    """Every registered regularizer's checks against the data's image shape."""
+    for r in registered():
+        r.check_shape(reg, shape, dataset)
 
 
 def check_sites(reg: Any, offered: Sequence[str], model: str) -> None:
