@@ -31,6 +31,17 @@ def _pm(mean: float, std: float, scale: float = 100, sign: str = "", sep: str = 
     return text if pd.isna(std) else f"{text}{sep}± {scale * std:.2f}"
 
 
+def bounds(low: float, high: float, spec: str = "+.2f") -> tuple[str, str]:
+    """An interval's bounds formatted with spec's decimals, or with more where needed so
+    that an interval that excludes zero never shows a bound of zero ('+0.004', not '+0.00')."""
+    sign, decimals = spec.split(".")[0], int(spec.split(".")[1].rstrip("f"))
+    excludes_zero = low > 0 or high < 0
+    while excludes_zero and decimals < 12 and any(
+            float(format(x, f"{sign}.{decimals}f")) == 0 for x in (low, high)):
+        decimals += 1
+    return number(low, f"{sign}.{decimals}f"), number(high, f"{sign}.{decimals}f")
+
+
 def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100,
                 spec: str = "+.2f") -> str:
     """'+1.23', its interval '[+0.40,+2.06]' (points unless scaled), verdict, seeds needed."""
@@ -42,8 +53,8 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100
     if pd.isna(low):
         return f"{number(scale * mean, spec)}{sep}no interval{sep}(1 pair)"
     # the interval's bounds on two lines keep the column as narrow as its verdict
-    lines = [number(scale * mean, spec), f"[{number(scale * low, spec)},",
-             f"{number(scale * high, spec)}]"]
+    shown_low, shown_high = bounds(scale * low, scale * high, spec)
+    lines = [number(scale * mean, spec), f"[{shown_low},", f"{shown_high}]"]
     verdict = row.get(f"{metric}_verdict")
     if row[f"{metric}_established"]:
         lines.append("established")
