@@ -542,6 +542,8 @@ COLUMN_PATTERNS: list[tuple[str, str]] = [
     (r"pairs", "seeds paired with the baseline's (the differences use these)"),
     (r"best", "true on the row with the highest mean val accuracy (listed first)"),
     (r"baseline", "true on the baseline's row (its difference columns are empty)"),
+    (r"at_chance_runs", "runs of the configuration that did not learn: val accuracy within "
+                        "noise of chance (kept in the means, marked `(did not learn)`)"),
     (r"(?P<m>.+)_mean", "mean over seeds of {m}"),
     (r"(?P<m>.+)_std", "sample standard deviation (ddof=1) over seeds of {m}"),
     (r"d_(?P<m>.+)_low", "low end of the interval of the difference in {m}"),
@@ -569,7 +571,8 @@ JSON_KEYS = {
     "method": "the statistical method of the intervals and verdicts, as the caption names it",
     "duplicates": "one warning per seed that was run more than once (the newest run counts)",
     "configurations": "the rows: one object per configuration, with the CSV's columns",
-    "not_averaged": "the runs left out: failed, diverged, unfinished, pruned or damaged",
+    "not_averaged": "the runs left out: failed, diverged, unfinished, pruned or damaged; "
+                    "each with its path, status, one-line error, seed and label",
 }
 
 
