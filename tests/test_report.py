@@ -111,3 +111,20 @@ def test_bad_format_and_missing_folder_are_errors_naming_them(tmp_path: Path) ->
     assert isinstance(result.exception, ConfigError)
     assert "--format 'pdf' is not allowed: use one of html, markdown" in str(result.exception)
 
+
+
+def test_the_report_counts_and_names_the_diverged_runs_it_leaves_out(tmp_path: Path) -> None:
+    from regbench.present.report import RunLine, Study
+
+    def line(name: str, values: str, seed: int, status: str) -> RunLine:
+        return RunLine(name=name, values=values, seed=seed, status=status, epochs=1, val_acc="-",
+                       test_acc="-", time_s="1.0", error=None, path=str(tmp_path / name))
+
+    study = Study(tmp_path, "t", [], ["optim.lr", "seed"], [0, 1], [], [
+        line("0", "optim.lr=0.05 seed=0", 0, "completed"),
+        line("1", "optim.lr=1e6 seed=0", 0, "diverged"),
+        line("2", "optim.lr=0.05 seed=1", 1, "completed"),
+        line("3", "optim.lr=1e6 seed=1", 1, "diverged")], None)
+    assert study.diverged == "2 of 4 runs diverged and are not compared: optim.lr=1e6 seeds 0, 1"
+    study.runs = study.runs[::2]
+    assert study.diverged is None

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from regbench import __version__
-from regbench.study import compare, settled
+from regbench.study import compare, failures, settled
 from regbench.present import plots, settle_view
 from regbench.store import runs, settle_record, sweeps
 from regbench.store import summary as summary_file
@@ -64,6 +64,13 @@ class Study:
     @property
     def failed(self) -> list[RunLine]:
         return [r for r in self.runs if r.status not in runs.FINISHED]
+
+    @property
+    def diverged(self) -> str | None:
+        """'1 of 4 runs diverged and is not compared: ...', or None."""
+        left_out = [(" ".join(v for v in r.values.split() if not v.startswith("seed=")) or r.name,
+                     r.seed) for r in self.runs if r.status == failures.DIVERGED]
+        return failures.diverged_line(left_out, len(self.runs))
 
 
 def _pct(value: Any) -> str:

@@ -114,7 +114,10 @@ def _pct(x: float | None) -> str:
 
 
 def _num(x: float | None, fmt: str = ".4f") -> str:
-    return "-" if x is None else number(x, fmt)
+    """x with fmt; a loss that exploded (1e6 and more) in 3 significant digits, 5.98e+30."""
+    if x is None:
+        return "-"
+    return number(x, fmt) if abs(x) < 1e6 else format(x, fmt.replace(".4f", ".3g"))
 
 
 def gap_table(summary: Summary) -> Table:
