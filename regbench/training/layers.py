@@ -115,8 +115,10 @@ class MemberRandom(nn.Module):
     tensors (``inputs``), drawn outside ``torch.func.vmap`` from each member's generator, so
     that a member's draws depend on its own seed alone."""
 
-    def inputs(self, generators: list[torch.Generator]) -> Callable[[int], dict[str, Tensor]]:
-        """For an epoch: a function from a batch of n images per member to this layer's
+    def inputs(self, members: list[int], generators: list[torch.Generator]
+               ) -> Callable[[int], dict[str, Tensor]]:
+        """For an epoch of these members (their places among those the layer was built for)
+        and their generators: a function from a batch of n images per member to this layer's
         tensors by name, [M, ...] each (vmap gives each member its slice)."""
         raise NotImplementedError
 
@@ -145,9 +147,10 @@ class MemberDropout(MemberRandom):
             return x
         return x * (self.noise >= self.p) / (1 - self.p)
 
-    def inputs(self, generators: list[torch.Generator]) -> Callable[[int], dict[str, Tensor]]:
+    def inputs(self, members: list[int], generators: list[torch.Generator]
+               ) -> Callable[[int], dict[str, Tensor]]:
         device = generators[0].device
-        rates = torch.tensor(self.rates, device=device)
+        rates = torch.tensor([self.rates[m] for m in members], device=device)
 
         def draw(n: int) -> dict[str, Tensor]:
             assert self.noise_shape is not None, "the dry run first"

@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -131,6 +132,7 @@ class Population:
     param_names: list[str]
     buffer_names: list[str]
     random: dict[str, MemberRandom]  # its random layers, by name
+    places: dict[Path, int]  # each member's place among those it was built for, by run folder
 
     @classmethod
     def build(cls, sessions: list[Session]) -> Population:
@@ -151,7 +153,8 @@ class Population:
             shapes = [p.shape for p in s.model.parameters()]
             if shapes != [p.shape for p in base.parameters()]:
                 raise ValueError(f"{s.run_dir}: its model does not match the population's")
-        return cls(base, param_names, buffer_names, random)
+        places = {s.run_dir: i for i, s in enumerate(sessions)}
+        return cls(base, param_names, buffer_names, random, places)
 
     def forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor],
                 inputs: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -166,7 +169,8 @@ class Population:
         device = members[0].device
         generators = [torch.Generator(device=device).manual_seed(mask_seed(s.cfg.seed, epoch))
                       for s in members]
-        layers = {name: layer.inputs(generators) for name, layer in self.random.items()}
+        places = [self.places[s.run_dir] for s in members]  # the members still training
+        layers = {name: layer.inputs(places, generators) for name, layer in self.random.items()}
 
         def draw(n: int) -> dict[str, Tensor]:
             return {f"{name}.{k}": v for name, inputs in layers.items()
