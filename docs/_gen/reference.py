@@ -673,6 +673,8 @@ def comparison_page() -> str:
 def regularizers_page() -> str:
     """Every registered regularizer: its keys, what it does and its paper, from its module."""
     regs = importlib.import_module("regbench.training.regularizers")
+    # the hooks the population engine runs for each member (the others keep runs out)
+    per_member = importlib.import_module("regbench.training.regularizers.base").PER_MEMBER_HOOKS
     out = []
     found = _registered(regs)
     for cls in found:
@@ -691,9 +693,15 @@ def regularizers_page() -> str:
         hooks = [h for h in HOOKS if _overrides(cls, h)]
         if hooks:
             facts.append("hook points: " + ", ".join(f"`{h}`" for h in hooks))
-        if hasattr(cls, "vectorised"):
-            facts.append("population engine: " + ("trained per member" if cls.vectorised
-                                                  else "such runs train on their own"))
+        outside = [h for h in hooks if h not in per_member]
+        if outside:
+            facts.append("population engine: such runs train on their own (it overrides "
+                         + ", ".join(f"`{h}`" for h in outside) + ")")
+        elif "population_blocker" in vars(cls):
+            facts.append("population engine: trained per member, except the settings it "
+                         "refuses (those runs train on their own)")
+        else:
+            facts.append("population engine: trained per member")
         out += [f"- {f}" for f in facts]
         out.append("")
     return "\n".join(out)

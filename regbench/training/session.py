@@ -24,7 +24,6 @@ from regbench.store import metrics, runs
 from regbench.store.runlog import run_context
 from regbench.store.summary import Summary
 from regbench.training import calibration, health, models, optim
-from regbench.training.callbacks import Callback
 from regbench.training.device import autocast, configure, prepare_batch, prepare_model
 from regbench.training.layers import rate_in_force
 from regbench.training.regularizers import Regularization, describe_groups
@@ -64,7 +63,7 @@ def evaluate(model: nn.Module, split: batching.Split, data: batching.Data, batch
 
 @dataclass
 class Trainer:
-    """What one training epoch needs, built once per run."""
+    """What one training epoch needs, built once per run (regbench.training.step trains it)."""
 
     cfg: RegbenchConfig
     model: nn.Module
@@ -77,35 +76,6 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         return batching.num_batches(len(self.data.train), self.cfg.trainer.batch_size)
-
-    def train_epoch(self, callbacks: Callback) -> EpochStep:
-        """One pass over the training split: the running loss, mean penalty, finiteness."""
-        self.model.train()
-        device = self.data.train.x.device
-        loss_sum = torch.zeros((), device=device)
-        pen_sum = torch.zeros((), device=device)
-        steps = 0
-        for x, y in batching.batches(self.data.train, self.cfg.trainer.batch_size,
-                                     mean=self.data.mean, std=self.data.std, shuffle=True,
-                                     augment=self.data.augment, generator=self.generator):
-            x, y = self.regs.batch(x, y)  # batch-level regularizers (training only)
-            with autocast(device):
-                loss = self.regs.data_loss(self.model(prepare_batch(x)).float(), y)
-            pen = self.regs.loss_term()
-            total = loss if pen is None else loss + pen
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            self.scheduler.batch_step()
-            self.regs.after_step()
-            loss_sum += total.detach()
-            if pen is not None:
-                pen_sum += pen.detach()
-            steps += 1
-            callbacks.on_batch_end(len(y), lambda: loss_sum.item() / steps)
-        self.scheduler.epoch_step()
-        running = loss_sum.item() / max(steps, 1)
-        return EpochStep(running, pen_sum.item() / max(steps, 1), math.isfinite(running))
 
 
 def build_trainer(cfg: RegbenchConfig, model: nn.Module, data: batching.Data,

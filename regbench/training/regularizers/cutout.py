@@ -49,7 +49,6 @@ class Cutout(Regularizer):
     name = "cutout"
     keys = CutoutKeys
     order = 82
-    vectorised = False
     words = {"cutout": "Cutout square side (pixels)"}
 
     size: int
