@@ -258,13 +258,12 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
 
 def print_comparison(comp: Comparison, out: Console | None = None,
                      columns: list[str] | None = None) -> None:
-    """Warnings about repeated seeds, the comparison table, then the runs left out of it."""
+    """The comparison table, then the runs dropped as duplicates and those left out of it."""
     from regbench.present import tables
 
-    for line in comp.duplicates:
-        warn(line)
     out = out or table_console()
     print_table(comparison_table(comp, columns, out.width), out)
+    out.print(tables.warnings_text(comp), end="", soft_wrap=True)
     out.print(tables.failed_text(comp), end="", soft_wrap=True)
 
 
