@@ -102,8 +102,28 @@ def expand_sweep(overrides: list[str]) -> Expansion:
             assert isinstance(confirm, dict)
             return Expansion(probe_jobs(params + task), hydra_overrides, "optuna", trials,
                              {str(k): v for k, v in confirm.items()})
-        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)
+        swept = parser.parse_overrides(params + task)
+        check_axes(swept, loader)
+        (jobs,) = BasicSweeper.split_arguments(swept, None)
     return Expansion([list(j) for j in jobs], hydra_overrides)
+
+
+def check_axes(parsed: list[Any], loader: Any) -> None:
+    """ConfigError naming the first sweep axis that has no value (range(5,1), glob(zz*))."""
+    for o in parsed:
+        if not (o.is_sweep_override() and o.is_discrete_sweep()) or list(o.sweep_string_iterator()):
+            continue
+        key = o.get_key_element()
+        line = o.input_line or key
+        if "glob(" in line:
+            names = loader.get_group_options(key)
+            allowed = (f"a pattern that matches one of {', '.join(names)}" if names
+                       else f"a key with presets (a config group); {key} has none")
+        elif "range(" in line:
+            allowed = "range(start,stop[,step]) with start < stop for a positive step, e.g. range(0,3)"
+        else:
+            allowed = "at least one value, e.g. a comma list such as 0,1,2"
+        raise ConfigError(f"{line}: the sweep axis {key} has no value; allowed: {allowed}")
 
 
 def probe_jobs(params: list[str]) -> list[list[str]]:
