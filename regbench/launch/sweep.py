@@ -109,8 +109,13 @@ def expand_sweep(overrides: list[str]) -> Expansion:
 
 
 def check_axes(parsed: list[Any], loader: Any) -> None:
-    """ConfigError naming the first sweep axis that has no value (range(5,1), glob(zz*))."""
+    """ConfigError naming the first sweep axis a grid cannot expand: a search range
+    (interval() without the Optuna sweeper) or one with no value (range(5,1), glob(zz*))."""
     for o in parsed:
+        if o.is_sweep_override() and o.is_interval_sweep():
+            raise ConfigError(f"{o.input_line}: interval() is a search range; add "
+                              "hydra/sweeper=optuna to search it, or give a grid's values "
+                              "(a comma list or range())")
         if not (o.is_sweep_override() and o.is_discrete_sweep()) or list(o.sweep_string_iterator()):
             continue
         key = o.get_key_element()

@@ -223,6 +223,25 @@ def comparison_table(comp: Comparison, columns: list[str] | None = None,
     return _comparison_table(comp, shown, [n for n in wanted if n not in shown])
 
 
+def comparison_blocks(comp: Comparison, columns: list[str], width: int | None = None
+                      ) -> list[Table]:
+    """Every one of the chosen columns, as tables side by side would not fit `width`: one
+    block after another, each with the configuration column, the caption under the last."""
+    width = width or table_console().width
+    blocks: list[list[str]] = []
+    current = ["config"]
+    for name in (n for n in columns if n != "config"):
+        if len(current) > 1 and _narrowest(comp, [*current, name]) > width:
+            blocks.append(current)
+            current = ["config", name]
+        else:
+            current.append(name)
+    blocks.append(current)
+    return [_comparison_table(comp, block, [], title=f"Comparison ({n} of {len(blocks)})"
+                              if len(blocks) > 1 else "Comparison", caption=n == len(blocks))
+            for n, block in enumerate(blocks, 1)]
+
+
 def _narrowest(comp: Comparison, shown: list[str]) -> int:
     """Characters the table needs with its configuration column wrapped as far as it can be."""
     table = _comparison_table(comp, shown, [], squeeze=True)
@@ -232,7 +251,8 @@ def _narrowest(comp: Comparison, shown: list[str]) -> int:
 
 
 def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
-                      squeeze: bool = False) -> Table:
+                      squeeze: bool = False, title: str = "Comparison",
+                      caption: bool = True) -> Table:
     from regbench.present import tables
 
     header, rows = tables.display_rows(comp, columns=shown)
@@ -241,10 +261,10 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
     if hidden:
         text += (f" Not shown at this width: {', '.join(hidden)} (--columns all, a wider "
                  "terminal, or --format csv/json show them).")
-    table = Table(title=None if squeeze else "Comparison", title_justify="left",
+    table = Table(title=None if squeeze else title, title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
                   collapse_padding=True,
-                  caption=None if squeeze else Text(text), caption_justify="left")
+                  caption=None if squeeze or not caption else Text(text), caption_justify="left")
     longest = max((len(word) for cells in rows for word in [*cells[0].split(), header[0]]),
                   default=0)
     table.add_column(header[0], justify="left", min_width=longest,
@@ -257,12 +277,20 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
 
 
 def print_comparison(comp: Comparison, out: Console | None = None,
-                     columns: list[str] | None = None) -> None:
-    """The comparison table, then the runs dropped as duplicates and those left out of it."""
+                     columns: list[str] | None = None, every: bool = False) -> None:
+    """The comparison table, then the runs dropped as duplicates and those left out of it.
+
+    every: show every one of `columns` (chosen with --columns), in blocks if they do not
+    fit side by side; else the least important are left out to fit and the caption says so.
+    """
     from regbench.present import tables
 
     out = out or table_console()
-    print_table(comparison_table(comp, columns, out.width), out)
+    if every and columns:
+        for table in comparison_blocks(comp, columns, out.width):
+            print_table(table, out)
+    else:
+        print_table(comparison_table(comp, columns, out.width), out)
     out.print(tables.warnings_text(comp), end="", soft_wrap=True)
     out.print(tables.failed_text(comp), end="", soft_wrap=True)
 
