@@ -628,6 +628,9 @@ def main() -> None:
     `--debug` is taken out of the line wherever it stands (before or after the command, among
     Hydra overrides), so that it never reaches Hydra or a command as an unknown option.
     """
+    from regbench.training import signals
+
+    signals.take_ctrl_c()
     args = sys.argv[1:]
     if "--debug" in args:
         os.environ["REGBENCH_DEBUG"] = "1"

@@ -43,10 +43,15 @@ err = Console(stderr=True, highlight=False)
 
 
 class Progress(Callback):
-    """One bar line per epoch: batches done, running loss, images/s, then val metrics."""
+    """One bar line per epoch: batches done, running loss, images/s, then val metrics.
+
+    Written to a pipe or a file, where a bar is not redrawn, each epoch's line is printed
+    plain and flushed when the epoch ends, so that `regbench run > log 2>&1` shows it then.
+    """
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.plain = False  # a pipe or a file: lines, not a bar
         self.epochs = self.steps = 0
         self.bar: RichProgress | None = None
         self.task: Any = None
@@ -55,12 +60,13 @@ class Progress(Callback):
 
     def on_train_start(self, epochs: int, steps_per_epoch: int) -> None:
         self.epochs, self.steps = epochs, steps_per_epoch
+        self.plain = self.enabled and not console.is_terminal
         self.bar = RichProgress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(bar_width=12), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
             TextColumn("{task.fields[val]}"),
-            console=console, disable=not self.enabled, transient=False)
+            console=console, disable=not self.enabled or self.plain, transient=False)
         self.bar.start()
 
     def on_train_end(self) -> None:
@@ -89,9 +95,13 @@ class Progress(Callback):
     def on_epoch_end(self, row: Row) -> None:
         assert self.bar is not None
         speed = self.images / max(self.t_last - self.t0, 1e-9)
-        self.bar.update(self.task, completed=self.steps, loss=f"{row['train_loss_running']:.4f}",
-                        speed=f"{speed:,.0f} img/s",
-                        val=f"train/val acc {row['train_acc']:.3f}/{row['val_acc']:.3f}")
+        fields = {"loss": f"{row['train_loss_running']:.4f}", "speed": f"{speed:,.0f} img/s",
+                  "val": f"train/val acc {row['train_acc']:.3f}/{row['val_acc']:.3f}"}
+        self.bar.update(self.task, completed=self.steps, **fields)
+        if self.plain:
+            console.print(f"epoch {row['epoch']}/{self.epochs} loss {fields['loss']} "
+                          f"{fields['speed']} {fields['val']}", soft_wrap=True, markup=False)
+            console.file.flush()
 
 
 def warn(message: str) -> None:
