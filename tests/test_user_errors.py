@@ -4,6 +4,7 @@ instead, exit 2, nothing written; and options that do what they say."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,19 @@ def test_columns_all_shows_every_column_in_blocks_and_never_suggests_itself(
         assert " ".join(header.split()) in " ".join(out.split()), name
     assert cli("summarize", str(tmp_path), env={"COLUMNS": "80"}) == 0  # the default: cut to fit
     assert "--columns all" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("launcher", [
+    ["hydra/launcher=submitit_slurm"],
+    pytest.param(["hydra/launcher=ray", "hydra.launcher.address=auto"], marks=pytest.mark.slow),
+])
+def test_a_launcher_that_cannot_start_is_one_line_without_resume_advice(
+        launcher: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no srun, no SLURM
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cli("sweep", *TINY, "trainer.epochs=1", "seed=0,1", *launcher) == 2
+    err = one_error(capsys)
+    assert err.startswith(f"regbench: error: {launcher[0]} cannot start: ")
+    assert "--resume" not in err and "hydra/launcher=joblib" in err
