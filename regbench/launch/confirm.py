@@ -37,6 +37,18 @@ def confirm_dir(sweep_dir: Path) -> Path:
     return sweep_dir.with_name(sweep_dir.name + SUFFIX)
 
 
+def command(folder: Path, plan: SweepPlan) -> list[str]:
+    """The command that ran a sweep folder's jobs: `regbench confirm SEARCH ...` for a
+    confirmation (its jobs are listed, not typed), else `regbench sweep` and its overrides."""
+    try:
+        record = json.loads((folder / CANDIDATES_FILE).read_text())
+    except (OSError, ValueError):
+        return ["regbench", "sweep", *plan.flags, *plan.args]
+    listed = [a for a in plan.args if not a.startswith(("hydra/sweeper=", "hydra.sweeper.jobs_file="))]
+    return ["regbench", "confirm", str(record.get("search", folder)), "--top",
+            str(record.get("top")), "--seeds", str(record.get("seeds")), *plan.flags, *listed]
+
+
 def candidates(sweep_dir: Path, plan: SweepPlan, top: int) -> list[Candidate]:
     """The `top` finished trials with the best search-time score, best first."""
     scored = []
