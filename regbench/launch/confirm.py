@@ -22,31 +22,19 @@ from typing import Any
 
 from regbench.errors import ConfigError
 from regbench.launch import sweep
-from regbench.store import runs, summary
+from regbench.store import runs, summary, sweeps
 from regbench.store.sweeps import SweepPlan, job_dir, key_of, read_plan, write_plan
 from regbench.study.confirmation import Candidate, ConfirmRow, rows
 from regbench.study.labels import job_label
 
 SUFFIX = "-confirm"
 JOBS_FILE = "jobs.json"  # the listed jobs, read by hydra/sweeper=regbench_list
-CANDIDATES_FILE = "confirm.json"  # what was confirmed: the search, the candidates, the baseline
+CANDIDATES_FILE = sweeps.CONFIRM_FILE  # what was confirmed: the search, the candidates, the baseline
 TABLE_FILE = "confirm.csv"
 
 
 def confirm_dir(sweep_dir: Path) -> Path:
     return sweep_dir.with_name(sweep_dir.name + SUFFIX)
-
-
-def command(folder: Path, plan: SweepPlan) -> list[str]:
-    """The command that ran a sweep folder's jobs: `regbench confirm SEARCH ...` for a
-    confirmation (its jobs are listed, not typed), else `regbench sweep` and its overrides."""
-    try:
-        record = json.loads((folder / CANDIDATES_FILE).read_text())
-    except (OSError, ValueError):
-        return ["regbench", "sweep", *plan.flags, *plan.args]
-    listed = [a for a in plan.args if not a.startswith(("hydra/sweeper=", "hydra.sweeper.jobs_file="))]
-    return ["regbench", "confirm", str(record.get("search", folder)), "--top",
-            str(record.get("top")), "--seeds", str(record.get("seeds")), *plan.flags, *listed]
 
 
 def candidates(sweep_dir: Path, plan: SweepPlan, top: int) -> list[Candidate]:

@@ -19,7 +19,6 @@ from typing import Any
 import jinja2
 
 from regbench import __version__
-from regbench.launch import confirm
 from regbench.study import compare, settled
 from regbench.present import plots, settle_view
 from regbench.store import runs, settle_record, sweeps
@@ -163,7 +162,7 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
             time_s=f"{s.wall_time_s:.1f}",
             error=None if s.finished else s.why_unfinished(), path=str(d)))
     seeds = sorted({s.seed for s in summaries if s.seed is not None})
-    command = confirm.command(folder, plan) if plan else []
+    command = sweeps.command(folder, plan) if plan else []
     figures = plots.make_plots(comp, folder) if comp is not None else []
     setup = _setup(folder, dirs, summaries)
     if settle is not None:
