@@ -181,7 +181,8 @@ def test_count_seeds_once_keeps_the_newest_run_and_says_so() -> None:
     ])
     kept, warnings = compare.count_seeds_once(done)
     assert list(kept["path"]) == ["other", "new", "b0"]  # input order, newest of each seed
-    assert warnings == ["3 finished runs of a with seed 0 count as one seed (the newest, new, "
+    assert warnings == ["3 finished runs of a with seed 0 count as one seed, being the same "
+                        "configuration and seed (the newest, new, "
                         "is used; not counted: old, middle)"]
 
 
@@ -426,7 +427,8 @@ def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
 
 
 def test_compare_names_configurations_by_what_was_typed(tmp_path: Path) -> None:
-    # dataset.train_size differs too, but no typed override set it: not an axis
+    # dataset.train_size differs too, though no typed override set it: the runs were not
+    # made from one base configuration, and the label says so
     for rate, size in ((0.0, 100), (0.5, 200)):
         for seed in (0, 1):
             run = write_run(tmp_path / f"r{rate}_{seed}", seed, val_acc=0.9 + rate / 10 + seed / 100,
@@ -435,8 +437,9 @@ def test_compare_names_configurations_by_what_was_typed(tmp_path: Path) -> None:
             (run / ".hydra").mkdir()
             (run / ".hydra" / "overrides.yaml").write_text(f"- reg.dropout.fc={rate}\n")
     comp = compare.compare(sorted(tmp_path.iterdir()))
-    assert comp.axes == ["reg.dropout.fc"]
-    assert sorted(comp.table["config"]) == ["reg.dropout.fc=0.0", "reg.dropout.fc=0.5"]
+    assert comp.axes == ["dataset.train_size", "reg.dropout.fc"]
+    assert sorted(comp.table["config"]) == ["reg.dropout.fc=0.0 dataset.train_size=100",
+                                            "reg.dropout.fc=0.5 dataset.train_size=200"]
 
 
 def test_compare_and_aggregate_judge_equivalence_with_the_margins(tmp_path: Path) -> None:

@@ -105,6 +105,19 @@ def test_a_bad_value_on_an_axis_stops_the_sweep_before_anything_runs(
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize(("axis", "allowed"), [("seed=range(5,1)", "start < stop"),
+                                                ("reg=glob(zz*)", "dropout")])
+def test_an_empty_sweep_axis_is_one_line_naming_it(
+        axis: str, allowed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli("sweep", *TINY, "trainer.epochs=1", axis) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"regbench: error: {axis}: the sweep axis {axis.split('=')[0]} has no value")
+    assert allowed in err and err.count("\n") == 1 and "internal error" not in err
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.mark.slow
 def test_preset_studies_expand_to_their_grids() -> None:
     jobs, _ = sweep.expand(["experiment=dropout_grid"])

@@ -22,7 +22,7 @@ from typing import Any
 
 from regbench.errors import ConfigError
 from regbench.launch import sweep
-from regbench.store import runs, summary
+from regbench.store import runs, summary, sweeps
 from regbench.store.sweeps import SweepPlan, job_dir, key_of, read_plan, write_plan
 from regbench.study import failures
 from regbench.study.confirmation import Candidate, ConfirmRow, rows
@@ -30,7 +30,7 @@ from regbench.study.labels import job_label
 
 SUFFIX = "-confirm"
 JOBS_FILE = "jobs.json"  # the listed jobs, read by hydra/sweeper=regbench_list
-CANDIDATES_FILE = "confirm.json"  # what was confirmed: the search, the candidates, the baseline
+CANDIDATES_FILE = sweeps.CONFIRM_FILE  # what was confirmed: the search, the candidates, the baseline
 TABLE_FILE = "confirm.csv"
 
 

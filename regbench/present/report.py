@@ -10,6 +10,7 @@ status and the failures. It is rendered with Jinja2 from the templates shipped i
 from __future__ import annotations
 
 import base64
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,17 @@ class Study:
 
     @property
     def failed(self) -> list[RunLine]:
-        return [r for r in self.runs if r.status not in runs.FINISHED]
+        """Runs that did not finish, a search's pruned trials aside (they ended as planned)."""
+        return [r for r in self.runs if r.status not in (*runs.FINISHED, runs.PRUNED)]
+
+    @property
+    def pruned(self) -> list[RunLine]:
+        return [r for r in self.runs if r.status == runs.PRUNED]
+
+    @property
+    def quoted(self) -> list[str]:
+        """The command's tokens quoted as a shell needs them: 'seed=range(0,3)'."""
+        return [shlex.quote(token) for token in self.command]
 
     @property
     def diverged(self) -> str | None:
@@ -158,7 +169,7 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
             time_s=f"{s.wall_time_s:.1f}",
             error=None if s.finished else s.why_unfinished(), path=str(d)))
     seeds = sorted({s.seed for s in summaries if s.seed is not None})
-    command = ["regbench", "sweep", *plan.flags, *plan.args] if plan else []
+    command = sweeps.command(folder, plan) if plan else []
     figures = plots.make_plots(comp, folder) if comp is not None else []
     setup = _setup(folder, dirs, summaries)
     if settle is not None:

@@ -292,8 +292,11 @@ def chance_text(comp: Comparison) -> str:
 
 
 def warnings_text(comp: Comparison) -> str:
-    """One line per seed that several finished runs share, or ''."""
-    return "".join(f"warning: {w}\n" for w in comp.duplicates)
+    """The runs dropped as true duplicates (the same configuration and seed as a newer run),
+    one line per configuration and seed, or ''."""
+    if not comp.duplicates:
+        return ""
+    return "Counted once (true duplicates):\n" + "".join(f"  {w}\n" for w in comp.duplicates)
 
 
 def failed_text(comp: Comparison) -> str:

@@ -18,6 +18,9 @@ from regbench.store.runs import FINISHED, atomic_file
 
 # A validation loss this much above its minimum (relative) counts as having risen.
 ONSET_RISE = 0.01
+# A model leading val by many points is memorising only once it fits its training data:
+# below this train accuracy (a fraction) the gap comes from a model still learning.
+MEMORISING_TRAIN_ACC = 0.80
 # A run has converged at the first epoch whose val accuracy is this close to its best.
 CONVERGED_WITHIN = 0.01
 # Unstable training, from one epoch to the next: val accuracy falling by more than COLLAPSE
@@ -238,9 +241,21 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None,
         return (prefix + f"val loss bottomed at epoch {onset} and rose {rise:.0f}% by epoch {n} "
                 f"while train loss kept falling: overfitting (accuracy gap {number(gap_pts, '.1f')} "
                 "points)")
-    if gap_pts > 5:
+    if status == "early_stopped" and (i := best_index(rows, "val_loss")) is not None \
+            and i < len(rows) - 1 and last["val_loss"] > rows[i]["val_loss"]:
+        low = rows[i]  # the rise that stopped it, though not the onset's (> 1%, train falling)
+        rise = 100 * (last["val_loss"] / low["val_loss"] - 1)
+        return prefix + (f"val loss was lowest at epoch {low['epoch']} and rose "
+                         f"{number(rise, '.1f')}% by epoch {n} (accuracy gap "
+                         f"{number(gap_pts, '.1f')} points)")
+    if gap_pts > 5 and last["train_acc"] >= MEMORISING_TRAIN_ACC:
         return prefix + (f"no overfitting onset within {plural(n, 'epoch')}, but train accuracy "
                          f"leads val by {gap_pts:.1f} points: the model is memorising")
+    if gap_pts > 5:
+        return prefix + (f"no overfitting onset within {plural(n, 'epoch')}; train accuracy "
+                         f"leads val by {gap_pts:.1f} points but is still "
+                         f"{100 * last['train_acc']:.1f}%: the model has not fit its training "
+                         "data yet (more epochs, or less regularization)")
     return prefix + (f"no overfitting within {plural(n, 'epoch')} "
                      f"(accuracy gap {number(gap_pts, '.1f')} points)")
 

@@ -101,6 +101,9 @@ def check_run_dir(path: Path) -> None:
         raise RunDirError(f"{path}: no such folder; give a run folder such as "
                           "results/default/<run-id>")
     missing = [n for n in (CONFIG_FILE, SUMMARY_FILE) if not (path / n).is_file()]
+    if missing and (path / SWEEP_FILE).is_file():
+        raise RunDirError(f"{path}: a sweep folder, not a run folder; continue a sweep with "
+                          f"`regbench sweep --resume {path}`")
     if missing:
         parent = path.resolve().parent
         hint = (f"; did you mean {path.parent}?" if (parent / CONFIG_FILE).is_file()

@@ -28,11 +28,15 @@ from regbench.study import failures
 from regbench.study.labels import (config_key, differing_keys, key_of, matches, name_configs,
                                    reg_preset, shown_override)
 
-# Keys that never change a run's numbers (where files go, what the terminal shows) or that
-# are pooled over (the seed); they are left out when grouping runs by configuration.
-IGNORED_KEYS = ("seed", "experiment", "baseline", "output.root", "dataset.root",
-                "dataset.download", "trainer.progress", "trainer.checkpoint",
-                "trainer.diverge_factor")
+# The rule for grouping runs: two runs are the same experiment when every key of their
+# resolved configurations is equal except the seed (pooled over) and the keys below, which
+# cannot change a run's numbers: where its files go (output.root, and the experiment
+# folder name), whether data may be fetched, whether it writes checkpoints or shows a
+# progress bar, the divergence threshold (it decides whether a run is evidence, not its
+# numbers) and the baseline a study declares. Everything else counts, the data set's
+# root included. This list and IGNORED_SECTIONS are the one place the rule lives.
+IGNORED_KEYS = ("seed", "experiment", "baseline", "output.root", "dataset.download",
+                "trainer.progress", "trainer.checkpoint", "trainer.diverge_factor")
 # experiment trackers: where numbers are sent, not what they are; settle: how many seeds a
 # sweep runs, not what one run does
 IGNORED_SECTIONS = ("logger.", "settle.")
@@ -168,17 +172,22 @@ def val_loss_rise(run_dir: Path) -> float | None:
     return metrics.val_loss_rise(rows)
 
 
-def count_seeds_once(done: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Keep one run per (configuration, seed), the newest finished; warn about the rest."""
+def count_seeds_once(done: pd.DataFrame, by: str = "label") -> tuple[pd.DataFrame, list[str]]:
+    """Keep one run per (configuration, seed), the newest finished; warn about the rest.
+
+    by: the column that holds each run's configuration (its label, or its whole
+    configuration as one string), so that only true duplicates are dropped.
+    """
     done = done.sort_values("finished_at", kind="stable")
-    keep = ~done.duplicated(["label", "seed"], keep="last")
+    keep = ~done.duplicated([by, "seed"], keep="last")
     warnings = []
-    for (name, seed), g in done[done.duplicated(["label", "seed"], keep=False)].groupby(
-            ["label", "seed"], sort=False):
+    for _, g in done[done.duplicated([by, "seed"], keep=False)].groupby([by, "seed"], sort=False):
         used = g["path"].iloc[-1]
         others = ", ".join(g["path"].iloc[:-1])
-        warnings.append(f"{len(g)} finished runs of {name} with seed {seed} count as one seed "
-                        f"(the newest, {used}, is used; not counted: {others})")
+        warnings.append(f"{len(g)} finished runs of {g['label'].iloc[0]} with seed "
+                        f"{g['seed'].iloc[0]} count as one seed, being the same configuration and seed "
+                        f"(the newest, {used}, is used; "
+                        f"not counted: {others})")
     return done[keep].sort_index(), warnings
 
 
@@ -244,7 +253,8 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     naming = name_configs(list(keyed.values()), [typed[k] for k in keyed])
     names = dict(zip(keyed, naming.labels, strict=True))
     done["label"] = [names[k] for k in keys]
-    done, duplicates = count_seeds_once(done)
+    done["group"] = keys
+    done, duplicates = count_seeds_once(done, by="group")
     configs = {names[key]: c for key, c in keyed.items()}
     declared = {d for d in done["declared"] if d}
     base, note = choose_baseline(baseline, configs, declared.pop() if len(declared) == 1 else None)
