@@ -349,7 +349,7 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
         raise RunDirError("no finished run to compare: every run listed above failed, diverged "
                           "or is unfinished")
     if fmt == "table":
-        terminal.print_comparison(comp, columns=chosen)
+        terminal.print_comparison(comp, columns=chosen, every=columns is not None)
         return
     for line in comp.duplicates:
         terminal.warn(line)
@@ -389,6 +389,9 @@ def plot(paths: list[Path] = typer.Argument(None, help="Run, sweep or experiment
     from regbench.study import compare
     from regbench.present import plots
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r}: a file is there; give a folder for the PNGs "
+                          "(a new one is created)")
     comp = compare.compare(_runs(paths))
     _warn_damaged(comp.damaged)
     if comp.table.empty:
@@ -625,6 +628,9 @@ def main() -> None:
     `--debug` is taken out of the line wherever it stands (before or after the command, among
     Hydra overrides), so that it never reaches Hydra or a command as an unknown option.
     """
+    from regbench.training import signals
+
+    signals.take_ctrl_c()
     args = sys.argv[1:]
     if "--debug" in args:
         os.environ["REGBENCH_DEBUG"] = "1"

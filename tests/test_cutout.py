@@ -69,3 +69,31 @@ def test_cutout_acts_on_training_batches_only(make_cfg: Callable[..., RegbenchCo
     # every training batch, and nothing of the eval passes (train-eval, val, test)
     assert sum(seen) == 100 and len(seen) == batching.num_batches(100, 32)
     assert population.unsupported(cfg) == "reg.cutout=8"  # a population trains it on its own
+
+
+@pytest.mark.parametrize("args, words", [
+    (["dataset=synthetic", "reg.cutout=100"], "reg.cutout=100 is not allowed: the images of "
+     "dataset=synthetic are 28x28: 0 (off) or a side below 28"),
+    (["dataset=synthetic", "reg.cutout=28"], "a side below 28"),
+    (["dataset=cifar10", "reg.cutout=32"], "dataset=cifar10 are 32x32: 0 (off) or a side below 32"),
+    (["dataset=synthetic", "reg.mixup=-0.5"], "reg.mixup=-0.5 is not allowed"),
+])
+def test_a_value_that_blanks_the_images_is_refused_in_one_line_before_anything_runs(
+        args: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import cli
+
+    assert cli("run", *args, f"output.root={tmp_path / 'results'}",
+               f"dataset.root={tmp_path / 'data'}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "results").exists()  # nothing ran, no folder was made
+
+
+def test_the_cutout_side_is_checked_against_the_shape_the_data_turns_out_to_have() -> None:
+    from regbench.errors import ConfigError
+    from regbench.training import regularizers
+
+    reg = RegConfig(cutout=16)
+    regularizers.check_shape(reg, (3, 32, 32), "cifar10")
+    with pytest.raises(ConfigError, match=r"reg.cutout=16 .* dataset=mine are 16x20: .* below 16"):
+        regularizers.check_shape(reg, (3, 16, 20), "mine")

@@ -25,6 +25,24 @@ def test_mnist_idx_files_are_read_by_torchvision(tmp_path: Path) -> None:
     assert {bytes(r.numpy()) for r in train_and_val} == {bytes(r) for r in x.reshape(200, -1)}
 
 
+def test_with_download_false_the_mnist_archives_in_raw_are_unpacked(tmp_path: Path) -> None:
+    import gzip
+
+    x, _ = write_mnist(tmp_path, n_train=200, n_test=50)
+    raw = tmp_path / "MNIST" / "raw"
+    for idx in list(raw.iterdir()):  # only the original downloads are in place, as gzip files
+        (raw / f"{idx.name}.gz").write_bytes(gzip.compress(idx.read_bytes()))
+        idx.unlink()
+    d = data.load(DatasetConfig(name="mnist", root=str(tmp_path), download=False, val_fraction=0.1))
+    assert len(d.train) + len(d.val) == 200 and len(d.test) == 50
+    assert {bytes(r.numpy()) for r in torch.cat([d.train.x, d.val.x]).flatten(1)} == \
+        {bytes(r) for r in x.reshape(200, -1)}
+    (raw / "t10k-images-idx3-ubyte").unlink()  # a torn archive: one line naming it
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08")
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz"):
+        data.load(DatasetConfig(name="mnist", root=str(tmp_path), download=False))
+
+
 def test_fashion_mnist_uses_its_own_folder(tmp_path: Path) -> None:
     write_mnist(tmp_path, folder="FashionMNIST")
     d = data.load(DatasetConfig(name="fashion_mnist", root=str(tmp_path), download=False))

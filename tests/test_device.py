@@ -15,7 +15,7 @@ from regbench.training import models
 from regbench.store import runs
 from regbench.present import terminal
 from regbench.training import loop as train
-from regbench.training import session
+from regbench.training import session, step
 from regbench.training.models.cnn import CNNConfig
 from regbench.training.regularizers import RegConfig
 from regbench.training.schema import RegbenchConfig
@@ -158,7 +158,7 @@ def test_metrics_are_read_once_per_epoch_not_per_batch(make_cfg: Callable[..., R
     progress = terminal.Progress(enabled=False)
     progress.on_train_start(1, datamod.num_batches(len(d.train), 32))
     progress.on_epoch_start(1)
-    trainer.train_epoch(progress)
+    step.train_one(trainer, progress)
     progress.on_train_end()
     assert len(reads) == 2  # running loss and penalty, for 20+ batches
     reads.clear()

@@ -8,6 +8,7 @@ exists in the code must appear in the page generated from it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import re
 import sys
@@ -207,3 +208,61 @@ def test_the_readme_is_short_and_keeps_the_test_command_ci_runs() -> None:
     assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
     for link in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (ROOT / link).exists(), link
+
+
+# Worked examples: (page, the command as the page shows it, words on the page that describe
+# it, the values those words name, key -> every value the command's jobs take).
+WORKED = [
+    ("README.md", "regbench run reg=dropout dataset.train_size=500 trainer.epochs=20",
+     "drop probability 0.25 after each conv block, 0.5 in the head",
+     {"reg.dropout.conv": {0.25}, "reg.dropout.fc": {0.5}, "dataset.train_size": {500},
+      "trainer.epochs": {20}}),
+    ("README.md", "regbench sweep reg=dropout reg.dropout.fc=0.0,0.5 'seed=range(0,3)' "
+                  "dataset.train_size=500 trainer.epochs=20",
+     "head dropout 0.0 against 0.5, both with conv dropout 0.25",
+     {"reg.dropout.conv": {0.25}, "reg.dropout.fc": {0.0, 0.5}, "seed": {0, 1, 2}}),
+    ("README.md", "regbench sweep reg=dropout reg.dropout.fc=0.0,0.5 'seed=range(0,3)' "
+                  "dataset.train_size=500 trainer.epochs=20",
+     "here head dropout 0.0, conv dropout 0.25 as in every row",
+     {"reg.dropout.conv": {0.25}, "reg.dropout.fc": {0.0, 0.5}}),
+    pytest.param("README.md", "regbench sweep experiment=dropout_grid",
+                 "four FC drop rates x 10 seeds",
+                 {"reg.dropout.conv": {0.0}, "reg.dropout.fc": {0.0, 0.25, 0.5, 0.75},
+                  "seed": set(range(10))}, marks=pytest.mark.slow, id="README.md: dropout_grid"),
+    ("docs/tutorial/reading-the-table.md", "regbench sweep reg=dropout reg.dropout.fc=0.0,0.5 "
+     "'seed=range(0,3)' dataset.train_size=500 trainer.epochs=20",
+     "dropout 0.0 against 0.5 in the head, both with the `reg=dropout` preset's 0.25 after each "
+     "conv block, three seeds each",
+     {"reg.dropout.conv": {0.25}, "reg.dropout.fc": {0.0, 0.5}, "seed": {0, 1, 2}}),
+    ("docs/tutorial/sweep.md", "regbench sweep reg=dropout reg.dropout.fc=0.0,0.5 "
+     "'seed=range(0,3)' dataset.train_size=500 trainer.epochs=20",
+     "2 drop rates x 3 seeds (`range(0,3)` is 0, 1, 2) = 6 jobs",
+     {"reg.dropout.fc": {0.0, 0.5}, "seed": {0, 1, 2}}),
+]
+
+
+@functools.cache
+def resolved(command: str) -> list[dict[str, object]]:
+    """Each job's resolved configuration as dotted keys, composed from the real presets."""
+    import shlex
+
+    from omegaconf import OmegaConf
+
+    from regbench.launch import sweep
+    from regbench.launch.composition import compose
+    from regbench.store.runs import flatten
+
+    _, verb, *args = shlex.split(command)
+    jobs, hydra = sweep.expand(sweep.job_overrides(args)) if verb == "sweep" else ([args], [])
+    return [flatten(OmegaConf.to_container(OmegaConf.structured(compose([*job, *hydra])[1])))
+            for job in jobs]
+
+
+@pytest.mark.parametrize(("page", "command", "words", "values"), WORKED)
+def test_a_worked_example_is_described_by_what_it_runs(
+        page: str, command: str, words: str, values: dict[str, set[object]]) -> None:
+    text = " ".join((ROOT / page).read_text().split())
+    assert command in text and words in text
+    configs = resolved(command)
+    for key, expected in values.items():
+        assert {c[key] for c in configs} == expected, key

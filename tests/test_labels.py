@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from regbench.cli import app
 from regbench.launch import jobs, sweep
 from regbench.present import report
 from regbench.store import runs
@@ -92,8 +94,9 @@ def test_overrides_typed_alike_everywhere_and_keys_nobody_typed_stay_out() -> No
 
 def test_labels_that_would_be_equal_name_the_keys_or_digits_that_tell_them_apart() -> None:
     a, b = preset("dropout"), preset("dropout", **{"model.hidden": 64})
+    # reg=dropout was typed for both: the key nobody typed is what tells them apart
     assert labels.name_configs([a, b], [["reg=dropout"], ["reg=dropout"]]).labels == \
-        ["reg=dropout model.hidden=128", "reg=dropout model.hidden=64"]
+        ["model.hidden=128", "model.hidden=64"]
     near = [preset("none", **{"reg.dropout.fc": x}) for x in (0.171670, 0.171674, 0.5)]
     typed = [[f"reg.dropout.fc={x}"] for x in (0.171670, 0.171674, 0.5)]
     assert labels.name_configs(near, typed).labels == \
@@ -122,3 +125,54 @@ def test_the_axes_a_sweep_varied_key_by_key_are_its_swept_parameters(tmp_path: P
     comp = compare.compare(runs.find_runs([folder]))
     assert comp.swept == ["reg.dropout.fc"]  # reg.dropout.conv changed only through a preset
     assert set(comp.axes) == {"reg.dropout.conv", "reg.dropout.fc"}
+
+
+DROPOUT = {"reg.dropout.conv": 0.25, "reg.dropout.fc": 0.5}  # what reg=dropout sets
+
+
+def test_a_run_retrained_from_its_own_config_is_grouped_and_named_by_what_it_is(
+        tmp_path: Path) -> None:
+    # `regbench run --config-path RUN_DIR --config-name config trainer.epochs=3` on a dropout
+    # run: Hydra keeps only trainer.epochs=3 as typed, but the run is a dropout run
+    typed_run(tmp_path / "dropout2", 0, ["reg=dropout", "trainer.epochs=2"],
+              **DROPOUT, **{"trainer.epochs": 2})
+    typed_run(tmp_path / "again3", 0, ["trainer.epochs=3"], **DROPOUT, **{"trainer.epochs": 3})
+    typed_run(tmp_path / "none3", 0, ["trainer.epochs=3"], **{"trainer.epochs": 3})
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    assert comp.duplicates == [] and list(comp.table["seeds"]) == [1, 1, 1]
+    by_path = dict(zip(comp.runs["path"], comp.runs["label"], strict=True))
+    again, none = by_path[str(tmp_path / "again3")], by_path[str(tmp_path / "none3")]
+    assert "trainer.epochs=3" in again.split() and "reg=dropout" in again.split()
+    assert "trainer.epochs=3" in none.split() and "dropout" not in none
+    out = CliRunner().invoke(app, ["summarize", str(tmp_path), "--columns", "val_acc"],
+                             env={"COLUMNS": "100"}).output
+    assert "count as one seed" not in out and again in out and none in out
+
+
+def test_runs_on_two_data_roots_are_two_configurations(tmp_path: Path) -> None:
+    typed_run(tmp_path / "a", 0, ["dataset=synthetic"], **{"dataset.root": "/data/a"})
+    typed_run(tmp_path / "b", 0, ["dataset=synthetic", "dataset.root=/data/b"],
+              **{"dataset.root": "/data/b"})
+    typed_run(tmp_path / "c", 0, ["dataset=synthetic", "dataset.root=/data/c"],
+              **{"dataset.root": "/data/c"})
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    assert comp.duplicates == [] and len(comp.table) == 3 and "dataset.root" in comp.axes
+    names = dict(zip(comp.runs["path"], comp.runs["label"], strict=True))
+    assert "dataset.root=/data/b" in names[str(tmp_path / "b")].split()
+    assert "dataset.root=/data/a" in names[str(tmp_path / "a")].split()  # typed by nobody
+
+
+def test_a_preset_and_its_values_typed_as_keys_are_one_configuration(tmp_path: Path) -> None:
+    typed_run(tmp_path / "preset0", 0, ["reg=dropout"], **DROPOUT)
+    typed_run(tmp_path / "keys1", 1, ["reg.dropout.conv=0.25", "reg.dropout.fc=0.5"], **DROPOUT)
+    typed_run(tmp_path / "none0", 0, ["reg=none"])
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    assert len(comp.table) == 2 and comp.duplicates == []
+    assert dict(zip(comp.table["config"], comp.table["seeds"], strict=True))[
+        comp.runs.set_index("path").loc[str(tmp_path / "keys1"), "label"]] == 2
+    # the same configuration with a seed already counted: a true duplicate, dropped and said
+    typed_run(tmp_path / "keys0", 0, ["reg.dropout.conv=0.25", "reg.dropout.fc=0.5"], **DROPOUT)
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    assert len(comp.duplicates) == 1 and "same configuration and seed" in comp.duplicates[0]
+    out = CliRunner().invoke(app, ["summarize", str(tmp_path)], env={"COLUMNS": "80"}).output
+    assert "Counted once (true duplicates):" in out and "not counted:" in out

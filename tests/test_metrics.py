@@ -117,3 +117,28 @@ def test_missing_columns_names_what_a_damaged_file_lacks(tmp_path: Path) -> None
     path.write_text("")  # created, then the run was killed before the header was written
     assert metrics.missing_columns(path) == [c for c in metrics.INPUT_COLUMNS
                                              if c not in metrics.LATER_COLUMNS]
+
+
+def curve(train_acc: list[float], val_acc: list[float], val_loss: list[float],
+          train_loss: list[float] | None = None) -> list[metrics.Row]:
+    """Rows of a run whose curves are given epoch by epoch."""
+    train_loss = train_loss or [1.0 - 0.1 * i for i in range(len(val_loss))]
+    return [metrics.Row(epoch=i + 1, train_loss=tl, train_acc=ta, val_loss=vl, val_acc=va)
+            for i, (ta, va, vl, tl) in enumerate(zip(train_acc, val_acc, val_loss, train_loss))]
+
+
+def test_a_gap_under_80_percent_train_accuracy_is_not_called_memorising() -> None:
+    learning = curve([0.40, 0.62], [0.35, 0.50], [1.5, 1.2])  # leads val by 12 points at 62%
+    said = metrics.verdict(learning, "completed")
+    assert "memorising" not in said and "62.0%" in said and "12.0 points" in said
+    fitted = curve([0.85, 0.97], [0.80, 0.85], [0.8, 0.6])
+    assert metrics.verdict(fitted, "completed").endswith("the model is memorising")
+
+
+def test_an_early_stopped_run_whose_val_loss_rose_is_not_told_no_onset() -> None:
+    # val loss lowest at epoch 2, then up 0.5% (under the onset's 1%): early stopping fired
+    rows = curve([0.90, 0.92, 0.93, 0.93], [0.89, 0.90, 0.90, 0.90], [0.50, 0.40, 0.401, 0.402])
+    said = metrics.verdict(rows, "early_stopped", kept_epoch=2)
+    assert "no overfitting onset" not in said and "no overfitting" not in said
+    assert "val loss was lowest at epoch 2 and rose 0.5% by epoch 4" in said
+    assert said.startswith("early stopping ended the run at epoch 4 and kept the weights of epoch 2")

@@ -293,3 +293,18 @@ def test_a_run_folder_trains_again_through_a_relative_config_path(
         code, out, err = cli(monkeypatch, capsys, "run", *args)
         assert code == 2 and says in err and err.count("\n") == 1, err
     assert len(list((tmp_path / "results" / "smoke").iterdir())) == 2  # no husk left behind
+
+
+def test_an_interval_that_excludes_zero_never_shows_a_zero_bound() -> None:
+    from regbench.present.tables import _difference, bounds
+
+    assert bounds(0.004, 3.33) == ("+0.004", "+3.330")
+    assert bounds(-2.5, -0.00004) == ("-2.50000", "-0.00004")
+    assert bounds(-0.004, 3.33) == ("+0.00", "+3.33")  # includes zero: the usual digits
+    assert bounds(0.4, 12.0, "+.0f") == ("+0.4", "+12.0")
+    row = {"baseline": False, "d_val_acc": 0.0167, "d_val_acc_low": 0.00004,
+           "d_val_acc_high": 0.0333, "val_acc_established": True, "val_acc_verdict": "established"}
+    import pandas as pd
+
+    cell = _difference(pd.Series(row), "val_acc")
+    assert cell.splitlines() == ["+1.67", "[+0.004,", "+3.330]", "established"]

@@ -59,7 +59,7 @@ def pop(tmp_path_factory: pytest.TempPathFactory) -> tuple[population.Population
 def masks(pop: population.Population, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
     """Each dropout site's output on ones, [M, images, ...], run as a training step runs it."""
     out = {}
-    for name, layer in pop.dropouts.items():
+    for name, layer in pop.random.items():
         own = {k.removeprefix(f"{name}."): v for k, v in inputs.items()
                if k.startswith(f"{name}.")}  # this layer's tensors, by its own names
         ones = torch.ones(IMAGES, *layer.noise_shape)
@@ -71,8 +71,13 @@ def masks(pop: population.Population, inputs: dict[str, Tensor]) -> dict[str, Te
     return out
 
 
+def block(layer: torch.nn.Module) -> str:
+    """The block of a dropout site of the CNN: the head's noise is one number per unit."""
+    return "fc" if len(layer.noise_shape) == 1 else "conv"
+
+
 def configured(name: str, pop: population.Population, sessions: list[Session]) -> list[float]:
-    return [getattr(s.cfg.reg.dropout, pop.dropouts[name].block) for s in sessions]
+    return [getattr(s.cfg.reg.dropout, block(pop.random[name])) for s in sessions]
 
 
 def correlation(a: Tensor, b: Tensor) -> float:
@@ -82,9 +87,9 @@ def correlation(a: Tensor, b: Tensor) -> float:
 def test_the_population_has_a_dropout_layer_at_every_site_a_member_uses(
         pop: tuple[population.Population, list[Session]]) -> None:
     engine, _ = pop
-    blocks = sorted(d.block for d in engine.dropouts.values())
+    blocks = sorted(block(d) for d in engine.random.values())
     assert blocks == ["conv", "conv", "fc"]  # after each of the two conv blocks, in the head
-    assert all(d.training for d in engine.dropouts.values())
+    assert all(d.training for d in engine.random.values())
 
 
 def test_each_member_drops_units_at_its_own_configured_rate(

@@ -35,7 +35,6 @@ class Toy(Regularizer):
     name = "toy"
     keys = ToyKeys
     order = 85
-    vectorised = False
     words = {"toy": "toy noise level"}
 
     @classmethod
@@ -45,6 +44,9 @@ class Toy(Regularizer):
     @classmethod
     def from_config(cls, reg: Any, epochs: int) -> Toy | None:
         return cls() if reg.toy else None
+
+    def batch(self, x: Any, y: Any) -> tuple[Any, Any]:
+        return x, y  # a batch transform: the population cannot draw it per member
 
 
 def test_a_regularizer_registered_elsewhere_reaches_config_validation_and_population(
@@ -66,11 +68,12 @@ def test_a_regularizer_registered_elsewhere_reaches_config_validation_and_popula
     assert any(isinstance(r, Toy) for r in Regularization.from_config(on.reg).active)
     assert regularizers.words()["reg.toy"] == "toy noise level"
 
-    # not vectorised: a job that turns it on trains on its own, one that leaves it off does not
+    # a batch transform: a job that turns it on trains on its own, one that leaves it off does not
     assert population.unsupported(on) == "reg.toy=0.3"
     assert population.unsupported(replace(base, reg=reg_config())) is None
-    # vectorised, with toy as a member key: jobs differing in it share one population
-    monkeypatch.setattr(Toy, "vectorised", True)
+    # no hook outside the per-member ones, with toy as a member key: jobs differing in it
+    # share one population
+    monkeypatch.delattr(Toy, "batch")
     other = replace(base, reg=reg_config(toy=0.1))
     assert population.unsupported(on) is None
     assert population.group_key(on) != population.group_key(other)
@@ -140,14 +143,6 @@ def test_too_deep_a_model_is_one_line_and_exit_2_before_training(
                      "conv blocks for 28x28 images (each block halves the image; 6 shrink it to "
                      "nothing)"]
     assert not (tmp_path / "results").exists()
-
-
-def test_a_model_the_population_cannot_batch_trains_its_jobs_alone(
-        make_cfg: Callable[..., RegbenchConfig], monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = make_cfg()
-    assert population.unsupported(cfg) is None
-    monkeypatch.setitem(models.MODELS, "cnn", replace(models.MODELS["cnn"], vectorised=False))
-    assert population.unsupported(cfg) == "model=cnn"
 
 
 def test_a_key_of_another_model_says_whose_it_is() -> None:

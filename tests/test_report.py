@@ -77,7 +77,7 @@ def test_the_page_is_valid_self_contained_html_with_the_table_and_figures(sweep_
     header, rows = tables.display_rows(comp, sep="\n")
     assert rows and all(cell in text for cells in rows for cell in cells)
     assert all(h in text for h in header) and tables.caption(comp) in text
-    assert "reg.dropout.fc=0.0\n(best)" in text or "reg.dropout.fc=0.5\n(best)" in text
+    assert "reg.dropout.fc=0.0\n(best, baseline)" in text or "reg.dropout.fc=0.5\n(best)" in text
 
     figures = sorted(p.name for p in sweep_dir.glob("*.png"))
     assert figures == ["curves.png", "vs_reg.dropout.fc.png"]
@@ -111,3 +111,63 @@ def test_bad_format_and_missing_folder_are_errors_naming_them(tmp_path: Path) ->
     assert isinstance(result.exception, ConfigError)
     assert "--format 'pdf' is not allowed: use one of html, markdown" in str(result.exception)
 
+
+
+def test_the_report_counts_and_names_the_diverged_runs_it_leaves_out(tmp_path: Path) -> None:
+    from regbench.present.report import RunLine, Study
+
+    def line(name: str, values: str, seed: int, status: str) -> RunLine:
+        return RunLine(name=name, values=values, seed=seed, status=status, epochs=1, val_acc="-",
+                       test_acc="-", time_s="1.0", error=None, path=str(tmp_path / name))
+
+    study = Study(tmp_path, "t", [], ["optim.lr", "seed"], [0, 1], [], [
+        line("0", "optim.lr=0.05 seed=0", 0, "completed"),
+        line("1", "optim.lr=1e6 seed=0", 0, "diverged"),
+        line("2", "optim.lr=0.05 seed=1", 1, "completed"),
+        line("3", "optim.lr=1e6 seed=1", 1, "diverged")], None)
+    assert study.diverged == "2 of 4 runs diverged and are not compared: optim.lr=1e6 seeds 0, 1"
+    study.runs = study.runs[::2]
+    assert study.diverged is None
+
+
+def hand_sweep(folder: Path, args: list[str], statuses: list[str]) -> Path:
+    """A sweep folder written by hand: its plan and one run per status (seeds 0, 1, ...)."""
+    from regbench.store import sweeps
+    from test_compare import write_run
+
+    jobs = [[f"seed={n}"] for n in range(len(statuses))]
+    for n, status in enumerate(statuses):
+        write_run(folder / str(n), n, 0.9, 1.0, status=status)
+    sweeps.write_plan(folder, sweeps.SweepPlan(args=args, jobs=jobs, axes=["seed"]))
+    return folder
+
+
+def test_the_report_command_pastes_into_a_shell_and_pruned_trials_are_pruned(tmp_path: Path) -> None:
+    from regbench.present import report
+
+    args = ["seed=range(0,3)", "reg.dropout.fc=interval(0,0.8)", "hydra/sweeper=optuna"]
+    folder = hand_sweep(tmp_path / "sweeps" / "s1", args, ["completed", "completed", "pruned"])
+    study = report.gather(folder)
+    markdown = report.render(study, "markdown")
+    assert ("regbench sweep 'seed=range(0,3)' 'reg.dropout.fc=interval(0,0.8)' "
+            "hydra/sweeper=optuna") in markdown
+    assert "1 pruned" in markdown and "not finished" not in markdown
+    page = Page()
+    page.feed(report.render(study, "html"))
+    text = " ".join("".join(page.text).split())
+    assert "'seed=range(0,3)'" in text and "1 pruned" in text and "not finished" not in text
+
+
+def test_a_confirmation_report_shows_the_confirm_command(tmp_path: Path) -> None:
+    from regbench.launch import confirm
+    from regbench.present import report
+
+    search = tmp_path / "sweeps" / "s1"
+    folder = hand_sweep(confirm.confirm_dir(search), [
+        "hydra/sweeper=regbench_list", "hydra.sweeper.jobs_file='/x/jobs.json'",
+        "hydra/launcher=joblib"], ["completed", "completed"])
+    (folder / confirm.CANDIDATES_FILE).write_text(json.dumps(
+        {"search": str(search), "top": 2, "seeds": 5, "baseline": ["reg=none"], "candidates": []}))
+    markdown = report.render(report.gather(folder), "markdown")
+    assert f"regbench confirm {search} --top 2 --seeds 5 hydra/launcher=joblib" in markdown
+    assert "regbench sweep" not in markdown

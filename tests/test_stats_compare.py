@@ -181,7 +181,8 @@ def test_count_seeds_once_keeps_the_newest_run_and_says_so() -> None:
     ])
     kept, warnings = compare.count_seeds_once(done)
     assert list(kept["path"]) == ["other", "new", "b0"]  # input order, newest of each seed
-    assert warnings == ["3 finished runs of a with seed 0 count as one seed (the newest, new, "
+    assert warnings == ["3 finished runs of a with seed 0 count as one seed, being the same "
+                        "configuration and seed (the newest, new, "
                         "is used; not counted: old, middle)"]
 
 
@@ -361,7 +362,7 @@ def test_load_runs_marks_damaged_folders_and_goes_on(tmp_path: Path) -> None:
     assert comp.damaged == list(df["error"][:3]) and len(comp.table) == 1
     alone = compare.load_runs([nameless])  # a damaged run names the columns every run has
     assert list(alone.columns) == ["path", "status", "seed", "error", "typed", "sweep",
-                                   "declared", "config", "finished_at"]
+                                   "declared", "config", "finished_at", "at_chance"]
     with pytest.raises(RunDirError, match=r"metrics.csv: unreadable \(ValueError: no column "
                                           r"train_acc, val_loss, val_acc"):
         compare.val_loss_rise(torn)
@@ -411,7 +412,9 @@ def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
     assert comp.baseline == "reg.dropout.fc=0.0" and comp.axes == ["reg.dropout.fc"]
     assert comp.comparisons == 1 and comp.adjusted and comp.note == "" and comp.duplicates == []
     assert comp.failed["path"].tolist() == [str(tmp_path / "x")]
-    assert list(comp.failed.columns) == ["path", "status", "error"]
+    assert list(comp.failed.columns) == ["path", "status", "error", "seed", "label"]
+    assert (comp.failed.at[0, "seed"], comp.failed.at[0, "label"]) == (9, "x")  # nothing typed
+    assert compare.diverged_text(comp) == "1 of 7 runs diverged and is not compared: x seed 9"
     assert sorted(comp.runs["label"]) == ["reg.dropout.fc=0.0"] * 3 + ["reg.dropout.fc=0.5"] * 3
     assert comp.tested == "last" and comp.swept == ["reg.dropout.fc"]  # origin unknown: all axes
     assert comp.margins == {"val_acc": 0.005, "gap_acc": 0.005, "gap_acc_last": 0.005}
@@ -424,7 +427,8 @@ def test_compare_groups_runs_and_finds_the_baseline(tmp_path: Path) -> None:
 
 
 def test_compare_names_configurations_by_what_was_typed(tmp_path: Path) -> None:
-    # dataset.train_size differs too, but no typed override set it: not an axis
+    # dataset.train_size differs too, though no typed override set it: the runs were not
+    # made from one base configuration, and the label says so
     for rate, size in ((0.0, 100), (0.5, 200)):
         for seed in (0, 1):
             run = write_run(tmp_path / f"r{rate}_{seed}", seed, val_acc=0.9 + rate / 10 + seed / 100,
@@ -433,8 +437,9 @@ def test_compare_names_configurations_by_what_was_typed(tmp_path: Path) -> None:
             (run / ".hydra").mkdir()
             (run / ".hydra" / "overrides.yaml").write_text(f"- reg.dropout.fc={rate}\n")
     comp = compare.compare(sorted(tmp_path.iterdir()))
-    assert comp.axes == ["reg.dropout.fc"]
-    assert sorted(comp.table["config"]) == ["reg.dropout.fc=0.0", "reg.dropout.fc=0.5"]
+    assert comp.axes == ["dataset.train_size", "reg.dropout.fc"]
+    assert sorted(comp.table["config"]) == ["reg.dropout.fc=0.0 dataset.train_size=100",
+                                            "reg.dropout.fc=0.5 dataset.train_size=200"]
 
 
 def test_compare_and_aggregate_judge_equivalence_with_the_margins(tmp_path: Path) -> None:

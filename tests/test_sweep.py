@@ -88,7 +88,9 @@ def test_failed_and_diverged_jobs_do_not_stop_the_others(tmp_path: Path) -> None
     assert [status(sweep_dir / str(n)) for n in range(4)] == ["completed", "diverged", "failed", "failed"]
     error = json.loads((sweep_dir / "2" / "summary.json").read_text())["error"]
     assert "MNIST/raw" in error and "\n" not in error
-    assert "3 of 4 jobs did not finish" in proc.stdout
+    assert "2 of 4 jobs did not finish" in proc.stdout  # the two failed; the diverged one:
+    assert "1 of 4 runs diverged and is not compared: dataset=synthetic optim.lr=1000000.0 " \
+        "seed 0" in proc.stdout
     assert "dataset=synthetic optim.lr=1000000.0: diverged" in proc.stdout
     assert "dataset=mnist optim.lr=0.05: failed: dataset mnist" in proc.stdout
     assert "Comparison" in proc.stdout and "regbench sweep --resume" in proc.stdout
@@ -100,6 +102,19 @@ def test_a_bad_value_on_an_axis_stops_the_sweep_before_anything_runs(
     result = CliRunner().invoke(app, ["sweep", *TINY, "reg.dropout.fc=0.1,1.5", "seed=0,1"])
     assert isinstance(result.exception, ConfigError)
     assert "job 2 (reg.dropout.fc=1.5 seed=0): reg.dropout.fc=1.5 is not allowed" in str(result.exception)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(("axis", "allowed"), [("seed=range(5,1)", "start < stop"),
+                                                ("reg=glob(zz*)", "dropout")])
+def test_an_empty_sweep_axis_is_one_line_naming_it(
+        axis: str, allowed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli("sweep", *TINY, "trainer.epochs=1", axis) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"regbench: error: {axis}: the sweep axis {axis.split('=')[0]} has no value")
+    assert allowed in err and err.count("\n") == 1 and "internal error" not in err
     assert not (tmp_path / "results").exists()
 
 

@@ -61,6 +61,28 @@ def full_pass(model: nn.Module, split: batching.Split, data: batching.Data, batc
     return loss_sum.item() / len(split), correct / len(split)
 
 
+def test_the_evaluation_pass_runs_in_eval_mode_on_a_tiny_deterministic_model() -> None:
+    # batch norm with its initial running statistics and dropout at 0.5: a train-mode pass
+    # normalises with the batch's own statistics and drops units, so its loss differs
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 4, 8),
+                                torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(8, 3))
+    g = torch.Generator().manual_seed(1)
+    split = batching.Split(torch.randint(0, 256, (48, 1, 4, 4), dtype=torch.uint8, generator=g),
+                           torch.randint(0, 3, (48,), generator=g))
+    data = batching.Data("tiny", split, split, split, torch.tensor([0.5]), torch.tensor([0.25]),
+                         "none")
+    model.train()  # as a training epoch leaves it
+    loss, acc = session.evaluate(model, split, data, 16)
+    with torch.no_grad():
+        x = batching.normalize(split.x, data.mean, data.std)
+        logits = model.eval()(x)
+    assert loss == pytest.approx(F.cross_entropy(logits, split.y).item(), rel=1e-5)
+    assert acc == int((logits.argmax(1) == split.y).sum()) / len(split)
+    assert not model.training and len(model[2].running_mean.nonzero()) == 0  # stats untouched
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("overrides", [
     ["reg.dropout.fc=0.5", "reg.dropout.conv=0.25"],  # dropout: train mode drops units

@@ -542,6 +542,8 @@ COLUMN_PATTERNS: list[tuple[str, str]] = [
     (r"pairs", "seeds paired with the baseline's (the differences use these)"),
     (r"best", "true on the row with the highest mean val accuracy (listed first)"),
     (r"baseline", "true on the baseline's row (its difference columns are empty)"),
+    (r"at_chance_runs", "runs of the configuration that did not learn: val accuracy within "
+                        "noise of chance (kept in the means, marked `(did not learn)`)"),
     (r"(?P<m>.+)_mean", "mean over seeds of {m}"),
     (r"(?P<m>.+)_std", "sample standard deviation (ddof=1) over seeds of {m}"),
     (r"d_(?P<m>.+)_low", "low end of the interval of the difference in {m}"),
@@ -569,7 +571,8 @@ JSON_KEYS = {
     "method": "the statistical method of the intervals and verdicts, as the caption names it",
     "duplicates": "one warning per seed that was run more than once (the newest run counts)",
     "configurations": "the rows: one object per configuration, with the CSV's columns",
-    "not_averaged": "the runs left out: failed, diverged, unfinished, pruned or damaged",
+    "not_averaged": "the runs left out: failed, diverged, unfinished, pruned or damaged; "
+                    "each with its path, status, one-line error, seed and label",
 }
 
 
@@ -670,6 +673,8 @@ def comparison_page() -> str:
 def regularizers_page() -> str:
     """Every registered regularizer: its keys, what it does and its paper, from its module."""
     regs = importlib.import_module("regbench.training.regularizers")
+    # the hooks the population engine runs for each member (the others keep runs out)
+    per_member = importlib.import_module("regbench.training.regularizers.base").PER_MEMBER_HOOKS
     out = []
     found = _registered(regs)
     for cls in found:
@@ -688,9 +693,15 @@ def regularizers_page() -> str:
         hooks = [h for h in HOOKS if _overrides(cls, h)]
         if hooks:
             facts.append("hook points: " + ", ".join(f"`{h}`" for h in hooks))
-        if hasattr(cls, "vectorised"):
-            facts.append("population engine: " + ("trained per member" if cls.vectorised
-                                                  else "such runs train on their own"))
+        outside = [h for h in hooks if h not in per_member]
+        if outside:
+            facts.append("population engine: such runs train on their own (it overrides "
+                         + ", ".join(f"`{h}`" for h in outside) + ")")
+        elif "population_blocker" in vars(cls):
+            facts.append("population engine: trained per member, except the settings it "
+                         "refuses (those runs train on their own)")
+        else:
+            facts.append("population engine: trained per member")
         out += [f"- {f}" for f in facts]
         out.append("")
     return "\n".join(out)

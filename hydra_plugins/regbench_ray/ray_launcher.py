@@ -117,7 +117,7 @@ class RayLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        start_ray(self.address, self.init)
+        start_ray(self.address, self.init, Path(str(self.config.hydra.sweep.dir)))
         configs = [sweep_job_config(self.hydra_context, self.config, o, initial_job_idx + i)
                    for i, o in enumerate(job_overrides)]
         if self.population:
@@ -154,14 +154,21 @@ class RayLauncher(Launcher):
         return returns
 
 
-def start_ray(address: str | None, init: dict[str, Any]) -> None:
-    """Connect to the cluster at address, or start a local one; ConfigError when there is none."""
+def start_ray(address: str | None, init: dict[str, Any], sweep_dir: Path) -> None:
+    """Connect to the cluster at address, or start a local one; ConfigError when there is none.
+
+    Ray's own log lines (its token warning, 'Started a local Ray instance') go to the
+    sweep's sweep.log, not the terminal, unless --debug; the jobs' own lines still show.
+    """
     import ray
 
     from regbench.errors import ConfigError
+    from regbench.store import runs
 
     if ray.is_initialized():
         return
+    if os.environ.get("REGBENCH_DEBUG") != "1":
+        to_sweep_log(logging.getLogger("ray"), sweep_dir / runs.SWEEP_LOG_FILE)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every job's line shows, not one per kind
     local = {k: v for k, v in init.items() if v is not None} if address is None else {}
     try:
@@ -169,6 +176,16 @@ def start_ray(address: str | None, init: dict[str, Any]) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ConfigError(f"hydra.launcher.address={address}: no Ray cluster there ({e}); "
                           "leave it null to start one on this machine") from e
+
+
+def to_sweep_log(logger: logging.Logger, path: Path) -> None:
+    """Send a third-party logger's records to the sweep's log file instead of the terminal."""
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def population_groups(pending: list[Any], max_members: int) -> list[list[int]]:

@@ -74,6 +74,10 @@ class TrainerConfig:
     precision: str = "auto"
     checkpoint: bool = True  # write a checkpoint after every epoch, for resume
     progress: bool = True  # the progress bar (off in sweeps unless set)
+    # a run diverges when its eval-mode train or val loss exceeds this many times a uniform
+    # guess's ln(K) nats (or any loss, parameter or gradient stops being finite); inf: only
+    # the finiteness checks (docs/how-to/troubleshooting.md gives the measurements behind 10)
+    diverge_factor: float = 10.0
 
 
 @dataclass

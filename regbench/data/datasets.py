@@ -11,6 +11,7 @@ import contextlib
 import io
 import pickle
 import struct
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,8 +172,26 @@ def _missing_message(name: str, root: Path, why: str, tried: bool = False) -> st
             "$REGBENCH_DATA to the folder that holds them")
 
 
+def unpack(name: str, root: Path) -> bool:
+    """Unpack the original archives found in place (the MNIST .gz files in MNIST/raw/,
+    cifar-10-python.tar.gz in the root), with no network; whether the dataset is then
+    present. What they hold is checked when it is read, as for files placed unpacked."""
+    from torchvision.datasets.utils import extract_archive
+
+    archives = [path for path, _ in _archives(name, root)]
+    if not archives or not all(path.is_file() for path in archives):
+        return False
+    for path in archives:
+        try:
+            extract_archive(str(path), str(path.parent))
+        except (OSError, EOFError, tarfile.TarError) as e:
+            raise DataError(f"{path}: cannot unpack ({type(e).__name__}: {e}); the archive is "
+                            f"truncated or corrupted: delete it and download it again") from e
+    return is_present(name, root)
+
+
 def _read_torchvision(name: str, root: Path, allow_download: bool) -> tuple[np.ndarray, ...]:
-    if not is_present(name, root):
+    if not is_present(name, root) and not unpack(name, root):
         if not allow_download:
             raise DataError(_missing_message(name, root, "dataset.download is false"))
         download(name, root)

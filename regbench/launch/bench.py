@@ -38,7 +38,8 @@ from regbench.training.device import (autocast, check_device, configure, memory_
                              resolve_device, train_dtype)
 from regbench.errors import ConfigError
 from regbench.training.optim import build_optimizer
-from regbench.training.population import Population
+from regbench.training import step
+from regbench.training.population import PopulationEngine
 from regbench.training.session import Session, build_trainer, evaluate
 
 
@@ -271,7 +272,8 @@ class Loops:
                          evals, epochs, self.device)
 
     def regbench(self, epochs: int, data: datamod.Data | None = None) -> tuple[float, float]:
-        """regbench's own Trainer.train_epoch and evaluate, on the data held on the device."""
+        """regbench's own training step (regbench.training.step) and evaluate, on the data
+        held on the device."""
         self.reset(memory_format(self.device))
         data = data or self.data
         cfg = replace(self.cfg, seed=SEED)
@@ -279,7 +281,7 @@ class Loops:
         quiet = Callback()
 
         def epoch() -> None:
-            trainer.train_epoch(quiet)
+            step.train_one(trainer, quiet)
 
         def evals() -> None:
             evaluate(self.model, data.train, data, cfg.trainer.eval_batch_size)
@@ -363,13 +365,15 @@ def population_rates(cfg: RegbenchConfig, data: datamod.Data, device: torch.devi
                 run_dir = Path(tmp) / f"{size}-{i}"
                 run_dir.mkdir()
                 sessions.append(Session.open(replace(cfg, seed=SEED + i), run_dir, data, device))
-            population = Population.build(sessions)
+            engine = PopulationEngine()
+            engine.start(sessions)
+            quiet = [Callback() for _ in sessions]
             seconds = []
             for _ in range(reps):
                 sync(device)
                 t0 = time.perf_counter()
                 for epoch in range(1, epochs + 1):
-                    population.train_epoch(sessions, epoch)
+                    engine.train_epoch(sessions, epoch, quiet)
                 sync(device)
                 seconds.append((time.perf_counter() - t0) / epochs)
             rate = size * len(data.train) / statistics.median(seconds)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.errors import ConfigError
+from regbench.store.sweeps import key_of
 
 if TYPE_CHECKING:
     from regbench.training.schema import RegbenchConfig
@@ -216,6 +217,10 @@ def explain(e: Exception, overrides: list[str]) -> str:
     if "Could not override" in text or "Key '" in str(cause) and "not in" in str(cause):
         m = re.search(r"full_key: (\S+)", str(cause)) or re.search(r"override '([^']+)'", text)
         key = m.group(1) if m else "?"
+        added = next((o for o in overrides if o.startswith("+") and key_of(o) == key), None)
+        if added is not None:  # +key=value was what failed: it cannot be the advice
+            return (f"{added}: unknown key {key!r}{suggest_key(key)}; regbench's configuration "
+                    "is typed and takes no new keys; `regbench config` lists every key")
         return (f"unknown key {key!r}{suggest_key(key)}; `regbench config` lists every key "
                 "(to add a new one use +key=value)")
     if "Ambiguous value" in text or "--multirun" in text:

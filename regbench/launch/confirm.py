@@ -22,14 +22,15 @@ from typing import Any
 
 from regbench.errors import ConfigError
 from regbench.launch import sweep
-from regbench.store import runs, summary
+from regbench.store import runs, summary, sweeps
 from regbench.store.sweeps import SweepPlan, job_dir, key_of, read_plan, write_plan
+from regbench.study import failures
 from regbench.study.confirmation import Candidate, ConfirmRow, rows
 from regbench.study.labels import job_label
 
 SUFFIX = "-confirm"
 JOBS_FILE = "jobs.json"  # the listed jobs, read by hydra/sweeper=regbench_list
-CANDIDATES_FILE = "confirm.json"  # what was confirmed: the search, the candidates, the baseline
+CANDIDATES_FILE = sweeps.CONFIRM_FILE  # what was confirmed: the search, the candidates, the baseline
 TABLE_FILE = "confirm.csv"
 
 
@@ -156,9 +157,15 @@ def run(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list[str
     comp, table = compare_grid(folder, plan, chosen, baseline)
     unfinished = [(job_label(plan.jobs[n], plan.axes), summary.status(job_dir(folder, n)))
                   for n in sweep.pending(folder, plan)]
+    dirs = [job_dir(folder, n) for n in range(len(plan.jobs))]
+    diverged = failures.diverged_line(
+        sweep.diverged_jobs(plan, dirs, [summary.status(d) for d in dirs]), len(dirs), "confirmed")
+    if diverged:
+        terminal.err.print(f"regbench: {diverged}", soft_wrap=True)
     for name, status in unfinished:
-        terminal.err.print(f"regbench: confirmation job {name}: {status} (not in the table)",
-                           soft_wrap=True)
+        if status != failures.DIVERGED:
+            terminal.err.print(f"regbench: confirmation job {name}: {status} (not in the table)",
+                               soft_wrap=True)
     if comp is None:
         terminal.err.print("regbench: no confirmation job finished: nothing to compare",
                            soft_wrap=True)

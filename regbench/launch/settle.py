@@ -175,6 +175,9 @@ def drive(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, flags: l
             current.undecided = sum(need.values())
             settle_record.write(sweep_dir, record)
             print(settle_view.round_line(record, current), flush=True)
+            for c, why in settled.diverging(sweep_dir, record).items():
+                if c in current.configs:
+                    print(f"settle: {record.labels[c]} gets no more seeds: {why}", flush=True)
         status = next_status(record, current)
         if status != RUNNING:
             record.status = status
@@ -237,13 +240,15 @@ def run_round(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, curr
 def undecided_configs(sweep_dir: Path, record: SettleRecord, baseline: str | None) -> dict[int, int]:
     """Configuration index -> how many of its comparisons (one per metric) are undecided."""
     out = {c: len(record.metrics) for c in range(len(record.configs)) if c != record.baseline}
+    for c in settled.diverging(sweep_dir, record):
+        out[c] = 0  # it keeps diverging: more seeds would not decide it
     if not any(summary.status(d) in runs.FINISHED for d in settled.job_dirs(sweep_dir, record)):
         return out
     comp = settled.compare_settle(sweep_dir, record, baseline)
     index = settled.config_index(comp, record)
     for metric in record.metrics:
         for name, looks in comp.settle.looks.get(metric, {}).items():
-            if looks and looks[-1].verdict != equivalence.UNDECIDED:
+            if looks and looks[-1].verdict != equivalence.UNDECIDED and out[index[name]]:
                 out[index[name]] -= 1
     return out
 

@@ -34,6 +34,7 @@ from regbench.launch.composition import (claim_plugin_names, compose, explain, r
 from regbench.config.schema import check as config_check
 from regbench.errors import ConfigError, RegbenchError
 from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, SweepInterrupted, call_hydra
+from regbench.study import failures
 from regbench.study.labels import job_label, key_of
 
 SWEEP_FILE = runs.SWEEP_FILE
@@ -102,8 +103,33 @@ def expand_sweep(overrides: list[str]) -> Expansion:
             assert isinstance(confirm, dict)
             return Expansion(probe_jobs(params + task), hydra_overrides, "optuna", trials,
                              {str(k): v for k, v in confirm.items()})
-        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + task), None)
+        swept = parser.parse_overrides(params + task)
+        check_axes(swept, loader)
+        (jobs,) = BasicSweeper.split_arguments(swept, None)
     return Expansion([list(j) for j in jobs], hydra_overrides)
+
+
+def check_axes(parsed: list[Any], loader: Any) -> None:
+    """ConfigError naming the first sweep axis a grid cannot expand: a search range
+    (interval() without the Optuna sweeper) or one with no value (range(5,1), glob(zz*))."""
+    for o in parsed:
+        if o.is_sweep_override() and o.is_interval_sweep():
+            raise ConfigError(f"{o.input_line}: interval() is a search range; add "
+                              "hydra/sweeper=optuna to search it, or give a grid's values "
+                              "(a comma list or range())")
+        if not (o.is_sweep_override() and o.is_discrete_sweep()) or list(o.sweep_string_iterator()):
+            continue
+        key = o.get_key_element()
+        line = o.input_line or key
+        if "glob(" in line:
+            names = loader.get_group_options(key)
+            allowed = (f"a pattern that matches one of {', '.join(names)}" if names
+                       else f"a key with presets (a config group); {key} has none")
+        elif "range(" in line:
+            allowed = "range(start,stop[,step]) with start < stop for a positive step, e.g. range(0,3)"
+        else:
+            allowed = "at least one value, e.g. a comma list such as 0,1,2"
+        raise ConfigError(f"{line}: the sweep axis {key} has no value; allowed: {allowed}")
 
 
 def probe_jobs(params: list[str]) -> list[list[str]]:
@@ -249,6 +275,9 @@ def device_type(cfg: Any) -> str:
     return resolve_device(cfg.trainer.device).type
 
 
+FULL_ERROR = "HYDRA_FULL_ERROR"  # set: Hydra re-raises an error instead of printing it
+
+
 def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: list[str]) -> int:
     """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
     job_env = [f"++hydra.job.env_set.{SWEEP_AXES_ENV}='{' '.join(sweep_plan.axes)}'",
@@ -259,15 +288,53 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the jobs' lines say enough
     # Ray folds similar log lines of its workers into one; every job's line should show
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    full_error = os.environ.get(FULL_ERROR)
+    os.environ[FULL_ERROR] = "1"  # a launcher's exception reaches us, not Hydra's traceback
     try:
         return call_hydra(["--multirun", *flags, *overrides, *job_env,
                            f"hydra.sweep.dir='{sweep_dir}'"], report=False)
+    except Exception as e:
+        raise launcher_error(e, sweep_dir, sweep_plan, overrides) from e
     except KeyboardInterrupt as e:
         if sweep_plan.sweeper == "optuna":  # the study in its storage resumes too
             record_trials(sweep_dir, sweep_plan)
         terminal.err.print(f"regbench: sweep interrupted; continue it with: regbench sweep "
                            f"--resume {sweep_dir}", soft_wrap=True)
         return e.exit_code if isinstance(e, SweepInterrupted) else INTERRUPTED
+    finally:
+        if full_error is None:
+            os.environ.pop(FULL_ERROR, None)
+        else:
+            os.environ[FULL_ERROR] = full_error
+
+
+def launcher_error(e: Exception, sweep_dir: Path, sweep_plan: SweepPlan,
+                   overrides: list[str]) -> ConfigError:
+    """One line for a launcher (or sweeper) that failed: where no job started, resuming
+    would fail the same way, so only once some job ran is --resume the advice."""
+    name = next((o.split("=", 1)[1] for o in reversed(overrides)
+                 if key_of(o) == "hydra/launcher"), "basic")
+    what = str(e) if isinstance(e, RegbenchError) else " ".join(f"{type(e).__name__}: {e}".split())
+    started = any((job_dir(sweep_dir, n) / runs.SUMMARY_FILE).exists()
+                  for n in range(len(sweep_plan.jobs)))
+    if started:
+        return ConfigError(f"hydra/launcher={name} failed during the sweep: {what}; once it "
+                           f"works, continue with: regbench sweep --resume {sweep_dir}")
+    return ConfigError(f"hydra/launcher={name} cannot start: {what}; run the sweep where it "
+                       "can, or choose another launcher (hydra/launcher=joblib runs the jobs "
+                       "on this machine)")
+
+
+def diverged_jobs(plan: SweepPlan, dirs: list[Path], status: list[str]
+                  ) -> list[tuple[str, int | None]]:
+    """(label without the seed, seed) of each diverged job, for failures.diverged_line."""
+    axes = [a for a in plan.axes if a != "seed"]
+    out = []
+    for n, st in enumerate(status):
+        if st == failures.DIVERGED:
+            s = summary.load(dirs[n])
+            out.append((job_label(plan.jobs[n], axes) or f"job {n}", s.seed if s else None))
+    return out
 
 
 def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
@@ -301,7 +368,10 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
          s.why_unfinished() if (s := summary.load(dirs[n])) else
          "no summary.json: never started, or killed", dirs[n])
         for n, st in enumerate(status) if st not in runs.FINISHED and st != runs.PRUNED]
-    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size)
+    what = "scored" if sweep_plan.sweeper == "optuna" else "compared"
+    diverged = failures.diverged_line(diverged_jobs(sweep_plan, dirs, status), len(dirs), what)
+    terminal.print_sweep_end(sweep_dir, comp, figures, unfinished, sweep_plan.size,
+                             diverged=diverged)
     if comp is None:
         what = "trial of the search" if sweep_plan.sweeper == "optuna" else "job of the sweep"
         terminal.err.print(f"regbench: no {what} finished: nothing to compare", soft_wrap=True)

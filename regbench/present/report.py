@@ -10,6 +10,7 @@ status and the failures. It is rendered with Jinja2 from the templates shipped i
 from __future__ import annotations
 
 import base64
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import jinja2
 
 from regbench import __version__
-from regbench.study import compare, settled
+from regbench.study import compare, failures, settled
 from regbench.present import plots, settle_view
 from regbench.store import runs, settle_record, sweeps
 from regbench.store import summary as summary_file
@@ -63,7 +64,24 @@ class Study:
 
     @property
     def failed(self) -> list[RunLine]:
-        return [r for r in self.runs if r.status not in runs.FINISHED]
+        """Runs that did not finish, a search's pruned trials aside (they ended as planned)."""
+        return [r for r in self.runs if r.status not in (*runs.FINISHED, runs.PRUNED)]
+
+    @property
+    def pruned(self) -> list[RunLine]:
+        return [r for r in self.runs if r.status == runs.PRUNED]
+
+    @property
+    def quoted(self) -> list[str]:
+        """The command's tokens quoted as a shell needs them: 'seed=range(0,3)'."""
+        return [shlex.quote(token) for token in self.command]
+
+    @property
+    def diverged(self) -> str | None:
+        """'1 of 4 runs diverged and is not compared: ...', or None."""
+        left_out = [(" ".join(v for v in r.values.split() if not v.startswith("seed=")) or r.name,
+                     r.seed) for r in self.runs if r.status == failures.DIVERGED]
+        return failures.diverged_line(left_out, len(self.runs))
 
 
 def _pct(value: Any) -> str:
@@ -151,7 +169,7 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
             time_s=f"{s.wall_time_s:.1f}",
             error=None if s.finished else s.why_unfinished(), path=str(d)))
     seeds = sorted({s.seed for s in summaries if s.seed is not None})
-    command = ["regbench", "sweep", *plan.flags, *plan.args] if plan else []
+    command = sweeps.command(folder, plan) if plan else []
     figures = plots.make_plots(comp, folder) if comp is not None else []
     setup = _setup(folder, dirs, summaries)
     if settle is not None:

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only: no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from regbench.present.tables import SPENDING_WORDS, seeds_to_decide  # noqa: E402
+from regbench.present.tables import SPENDING_WORDS, bounds, seeds_to_decide  # noqa: E402
 from regbench.store.metrics import plural  # noqa: E402
 from regbench.study.stats import MAX_SEEDS  # noqa: E402
 from regbench.store.settle_record import SETTLED, Round, SettleRecord  # noqa: E402
@@ -90,9 +90,9 @@ def end_lines(record: SettleRecord, comp: Comparison | None, figure: Path | None
         estimate = seeds_to_decide(table.loc[name], metric)
         words = ("no estimate" if math.isnan(estimate) else f"more than {MAX_SEEDS:,} seeds would be needed"
                  if math.isinf(estimate) else f"~{estimate:,.0f} seeds would likely decide it")
+        low, high = bounds(100 * look.low, 100 * look.high)
         lines.append(f"  {name}, {METRIC_WORDS[metric]}: {100 * look.d:+.2f} "
-                     f"[{100 * look.low:+.2f}, {100 * look.high:+.2f}] pts at {look.pairs} seeds; "
-                     f"{words}")
+                     f"[{low}, {high}] pts at {look.pairs} seeds; {words}")
     return lines
 
 

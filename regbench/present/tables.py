@@ -16,7 +16,7 @@ import pandas as pd
 
 from regbench.errors import ConfigError
 from regbench.store.metrics import number, plural
-from regbench.study.compare import Comparison
+from regbench.study.compare import Comparison, diverged_text
 from regbench.study.stats import MAX_SEEDS
 
 # The alpha-spending functions of a settle, as a caption names them.
@@ -31,6 +31,17 @@ def _pm(mean: float, std: float, scale: float = 100, sign: str = "", sep: str = 
     return text if pd.isna(std) else f"{text}{sep}± {scale * std:.2f}"
 
 
+def bounds(low: float, high: float, spec: str = "+.2f") -> tuple[str, str]:
+    """An interval's bounds formatted with spec's decimals, or with more where needed so
+    that an interval that excludes zero never shows a bound of zero ('+0.004', not '+0.00')."""
+    sign, decimals = spec.split(".")[0], int(spec.split(".")[1].rstrip("f"))
+    excludes_zero = low > 0 or high < 0
+    while excludes_zero and decimals < 12 and any(
+            float(format(x, f"{sign}.{decimals}f")) == 0 for x in (low, high)):
+        decimals += 1
+    return number(low, f"{sign}.{decimals}f"), number(high, f"{sign}.{decimals}f")
+
+
 def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100,
                 spec: str = "+.2f") -> str:
     """'+1.23', its interval '[+0.40,+2.06]' (points unless scaled), verdict, seeds needed."""
@@ -42,8 +53,8 @@ def _difference(row: pd.Series, metric: str, sep: str = "\n", scale: float = 100
     if pd.isna(low):
         return f"{number(scale * mean, spec)}{sep}no interval{sep}(1 pair)"
     # the interval's bounds on two lines keep the column as narrow as its verdict
-    lines = [number(scale * mean, spec), f"[{number(scale * low, spec)},",
-             f"{number(scale * high, spec)}]"]
+    shown_low, shown_high = bounds(scale * low, scale * high, spec)
+    lines = [number(scale * mean, spec), f"[{shown_low},", f"{shown_high}]"]
     verdict = row.get(f"{metric}_verdict")
     if row[f"{metric}_established"]:
         lines.append("established")
@@ -79,8 +90,12 @@ def _seeds(row: pd.Series, sep: str) -> str:
 
 
 def _config(row: pd.Series, sep: str) -> str:
-    marks = [m for m, on in (("(best)", row["best"]), ("(baseline)", row["baseline"])) if on]
-    return sep.join([row["config"], *marks])
+    """The configuration's label and one mark: (best), (baseline), (did not learn), or
+    several of them together, '(best, baseline)'."""
+    at_chance = row.get("at_chance_runs")
+    words = [w for w, on in (("best", row["best"]), ("baseline", row["baseline"]),
+                             ("did not learn", bool(at_chance) and not pd.isna(at_chance))) if on]
+    return sep.join([row["config"], f"({', '.join(words)})"]) if words else row["config"]
 
 
 @dataclass(frozen=True)
@@ -259,12 +274,29 @@ def markdown(comp: Comparison, columns: list[str] | None = None) -> str:
     header, rows = display_rows(comp, sep=" ", columns=columns)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
-    return "\n".join(lines) + "\n\n" + caption(comp) + "\n" + warnings_text(comp) + failed_text(comp)
+    return ("\n".join(lines) + "\n\n" + caption(comp) + "\n" + chance_text(comp)
+            + warnings_text(comp) + failed_text(comp))
+
+
+def chance_text(comp: Comparison) -> str:
+    """The configurations with runs that did not learn (val accuracy within noise of
+    chance), kept in the table as data, or ''."""
+    if "at_chance_runs" not in comp.table:
+        return ""
+    named = [f"{r.config} ({r.at_chance_runs} of {r.seeds} seeds)"
+             for r in comp.table.itertuples() if r.at_chance_runs]
+    if not named:
+        return ""
+    return ("did not learn (val accuracy within noise of chance; kept in the comparison): "
+            + "; ".join(named) + "\n")
 
 
 def warnings_text(comp: Comparison) -> str:
-    """One line per seed that several finished runs share, or ''."""
-    return "".join(f"warning: {w}\n" for w in comp.duplicates)
+    """The runs dropped as true duplicates (the same configuration and seed as a newer run),
+    one line per configuration and seed, or ''."""
+    if not comp.duplicates:
+        return ""
+    return "Counted once (true duplicates):\n" + "".join(f"  {w}\n" for w in comp.duplicates)
 
 
 def failed_text(comp: Comparison) -> str:
@@ -272,6 +304,8 @@ def failed_text(comp: Comparison) -> str:
     if comp.failed.empty:
         return ""
     counts = comp.failed["status"].value_counts()  # pruned trials are named as such
-    lines = [f"Not averaged in ({', '.join(f'{n} {status}' for status, n in counts.items())}):"]
+    diverged = diverged_text(comp)
+    lines = [diverged] if diverged else []
+    lines += [f"Not averaged in ({', '.join(f'{n} {status}' for status, n in counts.items())}):"]
     lines += [f"  {r.path}: {r.status}: {r.error}" for r in comp.failed.itertuples()]
     return "\n".join(lines) + "\n"

@@ -43,10 +43,15 @@ err = Console(stderr=True, highlight=False)
 
 
 class Progress(Callback):
-    """One bar line per epoch: batches done, running loss, images/s, then val metrics."""
+    """One bar line per epoch: batches done, running loss, images/s, then val metrics.
+
+    Written to a pipe or a file, where a bar is not redrawn, each epoch's line is printed
+    plain and flushed when the epoch ends, so that `regbench run > log 2>&1` shows it then.
+    """
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.plain = False  # a pipe or a file: lines, not a bar
         self.epochs = self.steps = 0
         self.bar: RichProgress | None = None
         self.task: Any = None
@@ -55,12 +60,13 @@ class Progress(Callback):
 
     def on_train_start(self, epochs: int, steps_per_epoch: int) -> None:
         self.epochs, self.steps = epochs, steps_per_epoch
+        self.plain = self.enabled and not console.is_terminal
         self.bar = RichProgress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(bar_width=12), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
             TextColumn("{task.fields[val]}"),
-            console=console, disable=not self.enabled, transient=False)
+            console=console, disable=not self.enabled or self.plain, transient=False)
         self.bar.start()
 
     def on_train_end(self) -> None:
@@ -89,9 +95,13 @@ class Progress(Callback):
     def on_epoch_end(self, row: Row) -> None:
         assert self.bar is not None
         speed = self.images / max(self.t_last - self.t0, 1e-9)
-        self.bar.update(self.task, completed=self.steps, loss=f"{row['train_loss_running']:.4f}",
-                        speed=f"{speed:,.0f} img/s",
-                        val=f"train/val acc {row['train_acc']:.3f}/{row['val_acc']:.3f}")
+        fields = {"loss": f"{row['train_loss_running']:.4f}", "speed": f"{speed:,.0f} img/s",
+                  "val": f"train/val acc {row['train_acc']:.3f}/{row['val_acc']:.3f}"}
+        self.bar.update(self.task, completed=self.steps, **fields)
+        if self.plain:
+            console.print(f"epoch {row['epoch']}/{self.epochs} loss {fields['loss']} "
+                          f"{fields['speed']} {fields['val']}", soft_wrap=True, markup=False)
+            console.file.flush()
 
 
 def warn(message: str) -> None:
@@ -114,7 +124,10 @@ def _pct(x: float | None) -> str:
 
 
 def _num(x: float | None, fmt: str = ".4f") -> str:
-    return "-" if x is None else number(x, fmt)
+    """x with fmt; a loss that exploded (1e6 and more) in 3 significant digits, 5.98e+30."""
+    if x is None:
+        return "-"
+    return number(x, fmt) if abs(x) < 1e6 else format(x, fmt.replace(".4f", ".3g"))
 
 
 def gap_table(summary: Summary) -> Table:
@@ -184,10 +197,13 @@ def job_line(run_dir: Path, action: str, name: str) -> str:
     best = s.best
     if action == "skip":
         return f"{name}: already {s.status}, kept"
+    if s.status == "diverged":
+        return f"{name}: {s.why_unfinished()}"
     if not s.finished or best is None:
         return f"{name}: {s.status}: {s.why_unfinished()}"
-    return (f"{name}: {s.status}, val acc {_pct(best.val_acc)} at best epoch {best.epoch}, "
-            f"gap {100 * best.gap_acc:+.2f} pts, {s.wall_time_s:.1f} s")
+    learned = ", did not learn (chance level)" if s.at_chance else ""
+    return (f"{name}: {s.status}{learned}, val acc {_pct(best.val_acc)} at best epoch "
+            f"{best.epoch}, gap {100 * best.gap_acc:+.2f} pts, {s.wall_time_s:.1f} s")
 
 
 def print_job_line(run_dir: Path, action: str, name: str) -> None:
@@ -223,6 +239,25 @@ def comparison_table(comp: Comparison, columns: list[str] | None = None,
     return _comparison_table(comp, shown, [n for n in wanted if n not in shown])
 
 
+def comparison_blocks(comp: Comparison, columns: list[str], width: int | None = None
+                      ) -> list[Table]:
+    """Every one of the chosen columns, as tables side by side would not fit `width`: one
+    block after another, each with the configuration column, the caption under the last."""
+    width = width or table_console().width
+    blocks: list[list[str]] = []
+    current = ["config"]
+    for name in (n for n in columns if n != "config"):
+        if len(current) > 1 and _narrowest(comp, [*current, name]) > width:
+            blocks.append(current)
+            current = ["config", name]
+        else:
+            current.append(name)
+    blocks.append(current)
+    return [_comparison_table(comp, block, [], title=f"Comparison ({n} of {len(blocks)})"
+                              if len(blocks) > 1 else "Comparison", caption=n == len(blocks))
+            for n, block in enumerate(blocks, 1)]
+
+
 def _narrowest(comp: Comparison, shown: list[str]) -> int:
     """Characters the table needs with its configuration column wrapped as far as it can be."""
     table = _comparison_table(comp, shown, [], squeeze=True)
@@ -232,7 +267,8 @@ def _narrowest(comp: Comparison, shown: list[str]) -> int:
 
 
 def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
-                      squeeze: bool = False) -> Table:
+                      squeeze: bool = False, title: str = "Comparison",
+                      caption: bool = True) -> Table:
     from regbench.present import tables
 
     header, rows = tables.display_rows(comp, columns=shown)
@@ -241,10 +277,10 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
     if hidden:
         text += (f" Not shown at this width: {', '.join(hidden)} (--columns all, a wider "
                  "terminal, or --format csv/json show them).")
-    table = Table(title=None if squeeze else "Comparison", title_justify="left",
+    table = Table(title=None if squeeze else title, title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
                   collapse_padding=True,
-                  caption=None if squeeze else Text(text), caption_justify="left")
+                  caption=None if squeeze or not caption else Text(text), caption_justify="left")
     longest = max((len(word) for cells in rows for word in [*cells[0].split(), header[0]]),
                   default=0)
     table.add_column(header[0], justify="left", min_width=longest,
@@ -257,29 +293,43 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
 
 
 def print_comparison(comp: Comparison, out: Console | None = None,
-                     columns: list[str] | None = None) -> None:
-    """Warnings about repeated seeds, the comparison table, then the runs left out of it."""
+                     columns: list[str] | None = None, every: bool = False) -> None:
+    """The comparison table, then the runs dropped as duplicates and those left out of it.
+
+    every: show every one of `columns` (chosen with --columns), in blocks if they do not
+    fit side by side; else the least important are left out to fit and the caption says so.
+    """
     from regbench.present import tables
 
-    for line in comp.duplicates:
-        warn(line)
     out = out or table_console()
-    print_table(comparison_table(comp, columns, out.width), out)
+    if every and columns:
+        for table in comparison_blocks(comp, columns, out.width):
+            print_table(table, out)
+    else:
+        print_table(comparison_table(comp, columns, out.width), out)
+    out.print(tables.chance_text(comp) + tables.warnings_text(comp), end="", soft_wrap=True)
     out.print(tables.failed_text(comp), end="", soft_wrap=True)
 
 
 def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path],
                     unfinished: list[tuple[str, str, str, Path]], n_jobs: int,
-                    resumable: bool = True) -> None:
-    """A finished sweep: its comparison and files, then each job that did not finish."""
+                    resumable: bool = True, diverged: str | None = None) -> None:
+    """A finished sweep: its comparison and files, the line naming its diverged jobs, then
+    each job that did not finish."""
     out = table_console()
     if comp is not None:
         print_comparison(comp, out)
         out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
                   + ", ".join(p.name for p in figures), soft_wrap=True)
-    if unfinished:
-        out.print(f"{len(unfinished)} of {n_jobs} jobs did not finish (not in the table):")
-        for name, status, why, path in unfinished:
+    if diverged:
+        out.print(diverged, soft_wrap=True)
+    others = [u for u in unfinished if u[1] != "diverged"]
+    for name, status, why, path in unfinished:
+        if status == "diverged":
+            out.print(f"  {name}: {why} ({path})", soft_wrap=True)
+    if others:
+        out.print(f"{len(others)} of {n_jobs} jobs did not finish (not in the table):")
+        for name, status, why, path in others:
             out.print(f"  {name}: {status}: {why} ({path})", soft_wrap=True)
         if resumable:
             out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from regbench.store.runs import atomic_file
+from regbench.store.runs import FINISHED, atomic_file
 
 # A validation loss this much above its minimum (relative) counts as having risen.
 ONSET_RISE = 0.01
+# A model leading val by many points is memorising only once it fits its training data:
+# below this train accuracy (a fraction) the gap comes from a model still learning.
+MEMORISING_TRAIN_ACC = 0.80
 # A run has converged at the first epoch whose val accuracy is this close to its best.
 CONVERGED_WITHIN = 0.01
 # Unstable training, from one epoch to the next: val accuracy falling by more than COLLAPSE
@@ -28,6 +31,10 @@ CONVERGED_WITHIN = 0.01
 # train loss only rises when the steps overshoot; the floor keeps out the jitter of a
 # nearly-zero loss.
 COLLAPSE = 0.10
+# A finished run learned nothing when its best val accuracy stays below the one-sided 99%
+# bound of what guessing reaches on n val images: 1/K + CHANCE_Z * sqrt(p (1 - p) / n) with
+# p = 1/K (the normal approximation of Binomial(n, p) / n); 13.1% on 500 images, 10 classes.
+CHANCE_Z = 2.326
 TRAIN_LOSS_RISE = 0.10
 TRAIN_LOSS_RISE_MIN = 0.05
 
@@ -184,10 +191,27 @@ def instability(rows: Sequence[Row]) -> str | None:
     return " and ".join(signs) or None
 
 
-def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> str:
-    """One plain-words sentence on what the curves show."""
+def chance_bound(val_images: int, num_classes: int) -> float:
+    """The highest val accuracy (fraction) that is still within noise of guessing."""
+    p = 1 / num_classes
+    return p + CHANCE_Z * math.sqrt(p * (1 - p) / max(val_images, 1))
+
+
+def at_chance(rows: Sequence[Row], val_images: int, num_classes: int) -> bool:
+    """Whether every epoch's val accuracy stayed within noise of chance (chance_bound)."""
+    accs = [r.val_acc for r in rows if math.isfinite(r.val_acc)]
+    return bool(accs) and max(accs) <= chance_bound(val_images, num_classes)
+
+
+def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None,
+            diverged: tuple[int, str] | None = None,
+            chance: tuple[int, int] | None = None) -> str:
+    """One plain-words sentence on what the curves show; `diverged`: the epoch and reason
+    of a diverged run; `chance`: (val images, classes), to name a run that did not learn."""
     n = int(rows[-1]["epoch"]) if rows else 0
     if status == "diverged":
+        if diverged is not None:
+            return f"diverged at epoch {diverged[0]}: {diverged[1]}"
         return f"training diverged in epoch {n + 1}: the loss became NaN or infinite"
     if not rows:
         return f"no epoch finished (status: {status})"
@@ -200,6 +224,11 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> 
         prefix = f"interrupted after epoch {n}; "
     elif status == "pruned":
         prefix = f"pruned by the search after epoch {n}; "
+    if chance is not None and status in FINISHED and at_chance(rows, *chance):
+        best = max(r.val_acc for r in rows if math.isfinite(r.val_acc))
+        return prefix + (f"did not learn: val acc {100 * best:.1f}%, chance is "
+                         f"{100 / chance[1]:.0f}% (within noise on {chance[0]} val images: "
+                         f"at most {100 * chance_bound(*chance):.1f}%)")
     unstable = instability(rows)
     if unstable is not None:
         return prefix + (f"unstable training: {unstable}; the gap on these curves is "
@@ -212,9 +241,21 @@ def verdict(rows: Sequence[Row], status: str, kept_epoch: int | None = None) -> 
         return (prefix + f"val loss bottomed at epoch {onset} and rose {rise:.0f}% by epoch {n} "
                 f"while train loss kept falling: overfitting (accuracy gap {number(gap_pts, '.1f')} "
                 "points)")
-    if gap_pts > 5:
+    if status == "early_stopped" and (i := best_index(rows, "val_loss")) is not None \
+            and i < len(rows) - 1 and last["val_loss"] > rows[i]["val_loss"]:
+        low = rows[i]  # the rise that stopped it, though not the onset's (> 1%, train falling)
+        rise = 100 * (last["val_loss"] / low["val_loss"] - 1)
+        return prefix + (f"val loss was lowest at epoch {low['epoch']} and rose "
+                         f"{number(rise, '.1f')}% by epoch {n} (accuracy gap "
+                         f"{number(gap_pts, '.1f')} points)")
+    if gap_pts > 5 and last["train_acc"] >= MEMORISING_TRAIN_ACC:
         return prefix + (f"no overfitting onset within {plural(n, 'epoch')}, but train accuracy "
                          f"leads val by {gap_pts:.1f} points: the model is memorising")
+    if gap_pts > 5:
+        return prefix + (f"no overfitting onset within {plural(n, 'epoch')}; train accuracy "
+                         f"leads val by {gap_pts:.1f} points but is still "
+                         f"{100 * last['train_acc']:.1f}%: the model has not fit its training "
+                         "data yet (more epochs, or less regularization)")
     return prefix + (f"no overfitting within {plural(n, 'epoch')} "
                      f"(accuracy gap {number(gap_pts, '.1f')} points)")
 

@@ -20,6 +20,7 @@ SUMMARY_FILE = "summary.json"  # how the run ended (regbench.store.summary.Summa
 CHECKPOINT_FILE = "checkpoint.pt"  # model, optimizer, schedule and RNG state, for resume
 LOG_FILE = "run.log"  # the model, the optimizer's parameter groups, errors
 SWEEP_FILE = "sweep.json"  # in a sweep's folder, whose job folders are its run folders
+SWEEP_LOG_FILE = "sweep.log"  # in a sweep's folder: third-party lines (Ray's) kept off the terminal
 OVERRIDES_FILE = ".hydra/overrides.yaml"  # the overrides typed for the run, as Hydra keeps them
 # Statuses of a run that ended as planned: its metrics count in comparisons.
 FINISHED = ("completed", "early_stopped")
@@ -100,6 +101,9 @@ def check_run_dir(path: Path) -> None:
         raise RunDirError(f"{path}: no such folder; give a run folder such as "
                           "results/default/<run-id>")
     missing = [n for n in (CONFIG_FILE, SUMMARY_FILE) if not (path / n).is_file()]
+    if missing and (path / SWEEP_FILE).is_file():
+        raise RunDirError(f"{path}: a sweep folder, not a run folder; continue a sweep with "
+                          f"`regbench sweep --resume {path}`")
     if missing:
         parent = path.resolve().parent
         hint = (f"; did you mean {path.parent}?" if (parent / CONFIG_FILE).is_file()

@@ -55,6 +55,11 @@ class Summary:
     experiment: str | None = None  # results/<experiment>/
     error: str | None = None  # one line, for a failed run
     signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
+    val_images: int | None = None  # size of the validation split
+    # every epoch's val accuracy within noise of chance (metrics.chance_bound): did not learn
+    at_chance: bool | None = None
+    diverged_epoch: int | None = None  # a diverged run: the epoch it diverged in
+    diverged_reason: str | None = None  # a diverged run: what showed it (regbench.training.health)
     versions: dict[str, str] = field(default_factory=dict)  # Python and package versions
     val_loss_rise: float | None = None  # last minus minimum val loss (version 2 on)
     # the resolved configuration as dotted keys, config.yaml's content in a form read without
@@ -75,7 +80,7 @@ class Summary:
             return (f"pruned by the search after epoch {self.epochs_run}: its val accuracy was "
                     "behind the other trials' at that epoch")
         if self.status == "diverged":
-            return f"the loss became NaN or infinite in epoch {self.epochs_run + 1}"
+            return self.verdict or f"the loss became NaN or infinite in epoch {self.epochs_run + 1}"
         return self.verdict or f"status {self.status}"
 
     def to_dict(self) -> dict[str, Any]:

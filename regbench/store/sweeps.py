@@ -15,6 +15,9 @@ from regbench.errors import RunDirError
 from regbench.store import runs
 
 FILE = runs.SWEEP_FILE
+# In a confirmation's folder (a sweep whose jobs are listed): the search it confirms, its
+# candidates and baseline, and the --top and --seeds it was run with
+CONFIRM_FILE = "confirm.json"
 
 
 def key_of(override: str) -> str:
@@ -69,3 +72,15 @@ def read_plan(sweep_dir: Path) -> SweepPlan:
         raise RunDirError(f"{sweep_dir}: no {FILE}; not a folder made by regbench sweep") from e
     except (OSError, TypeError, AttributeError, json.JSONDecodeError) as e:
         raise RunDirError(f"{path}: unreadable ({e})") from e
+
+
+def command(folder: Path, plan: SweepPlan) -> list[str]:
+    """The command that ran a sweep folder's jobs: `regbench confirm SEARCH ...` for a
+    confirmation (its jobs are listed, not typed), else `regbench sweep` and its overrides."""
+    try:
+        record = json.loads((folder / CONFIRM_FILE).read_text())
+    except (OSError, ValueError):
+        return ["regbench", "sweep", *plan.flags, *plan.args]
+    typed = [a for a in plan.args if not a.startswith(("hydra/sweeper=", "hydra.sweeper.jobs_file="))]
+    return ["regbench", "confirm", str(record.get("search", folder)), "--top",
+            str(record.get("top")), "--seeds", str(record.get("seeds")), *plan.flags, *typed]

@@ -24,12 +24,19 @@ from regbench.store import runs
 from regbench.store import summary as summary_file
 from regbench.study import equivalence, stats
 from regbench.errors import ConfigError, RunDirError
-from regbench.study.labels import config_key, differing_keys, key_of, matches, name_configs, reg_preset
+from regbench.study import failures
+from regbench.study.labels import (config_key, differing_keys, key_of, matches, name_configs,
+                                   reg_preset, shown_override)
 
-# Keys that never change a run's numbers (where files go, what the terminal shows) or that
-# are pooled over (the seed); they are left out when grouping runs by configuration.
-IGNORED_KEYS = ("seed", "experiment", "baseline", "output.root", "dataset.root",
-                "dataset.download", "trainer.progress", "trainer.checkpoint")
+# The rule for grouping runs: two runs are the same experiment when every key of their
+# resolved configurations is equal except the seed (pooled over) and the keys below, which
+# cannot change a run's numbers: where its files go (output.root, and the experiment
+# folder name), whether data may be fetched, whether it writes checkpoints or shows a
+# progress bar, the divergence threshold (it decides whether a run is evidence, not its
+# numbers) and the baseline a study declares. Everything else counts, the data set's
+# root included. This list and IGNORED_SECTIONS are the one place the rule lives.
+IGNORED_KEYS = ("seed", "experiment", "baseline", "output.root", "dataset.download",
+                "trainer.progress", "trainer.checkpoint", "trainer.diverge_factor")
 # experiment trackers: where numbers are sent, not what they are; settle: how many seeds a
 # sweep runs, not what one run does
 IGNORED_SECTIONS = ("logger.", "settle.")
@@ -99,7 +106,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
             # every key a run has (None), so that pandas does not fill the column with NaN
             records.append({"path": str(d), "status": "damaged", "seed": None, "error": str(e),
                             "typed": None, "sweep": None, "declared": None, "config": {},
-                            "finished_at": 0.0})
+                            "finished_at": 0.0, "at_chance": None})
             continue
         status = s.status
         rec: dict[str, Any] = {
@@ -120,6 +127,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         if s.finished and rec["val_acc"] is None:
             raise RunDirError(f"{d / runs.SUMMARY_FILE}: status {status} but no 'best' row")
         rec["val_loss_rise"] = rise
+        rec["at_chance"] = s.at_chance is True and s.finished  # did not learn (kept as data)
         rec["finished_at"] = (d / runs.SUMMARY_FILE).stat().st_mtime
         records.append(rec)
     return pd.DataFrame.from_records(records)
@@ -164,17 +172,22 @@ def val_loss_rise(run_dir: Path) -> float | None:
     return metrics.val_loss_rise(rows)
 
 
-def count_seeds_once(done: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Keep one run per (configuration, seed), the newest finished; warn about the rest."""
+def count_seeds_once(done: pd.DataFrame, by: str = "label") -> tuple[pd.DataFrame, list[str]]:
+    """Keep one run per (configuration, seed), the newest finished; warn about the rest.
+
+    by: the column that holds each run's configuration (its label, or its whole
+    configuration as one string), so that only true duplicates are dropped.
+    """
     done = done.sort_values("finished_at", kind="stable")
-    keep = ~done.duplicated(["label", "seed"], keep="last")
+    keep = ~done.duplicated([by, "seed"], keep="last")
     warnings = []
-    for (name, seed), g in done[done.duplicated(["label", "seed"], keep=False)].groupby(
-            ["label", "seed"], sort=False):
+    for _, g in done[done.duplicated([by, "seed"], keep=False)].groupby([by, "seed"], sort=False):
         used = g["path"].iloc[-1]
         others = ", ".join(g["path"].iloc[:-1])
-        warnings.append(f"{len(g)} finished runs of {name} with seed {seed} count as one seed "
-                        f"(the newest, {used}, is used; not counted: {others})")
+        warnings.append(f"{len(g)} finished runs of {g['label'].iloc[0]} with seed "
+                        f"{g['seed'].iloc[0]} count as one seed, being the same configuration and seed "
+                        f"(the newest, {used}, is used; "
+                        f"not counted: {others})")
     return done[keep].sort_index(), warnings
 
 
@@ -227,7 +240,10 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     (None: the per-metric defaults of regbench.study.equivalence).
     """
     df = load_runs(run_dirs)
-    failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error"]].reset_index(drop=True)
+    failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error", "seed"]]
+    failed = failed.assign(label=failed_labels(df, failed.index),
+                           seed=pd.Series([None if pd.isna(x) else int(x) for x in failed["seed"]],
+                                          index=failed.index, dtype=object)).reset_index(drop=True)
     done = df[df["status"].isin(runs.FINISHED)].copy()
     keys = [config_key(c) for c in done["config"]]
     keyed = dict(zip(keys, done["config"], strict=True))
@@ -237,7 +253,8 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     naming = name_configs(list(keyed.values()), [typed[k] for k in keyed])
     names = dict(zip(keyed, naming.labels, strict=True))
     done["label"] = [names[k] for k in keys]
-    done, duplicates = count_seeds_once(done)
+    done["group"] = keys
+    done, duplicates = count_seeds_once(done, by="group")
     configs = {names[key]: c for key, c in keyed.items()}
     declared = {d for d in done["declared"] if d}
     base, note = choose_baseline(baseline, configs, declared.pop() if len(declared) == 1 else None)
@@ -245,6 +262,26 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     table, k = aggregate(done, base, adjust, margins)
     return Comparison(table, failed, base, note, configs, naming.axes, done, adjust, k, duplicates,
                       swept_axes(done, naming.axes), tested_weights(done), margins)
+
+
+def failed_labels(df: pd.DataFrame, index: pd.Index) -> list[str]:
+    """A label for each run left out: the overrides typed for it that not every run shares
+    (the seed aside), else its folder's name."""
+    typed = [set(t) for t in df["typed"] if isinstance(t, list)]
+    common = set.intersection(*typed) if typed else set()
+    out = []
+    for i in index:
+        own = df.at[i, "typed"] if isinstance(df.at[i, "typed"], list) else []
+        shown = [shown_override(o) for o in own if o not in common and key_of(o) != "seed"]
+        out.append(" ".join(shown) or Path(df.at[i, "path"]).name)
+    return out
+
+
+def diverged_text(comp: Comparison) -> str | None:
+    """'1 of 4 runs diverged and are not compared: ...' for the runs of this comparison."""
+    rows = comp.failed[comp.failed["status"] == failures.DIVERGED]
+    left_out = [(str(r.label), r.seed) for r in rows.itertuples()]
+    return failures.diverged_line(left_out, len(comp.runs) + len(comp.failed))
 
 
 def swept_axes(done: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -309,6 +346,8 @@ def aggregate(done: pd.DataFrame, baseline: str | None, adjust: bool = True,
                                                for v in judged["verdict"]]
             table[f"{metric}_seeds_needed"] = diffs["seeds_needed"]
             table[f"{metric}_seeds_to_equivalent"] = judged["seeds_to_equivalent"]
+    if "at_chance" in done:  # runs that did not learn: kept as data, and counted
+        table["at_chance_runs"] = grouped["at_chance"].agg(lambda a: sum(x is True for x in a))
     table = table.sort_values("val_acc_mean", ascending=False, kind="stable")
     table["best"] = [i == 0 for i in range(len(table))]
     table["baseline"] = table.index == baseline

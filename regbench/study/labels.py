@@ -199,46 +199,74 @@ def name_configs(configs: list[dict[str, Any]], typed: list[list[str] | None]) -
 
     typed[i] is the overrides typed for configs[i] (a run's .hydra/overrides.yaml), or None
     when unknown. A key that differs between the configurations is an axis if some typed
-    override sets it (for an unknown one: always). A configuration's label is its typed
-    overrides that set an axis, leaving out those typed alike for every configuration
+    override sets it, or if the configurations whose overrides leave it alone disagree on
+    it (for an unknown one: always). A configuration's label is its typed overrides that set
+    an axis, leaving out those typed alike for every configuration
     ('reg=dropout reg.dropout.schedule=late'); with none of them, its values on the axes.
-    Labels that would still be equal add the keys that tell their configurations apart,
-    then more digits.
+    Overrides are changes to a base configuration, so a key they leave alone holds the
+    base's value; where configurations that leave a key alone disagree on it, they were not
+    made from the same base (a run re-trained from its own config.yaml with --config-path)
+    and each of them names that key by its value too. Labels that would still be equal add
+    the keys that tell their configurations apart, then more digits.
     """
     differing = differing_keys(configs)
-    axes = [k for k in differing
-            if any(t is None or any(covers(o, k) for o in t) for t in typed)]
+    unexplained = _unexplained(configs, typed, differing)
+    axes = [k for k in differing if k in unexplained
+            or any(t is None or any(covers(o, k) for o in t) for t in typed)]
     known = [set(t) for t in typed if t is not None]
     common = set.intersection(*known) if len(configs) > 1 and known else set()
     for digits in (DIGITS, 6, 8, 17):
-        labels = [_typed_label(c, t, axes, common, digits) for c, t in zip(configs, typed, strict=True)]
+        labels = [_typed_label(c, t, axes, common, unexplained, digits)
+                  for c, t in zip(configs, typed, strict=True)]
         labels = _tell_apart(configs, labels, axes, digits)
         if len(set(labels)) == len(labels):
             break
     return Naming(labels, axes)
 
 
+def _unexplained(configs: list[dict[str, Any]], typed: list[list[str] | None],
+                 differing: list[str]) -> set[str]:
+    """Differing keys on which the configurations whose typed overrides leave the key alone
+    disagree (a key a configuration lacks, written before the key existed, agrees)."""
+    out = set()
+    for key in differing:
+        left = {fmt(c[key]) for c, t in zip(configs, typed, strict=True)
+                if t is not None and key in c and not any(covers(o, key) for o in t)}
+        if len(left) > 1:
+            out.add(key)
+    return out
+
+
 def _typed_label(config: dict[str, Any], typed: list[str] | None, axes: list[str],
-                 common: set[str], digits: int) -> str:
+                 common: set[str], unexplained: set[str], digits: int) -> str:
     """One configuration's label: its own typed overrides that set an axis, or (none typed,
-    or unknown) its values on the axes."""
+    or unknown) its values on the axes; then its values on the unexplained axes that its
+    overrides leave alone."""
     chosen = next((o.partition("=")[2] for o in typed or [] if key_of(o) == "reg"), None)
-    own = [o for o in typed or [] if o not in common and any(covers(o, k) for k in axes)]
-    if own:
-        return " ".join(shown_override(o, digits) for o in own)
-    return label(config, axes, digits, chosen)
+    if typed is None:
+        return label(config, axes, digits, chosen)
+    own = [o for o in typed if o not in common and any(covers(o, k) for k in axes)]
+    alone = [k for k in axes if k in unexplained and not any(covers(o, k) for o in typed)]
+    parts = [shown_override(o, digits) for o in own]
+    if alone:
+        parts.append(label(config, alone, digits, chosen))
+    return " ".join(parts) or label(config, axes, digits, chosen)
 
 
 def _tell_apart(configs: list[dict[str, Any]], labels: list[str], axes: list[str],
                 digits: int) -> list[str]:
     """Labels shared by different configurations, lengthened by the keys that differ
-    between those configurations."""
+    between those configurations and that the label does not write out (a key it does
+    write out, at these digits, is left to more digits)."""
     out = list(labels)
     for name in {n for n in labels if labels.count(n) > 1}:
         same = [i for i, n in enumerate(labels) if n == name]
-        extra = [k for k in differing_keys([configs[i] for i in same]) if k not in axes]
+        written = {key_of(token) for token in name.split()}
+        extra = [k for k in differing_keys([configs[i] for i in same]) if k not in written]
+        if not extra:
+            continue
         for i in same:
-            out[i] = " ".join([name, *(f"{k}={shown(configs[i].get(k), digits)}" for k in extra)])
+            out[i] = f"{name} {label(configs[i], extra, digits)}"
     return out
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from regbench.errors import ConfigError
 from regbench.store import runs, settle_record, summary
 from regbench.store.settle_record import SettleRecord
-from regbench.study import compare, equivalence, stats
+from regbench.study import compare, equivalence, failures, stats
 from regbench.study.sequential import Design, Look, looks_of
 
 
@@ -37,6 +37,28 @@ class Settled:
         return [(label, metric) for metric in self.record.metrics
                 for label, looks in self.looks.get(metric, {}).items()
                 if not looks or looks[-1].verdict == equivalence.UNDECIDED]
+
+
+# A configuration gets no more seeds once at least this fraction of its ended runs diverged:
+# its comparison could only be made on the seeds that happened not to explode.
+KEEPS_DIVERGING = 0.5
+
+
+def diverging(sweep_dir: Path, record: SettleRecord) -> dict[int, str]:
+    """Configuration index -> why it gets no more seeds (most of its runs diverged); the
+    baseline is never dropped, since every comparison is made against it."""
+    ended: dict[int, list[summary.Summary]] = {}
+    for job, c in record.config_of_job().items():
+        s = summary.load(sweep_dir / str(job))
+        if s is not None and (s.finished or s.status == failures.DIVERGED):
+            ended.setdefault(c, []).append(s)
+    out = {}
+    for c, group in ended.items():
+        bad = [s for s in group if s.status == failures.DIVERGED]
+        if c != record.baseline and bad and len(bad) >= KEEPS_DIVERGING * len(group):
+            out[c] = (f"{len(bad)} of {len(group)} runs diverged "
+                      f"({failures.seeds_text([s.seed for s in bad])}: {bad[0].why_unfinished()})")
+    return out
 
 
 def design_of(record: SettleRecord) -> Design:

@@ -1,8 +1,9 @@
 """The epoch loop, once: train an epoch, evaluate in eval mode, record, decide to stop.
 
-``train`` drives one or more runs (members) through their epochs with a step engine: the
-sequential engine trains one model per epoch call, the population engine
-(regbench.training.population) trains M models at once under vmap. Everything around the
+``train`` drives one or more runs (members) through their epochs with a step engine. Both
+engines train an epoch with the one training step (regbench.training.step) and differ in
+how a step runs: the sequential engine runs one model per call, plainly; the population
+engine (regbench.training.population) runs M models at once under vmap. Everything around the
 step is here for both: loading the data, opening each run's Session, callbacks, early
 stopping, divergence, signals, checkpoints (in Session.end_epoch) and the summary.
 """
@@ -21,7 +22,9 @@ import torch
 from regbench.training.schema import RegbenchConfig
 from regbench.data import batching
 from regbench.store.runs import PRUNED
+from regbench.training import step
 from regbench.training.callbacks import Callback, CallbackList, Pruned
+from regbench.training import regularizers
 from regbench.training.device import precision_in_force, resolve_device
 from regbench.training.record import RunResult, write_unstarted
 from regbench.training.session import EpochStep, Session
@@ -56,7 +59,7 @@ class StepEngine(Protocol):
 
 
 class SequentialEngine:
-    """One model at a time: the plain PyTorch step (regbench.training.session.Trainer)."""
+    """One model at a time: the plain PyTorch step (regbench.training.step.Plain)."""
 
     compiles = True
 
@@ -65,7 +68,7 @@ class SequentialEngine:
 
     def train_epoch(self, sessions: list[Session], epoch: int,
                     listeners: list[CallbackList]) -> list[EpochStep]:
-        return [s.trainer.train_epoch(cb) for s, cb in zip(sessions, listeners, strict=True)]
+        return [step.train_one(s.trainer, cb) for s, cb in zip(sessions, listeners, strict=True)]
 
 
 def train(members: Sequence[Member], engine: StepEngine | None = None
@@ -91,6 +94,9 @@ def _train(members: Sequence[Member], engine: StepEngine) -> list[RunResult | Ex
             cfg = members[0].cfg
             device = resolve_device(cfg.trainer.device)
             data = batching.load(cfg.dataset, device, augment=cfg.dataset.augment or cfg.reg.augment)
+            shape = (data.in_channels, *data.image_size)  # the files' own, whatever was declared
+            for m in members:
+                regularizers.check_shape(m.cfg.reg, shape, cfg.dataset.name)
             for i, m in enumerate(members):
                 try:
                     opened[i] = Session.open(m.cfg, m.run_dir, data, device, resume=m.resume,

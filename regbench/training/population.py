@@ -7,10 +7,14 @@ rates, L1/L2, weight decay, learning rate, label smoothing, max-norm and early s
 
 Each member is a ``Session`` (regbench.training.session): its own model (whose parameters are the
 leaves its optimizer updates), optimizer, schedule, regularizers, early-stopping tracker,
-metrics log and checkpoint. Only the training step is vectorised: the members' parameters
-are stacked, one model runs over all members with ``torch.func.functional_call`` under
-``torch.func.vmap``, and the members' losses are summed; each member's loss depends on its
-own parameters alone, so one backward pass fills every member's gradients. Evaluating,
+metrics log and checkpoint. They train with the one training step (regbench.training.step),
+which calls every member's hooks as a sequential run does; only how the step runs is the
+population's (``Stacked``): the members' parameters are stacked, one model runs over all
+members with ``torch.func.functional_call`` under ``torch.func.vmap``, and the members'
+losses are summed; each member's loss depends on its own parameters alone, so one backward
+pass fills every member's gradients. The population's model has, at each site, the layers
+of every member: a random layer draws each member's noise from that member's generator
+(regbench.training.layers.MemberRandom). Evaluating,
 recording and stopping are the sequential code, member by member, so a member's run folder
 is the one a sequential job writes. A member that stops early or diverges leaves the
 population; the others go on.
@@ -23,24 +27,25 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from regbench.data import batching
-from regbench.training import models
-from regbench.training import regularizers
-from regbench.training.device import prepare_batch, train_dtype, warn
-from regbench.training.regularizers import Regularization, Regularizer, Site
+from regbench.data import batching, datasets
+from regbench.training import models, regularizers, step
 from regbench.training.callbacks import Callback
+from regbench.training.device import train_dtype, warn
+from regbench.training.layers import Float32Norm, MemberRandom, runs_per_member
+from regbench.training.regularizers import Regularization
+from regbench.training.regularizers.base import changed_key
 from regbench.training.schema import RegbenchConfig
 from regbench.training.session import EpochStep, Session, Trainer
 
@@ -50,7 +55,6 @@ log = logging.getLogger("regbench")
 # regularizer names its own (Regularizer.member_keys). Every other key is shared.
 RUN_MEMBER_KEYS = ("seed", "experiment", "optim.lr", "trainer.checkpoint", "trainer.progress",
                    "output")
-DROPOUT_BLOCKS = ("input", "conv", "fc")
 
 
 def member_keys() -> tuple[str, ...]:
@@ -61,20 +65,37 @@ def member_keys() -> tuple[str, ...]:
 def unsupported(cfg: RegbenchConfig) -> str | None:
     """The first setting the population engine does not train per member, or None.
 
-    Models and regularizers that are not vectorised (ModelSpec.vectorised and
-    Regularizer.vectorised: Gaussian dropout, DropConnect, dropout schedules, the reg-level
-    augmentation switch, batch transforms) and test-time MC dropout run through the
-    sequential engine instead.
+    Decided from the parts themselves: a model whose own layers the population's model
+    cannot run for every member (random layers, batch norms of its own); a regularizer that
+    overrides a hook outside PER_MEMBER_HOOKS (a batch transform, a change to the model's
+    layers, an epoch start) or refuses a setting (Gaussian dropout, dropout schedules, the
+    reg-level augmentation switch); site layers without a member version; and test-time MC
+    dropout. Such runs go through the sequential engine instead.
     """
-    if not models.MODELS[cfg.model.name].vectorised:
+    if not population_model_runs(cfg, type(cfg.reg)()):  # the model alone, no regularizer
         return f"model={cfg.model.name}"
     for part in regularizers.registered():
         why = part.population_blocker(cfg.reg)
         if why is not None:
             return why
+    if not population_model_runs(cfg, cfg.reg):
+        for r in Regularization.from_config(cfg.reg).active:
+            if "layers" in type(r).overrides():
+                return changed_key(type(r), cfg.reg) or f"reg ({r.name})"
     if cfg.eval.mc_samples != 0:
         return f"eval.mc_samples={cfg.eval.mc_samples}"
     return None
+
+
+def population_model_runs(cfg: RegbenchConfig, reg: Any) -> bool:
+    """Whether every layer of the population's model for this model and reg section runs for
+    every member at once (built without weights, on the meta device)."""
+    info = datasets.DATASET_INFO.get(cfg.dataset.name)
+    # which kinds of layer a model holds does not depend on the image's shape
+    shape = info.shape if info is not None else (3, 64, 64)
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        model = models.build(cfg.model, reg, shape[0], shape[1:], members=[reg])
+    return all(runs_per_member(m) for m in model.modules())
 
 
 def group_key(cfg: RegbenchConfig) -> str:
@@ -99,81 +120,8 @@ def split_groups(cfgs: Sequence[RegbenchConfig], max_members: int) -> list[list[
 
 
 def mask_seed(seed: int, epoch: int) -> int:
-    """The seed of a member's dropout masks in one epoch (distinct per seed and epoch)."""
+    """The seed of a member's noise in one epoch (distinct per seed and epoch)."""
     return (seed * 1_000_003 + epoch) % 2**63
-
-
-class MemberDropout(nn.Module):
-    """Dropout whose rate and uniform noise are per-member inputs of the vectorised model.
-
-    The rule of ``nn.Dropout`` / ``nn.Dropout2d`` (Srivastava et al., JMLR 2014; Tompson et
-    al., CVPR 2015): a unit (or, spatial, a whole feature map) is kept where its noise is
-    >= p, and the kept ones are scaled by 1/(1-p); p = 0 keeps the input unchanged. The
-    noise is drawn outside ``vmap`` from each member's own generator, so a member's masks
-    depend on its seed alone.
-    """
-
-    def __init__(self, block: str, spatial: bool) -> None:
-        super().__init__()
-        self.block, self.spatial = block, spatial
-        self.noise_shape: tuple[int, ...] | None = None  # per image, found by a dry run
-        self.register_buffer("p", torch.zeros(()), persistent=False)
-        self.register_buffer("noise", torch.ones(()), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.noise_shape is None:  # the dry run: learn the shape of this site's noise
-            c, *rest = x.shape[1:]
-            self.noise_shape = (c, *[1] * len(rest)) if self.spatial else tuple(x.shape[1:])
-            return x
-        if not self.training:
-            return x
-        return x * (self.noise >= self.p) / (1 - self.p)
-
-
-class Float32Norm(nn.modules.batchnorm._BatchNorm):
-    """Batch norm computed in float32 and returned in its input's dtype.
-
-    Under bf16 (trainer.precision) a member's batch norm gets bf16 activations and float32
-    weights; the plain layer accepts the mix, but vmap's batch-norm rule needs one dtype.
-    Normalising in float32 is what the plain layer does inside, so members still train as
-    their sequential runs do (to bf16 rounding).
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).to(x.dtype)
-
-
-class Float32BatchNorm1d(Float32Norm, nn.BatchNorm1d):
-    """nn.BatchNorm1d in float32 (see Float32Norm)."""
-
-
-class Float32BatchNorm2d(Float32Norm, nn.BatchNorm2d):
-    """nn.BatchNorm2d in float32 (see Float32Norm)."""
-
-
-FLOAT32_NORMS: dict[type[nn.Module], type[Float32Norm]] = {
-    nn.BatchNorm1d: Float32BatchNorm1d, nn.BatchNorm2d: Float32BatchNorm2d}
-
-
-def member_layer(m: nn.Module, site: Site) -> nn.Module:
-    """The population's version of a regularizer's layer: dropout with per-member rates,
-    batch norm in float32; other layers as they are."""
-    if isinstance(m, (nn.Dropout, nn.Dropout2d)):
-        return MemberDropout(site.block, isinstance(m, nn.Dropout2d))
-    if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) in FLOAT32_NORMS:
-        return FLOAT32_NORMS[type(m)](m.num_features, m.eps, m.momentum, m.affine,
-                                      m.track_running_stats)
-    return m
-
-
-def member_layers(reg: Any) -> models.Layers:
-    """The reg section's layer hook with its layers as the population runs them."""
-    regs = Regularization.from_config(reg)
-
-    def layers(site: Site) -> list[nn.Module]:
-        return [member_layer(m, site) for m in regs.layers(site)]
-
-    return layers
 
 
 @dataclass
@@ -183,7 +131,8 @@ class Population:
     base: nn.Module
     param_names: list[str]
     buffer_names: list[str]
-    dropouts: dict[str, MemberDropout]
+    random: dict[str, MemberRandom]  # its random layers, by name
+    places: dict[Path, int]  # each member's place among those it was built for, by run folder
     # The dtype convolutions and matrix products run in (trainer.precision). Autocast does
     # not reach operations inside vmap, so under bf16 the members' float32 parameters
     # (those of batch norm apart, which normalises in float32) and the images are cast
@@ -193,27 +142,27 @@ class Population:
 
     @classmethod
     def build(cls, sessions: list[Session]) -> Population:
-        """A model with a dropout layer wherever any member has one (a rate of 0 elsewhere)."""
+        """A model with, at each site, the layers of every member (random ones at each
+        member's own rate)."""
         first = sessions[0]
-        rates = {b: max(getattr(s.cfg.reg.dropout, b) for s in sessions) for b in DROPOUT_BLOCKS}
-        reg = replace(first.cfg.reg, dropout=replace(first.cfg.reg.dropout, **rates))
         data = first.data
-        base = models.build(first.cfg.model, reg, data.in_channels, data.image_size,
-                            layers=member_layers(reg)).to(first.device)
+        base = models.build(first.cfg.model, first.cfg.reg, data.in_channels, data.image_size,
+                            members=[s.cfg.reg for s in sessions]).to(first.device)
         base.eval()
-        with torch.no_grad():  # the dry run that sizes each dropout site's noise
+        with torch.no_grad():  # the dry run that sizes each random layer's noise
             base(batching.normalize(data.train.x[:2].float(), data.mean, data.std))
         base.train()
-        dropouts = {n: m for n, m in base.named_modules() if isinstance(m, MemberDropout)}
+        random = {n: m for n, m in base.named_modules() if isinstance(m, MemberRandom)}
         param_names = [n for n, _ in base.named_parameters()]
-        buffer_names = [n for n, _ in base.named_buffers() if n.rsplit(".", 1)[0] not in dropouts]
+        buffer_names = [n for n, _ in base.named_buffers() if n.rsplit(".", 1)[0] not in random]
         for s in sessions:  # members' models differ from base only in parameter-free layers
             shapes = [p.shape for p in s.model.parameters()]
             if shapes != [p.shape for p in base.parameters()]:
                 raise ValueError(f"{s.run_dir}: its model does not match the population's")
+        places = {s.run_dir: i for i, s in enumerate(sessions)}
         norm_params = frozenset(f"{n}.{p}" for n, m in base.named_modules()
                                 if isinstance(m, Float32Norm) for p, _ in m.named_parameters())
-        return cls(base, param_names, buffer_names, dropouts, train_dtype(first.device),
+        return cls(base, param_names, buffer_names, random, places, train_dtype(first.device),
                    norm_params)
 
     def forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor],
@@ -225,84 +174,75 @@ class Population:
             x = x.to(self.dtype)
         return functional_call(self.base, {**params, **buffers, **inputs}, (x,))
 
-    def train_epoch(self, members: list[Session], epoch: int,
-                    listeners: Sequence[Callback] = ()) -> list[EpochStep]:
-        """One pass over the training split for these members together.
-
-        Returns each member's EpochStep, as the sequential ``Trainer.train_epoch`` does for
-        one run; each member's listeners hear of every step.
-        """
-        trainers = [s.trainer for s in members]
-        for t in trainers:
-            t.model.train()
-        buffers = {n: torch.stack([dict(t.model.named_buffers())[n] for t in trainers])
-                   for n in self.buffer_names}
-        noise = self.noise(members, epoch)
-        vforward, data_losses = vmap(self.forward), member_losses(trainers)
-        loss_sum = torch.zeros(len(members), device=members[0].device)
-        pen_sum, steps = torch.zeros_like(loss_sum), 0
-        stacked = stack_parameters(self.param_names, [t.model for t in trainers])
-        shared = SharedOptimizer.build(trainers, self.param_names, stacked)
-        try:
-            with own_optimizers_idle(shared is not None):
-                for x, y in member_batches(members):
-                    logits = vforward(stacked, buffers, noise(y.shape[1]), prepare_batch(x))
-                    total = data_losses(logits.float(), y)
-                    pens = [t.regs.loss_term() for t in trainers]
-                    if any(p is not None for p in pens):
-                        pen = torch.stack([total.new_zeros(()) if p is None else p for p in pens])
-                        total = total + pen
-                        pen_sum += pen.detach()
-                    for leaf in stacked.values():
-                        leaf.grad.zero_()  # type: ignore[union-attr]
-                    total.sum().backward()  # member m's loss depends on its parameters only
-                    if shared is not None:
-                        shared.step()
-                    for t in trainers:
-                        if shared is None:
-                            t.optimizer.step()
-                        t.scheduler.batch_step()
-                        t.regs.after_step()
-                    loss_sum += total.detach()
-                    steps += 1
-                    for m, cb in enumerate(listeners):
-                        cb.on_batch_end(y.shape[1], lambda m=m, n=steps: loss_sum[m].item() / n)
-                for t in trainers:
-                    t.scheduler.epoch_step()
-        finally:
-            if shared is not None:
-                shared.write_back()
-            unstack_parameters([t.model for t in trainers])
-            with torch.no_grad():  # batch-norm statistics back into each member's model
-                for name in self.buffer_names:
-                    for m, t in enumerate(trainers):
-                        dict(t.model.named_buffers())[name].copy_(buffers[name][m])
-        running = (loss_sum / max(steps, 1)).tolist()
-        return [EpochStep(r, p, math.isfinite(r))
-                for r, p in zip(running, (pen_sum / max(steps, 1)).tolist(), strict=True)]
-
     def noise(self, members: list[Session], epoch: int) -> Callable[[int], dict[str, Tensor]]:
-        """For a batch of n images per member: each dropout site's rates and uniform noise.
+        """For a batch of n images per member: each random layer's tensors, by name.
 
-        Masks depend on (seed, epoch) alone, so a resumed member draws the masks it would have.
+        They depend on (seed, epoch) alone, so a resumed member draws what it would have.
         """
         device = members[0].device
-        masks = [torch.Generator(device=device).manual_seed(mask_seed(s.cfg.seed, epoch))
-                 for s in members]
-        rates = {n: torch.tensor([getattr(s.cfg.reg.dropout, d.block) for s in members],
-                                 device=device) for n, d in self.dropouts.items()}
+        generators = [torch.Generator(device=device).manual_seed(mask_seed(s.cfg.seed, epoch))
+                      for s in members]
+        places = [self.places[s.run_dir] for s in members]  # the members still training
+        layers = {name: layer.inputs(places, generators) for name, layer in self.random.items()}
 
         def draw(n: int) -> dict[str, Tensor]:
-            inputs: dict[str, Tensor] = {}
-            for name, d in self.dropouts.items():
-                assert d.noise_shape is not None
-                noise = torch.empty((len(members), n, *d.noise_shape), device=device)
-                for m, g in enumerate(masks):  # as torch.rand(..., generator=g) would draw
-                    noise[m].uniform_(generator=g)
-                inputs[f"{name}.p"], inputs[f"{name}.noise"] = rates[name], noise
-            return inputs
+            return {f"{name}.{k}": v for name, inputs in layers.items()
+                    for k, v in inputs(n).items()}
 
         return draw
+
+
+class Stacked:
+    """How a population's step runs: every member's parameters stacked, one vmapped forward
+    pass, one backward pass, one shared optimizer step where the members' settings allow."""
+
+    vectorised = True
+
+    def __init__(self, population: Population, members: list[Session], epoch: int) -> None:
+        self.population, self.members, self.epoch_number = population, members, epoch
+        self.trainers = [s.trainer for s in members]
+        self.vforward = vmap(population.forward)
+        self.buffers: dict[str, Tensor] = {}
+        self.stacked: dict[str, Tensor] = {}
+        self.shared: SharedOptimizer | None = None
+        self.draw: Callable[[int], dict[str, Tensor]] = lambda n: {}
+
+    @contextmanager
+    def epoch(self) -> Iterator[None]:
+        """Stack the members' buffers and parameters for the epoch; write them back after."""
+        trainers, names = self.trainers, self.population.buffer_names
+        self.buffers = {n: torch.stack([dict(t.model.named_buffers())[n] for t in trainers])
+                        for n in names}
+        self.draw = self.population.noise(self.members, self.epoch_number)
+        self.stacked = stack_parameters(self.population.param_names, [t.model for t in trainers])
+        self.shared = SharedOptimizer.build(trainers, self.population.param_names, self.stacked)
+        try:
+            with own_optimizers_idle(self.shared is not None):
+                yield
+        finally:
+            if self.shared is not None:
+                self.shared.write_back()
+            unstack_parameters([t.model for t in trainers])
+            with torch.no_grad():  # batch-norm statistics back into each member's model
+                for name in names:
+                    for m, t in enumerate(trainers):
+                        dict(t.model.named_buffers())[name].copy_(self.buffers[name][m])
+
+    def batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return member_batches(self.members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.vforward(self.stacked, self.buffers, self.draw(x.shape[1]), x)
+
+    def backward(self, total: Tensor) -> None:
+        for leaf in self.stacked.values():
+            leaf.grad.zero_()  # type: ignore[union-attr]
+        total.sum().backward()
+        if self.shared is not None:
+            self.shared.step()
+            return
+        for t in self.trainers:
+            t.optimizer.step()
 
 
 @contextmanager
@@ -329,18 +269,6 @@ def member_batches(members: list[Session]) -> Iterator[tuple[Tensor, Tensor]]:
                                 augment=data.augment, generator=g) for g in generators]
     for step in zip(*loaders, strict=True):
         yield torch.stack([x for x, _ in step]), torch.stack([y for _, y in step])
-
-
-def member_losses(trainers: list[Trainer]) -> Callable[[Tensor, Tensor], Tensor]:
-    """Logits [M, B, K] and labels [M, B] to each member's data loss [M]: one vmapped call
-    when every member's data loss is the same function (e.g. equal label smoothing)."""
-    def defines_loss(t: Trainer) -> list[Regularizer]:
-        return [r for r in t.regs.active if type(r).data_loss is not Regularizer.data_loss]
-
-    if all(defines_loss(t) == defines_loss(trainers[0]) for t in trainers):
-        return vmap(trainers[0].regs.data_loss)
-    return lambda logits, y: torch.stack([t.regs.data_loss(logits[m], y[m])
-                                          for m, t in enumerate(trainers)])
 
 
 def stack_parameters(names: list[str], models: list[nn.Module]) -> dict[str, Tensor]:
@@ -479,7 +407,8 @@ class PopulationEngine:
                     listeners: list[Callback]) -> list[EpochStep]:
         assert self.population is not None, "start() first"
         t0 = time.perf_counter()
-        steps = self.population.train_epoch(sessions, epoch, listeners)
+        steps = step.train_epoch([s.trainer for s in sessions],
+                                 Stacked(self.population, sessions, epoch), listeners)
         log.info("population epoch %d: %d members, %.2f s training", epoch, len(sessions),
                  time.perf_counter() - t0)
         return steps

@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regbench.data import batching
+from regbench.data import batching, datasets
 from regbench.errors import RunDirError
 from regbench.store import metrics, runs
 from regbench.store.runlog import run_context
 from regbench.store.summary import Summary
-from regbench.training import calibration, models, optim
-from regbench.training.callbacks import Callback
+from regbench.training import calibration, health, models, optim
 from regbench.training.device import autocast, configure, prepare_batch, prepare_model
 from regbench.training.layers import rate_in_force
 from regbench.training.regularizers import Regularization, describe_groups
@@ -64,7 +63,7 @@ def evaluate(model: nn.Module, split: batching.Split, data: batching.Data, batch
 
 @dataclass
 class Trainer:
-    """What one training epoch needs, built once per run."""
+    """What one training epoch needs, built once per run (regbench.training.step trains it)."""
 
     cfg: RegbenchConfig
     model: nn.Module
@@ -77,35 +76,6 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         return batching.num_batches(len(self.data.train), self.cfg.trainer.batch_size)
-
-    def train_epoch(self, callbacks: Callback) -> EpochStep:
-        """One pass over the training split: the running loss, mean penalty, finiteness."""
-        self.model.train()
-        device = self.data.train.x.device
-        loss_sum = torch.zeros((), device=device)
-        pen_sum = torch.zeros((), device=device)
-        steps = 0
-        for x, y in batching.batches(self.data.train, self.cfg.trainer.batch_size,
-                                     mean=self.data.mean, std=self.data.std, shuffle=True,
-                                     augment=self.data.augment, generator=self.generator):
-            x, y = self.regs.batch(x, y)  # batch-level regularizers (training only)
-            with autocast(device):
-                loss = self.regs.data_loss(self.model(prepare_batch(x)).float(), y)
-            pen = self.regs.loss_term()
-            total = loss if pen is None else loss + pen
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
-            self.scheduler.batch_step()
-            self.regs.after_step()
-            loss_sum += total.detach()
-            if pen is not None:
-                pen_sum += pen.detach()
-            steps += 1
-            callbacks.on_batch_end(len(y), lambda: loss_sum.item() / steps)
-        self.scheduler.epoch_step()
-        running = loss_sum.item() / max(steps, 1)
-        return EpochStep(running, pen_sum.item() / max(steps, 1), math.isfinite(running))
 
 
 def build_trainer(cfg: RegbenchConfig, model: nn.Module, data: batching.Data,
@@ -142,6 +112,7 @@ class Session:
     status: str = "completed"
     error: str | None = None
     signame: str | None = None
+    diverged: tuple[int, str] | None = None  # the epoch and reason it diverged (health)
 
     @classmethod
     def open(cls, cfg: RegbenchConfig, run_dir: Path, data: batching.Data, device: torch.device,
@@ -186,14 +157,23 @@ class Session:
                   ) -> metrics.Row | None:
         """Evaluate and record a trained epoch; sets the status when the run ends with it.
 
-        Returns the epoch's row, or None when the epoch diverged (nothing is recorded).
+        Returns the epoch's row, or None when nothing finite was left to record: a loss,
+        parameter or gradient that is NaN or infinite ends the run unrecorded. A finite
+        epoch whose losses exploded (regbench.training.health) is recorded, then ends it.
         """
-        if not step.finite:
-            self.status = "diverged"
+        reason = ("the training loss became NaN or infinite" if not step.finite
+                  else health.non_finite(self.model))
+        if reason is not None:
+            self.diverge(epoch, reason)
             return None
         eval_size = self.cfg.trainer.eval_batch_size
         train_loss, train_acc = evaluate(self.model, self.train_eval, self.data, eval_size)
         val_loss, val_acc = evaluate(self.model, self.data.val, self.data, eval_size)
+        reason = health.exploded({"train loss": train_loss, "val loss": val_loss},
+                                 datasets.NUM_CLASSES, self.cfg.trainer.diverge_factor)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            self.diverge(epoch, reason or "a loss became NaN or infinite")
+            return None
         row = metrics.Row(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
                           val_loss=val_loss, val_acc=val_acc, train_loss_running=step.running,
                           penalty=step.penalty, lr=optim.current_lr(self.trainer.optimizer),
@@ -204,12 +184,20 @@ class Session:
             stop = self.trainer.regs.end_epoch(row, self.model)
             self.extra["train_time_s"] += train_time
             self.extra["train_images"] += len(self.data.train)
-            if self.cfg.trainer.checkpoint:
+            if self.cfg.trainer.checkpoint and reason is None:
                 save_checkpoint(self.run_dir, epoch, self.trainer, self.extra, self.t_start)
         self.next_epoch = epoch + 1
-        if stop:
+        if reason is not None:
+            self.diverge(epoch, reason)
+        elif stop:
             self.status = "early_stopped"
         return row
+
+    def diverge(self, epoch: int, reason: str) -> None:
+        """End the run as diverged at this epoch, for this reason (it goes to the summary)."""
+        self.status, self.diverged = "diverged", (epoch, reason)
+        with run_context(self.run_dir):
+            log.warning("diverged at epoch %d: %s", epoch, reason)
 
     def stop(self, status: str) -> None:
         """End the run after its last recorded epoch with this status (e.g. pruned)."""
@@ -246,7 +234,8 @@ class Session:
                 summary = write_summary(self.run_dir, self.cfg, self.log_csv.rows, self.status,
                                         self.model, self.device, self.extra, test=test,
                                         test_time=test_time, error=self.error,
-                                        signal_name=self.signame)
+                                        signal_name=self.signame, diverged=self.diverged,
+                                        val_images=len(self.data.val))
         return RunResult(self.run_dir, self.status, self.log_csv.rows, summary)
 
     def test(self) -> tuple[tuple[float, float], dict[str, Any]]:
@@ -281,13 +270,17 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
                   model: nn.Module, device: torch.device, extra: dict[str, Any], *,
                   test: tuple[float | None, float | None] = (None, None),
                   test_time: dict[str, Any] | None = None, error: str | None = None,
-                  signal_name: str | None = None) -> Summary:
+                  signal_name: str | None = None,
+                  diverged: tuple[int, str] | None = None,
+                  val_images: int | None = None) -> Summary:
     """Write summary.json from the run's rows and state, and return it."""
     monitor = cfg.reg.early_stopping.monitor
     best_i = metrics.best_index(rows, monitor)
     best = rows[best_i] if best_i is not None else None
     kept = int(best["epoch"]) if best and cfg.reg.early_stopping.enabled \
         and cfg.reg.early_stopping.restore_best else (int(rows[-1]["epoch"]) if rows else None)
+    diverged = diverged if status == "diverged" else None
+    chance = (val_images, datasets.NUM_CLASSES) if val_images else None
     summary = Summary(
         status=status,
         epochs_run=len(rows),
@@ -304,7 +297,8 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         test_ece=(test_time or {}).get("test_ece"),
         mc_dropout=(test_time or {}).get("mc_dropout"),
         convergence_epoch=metrics.convergence_epoch(rows),
-        verdict=metrics.verdict(rows, status, kept if status == "early_stopped" else None),
+        verdict=metrics.verdict(rows, status, kept if status == "early_stopped" else None,
+                                diverged=diverged, chance=chance),
         wall_time_s=extra["wall_time_s"],
         train_images_per_s=(extra["train_images"] / extra["train_time_s"]
                             if extra["train_time_s"] else None),
@@ -315,6 +309,10 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         experiment=cfg.experiment,
         error=error,
         signal=signal_name,
+        val_images=val_images,
+        at_chance=metrics.at_chance(rows, *chance) if chance and status in runs.FINISHED else None,
+        diverged_epoch=diverged[0] if diverged else None,
+        diverged_reason=diverged[1] if diverged else None,
         versions=runs.versions(),
         val_loss_rise=metrics.val_loss_rise(rows),
         config=flat_config(cfg),

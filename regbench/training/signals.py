@@ -23,6 +23,20 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C does."""
 
 
+def take_ctrl_c() -> None:
+    """Make SIGINT stop regbench even where it was started with SIGINT ignored.
+
+    A shell script's background job starts with SIGINT ignored, and Python then installs no
+    handler of its own, so `kill -INT` would do nothing; with Python's handler back it stops
+    the run cleanly, as SIGTERM does.
+    """
+    try:
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (regbench called from a library's thread)
+        pass
+
+
 @contextmanager
 def _raise_on_sigterm(error: Callable[[int], BaseException]) -> Iterator[None]:
     """Within the block, SIGTERM raises error(signum); outside the main thread (some

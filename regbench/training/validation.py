@@ -33,6 +33,7 @@ def validate(cfg: RegbenchConfig) -> None:
                           f"choose the model with model={cfg.model.name}")
     cfg.model.check(datasets.DATASET_INFO[d.name].shape)
     regularizers.check_all(cfg.reg)
+    regularizers.check_shape(cfg.reg, datasets.DATASET_INFO[d.name].shape, d.name)
     regularizers.check_sites(cfg.reg, model.sites, model.name)
     o = cfg.optim
     one_of("optim.name", o.name, optim.OPTIMIZERS)
@@ -50,6 +51,8 @@ def validate(cfg: RegbenchConfig) -> None:
     check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "an integer >= 1")
     check(t.train_eval_size is None or t.train_eval_size >= 1, "trainer.train_eval_size",
           t.train_eval_size, "null or an integer >= 1")
+    check(t.diverge_factor > 1, "trainer.diverge_factor", t.diverge_factor,
+          "a number > 1 (times a uniform guess's loss ln K), or inf to check finiteness only")
     one_of("trainer.device", t.device.split(":")[0], DEVICES)
     one_of("trainer.precision", t.precision, PRECISIONS)
     check(cfg.eval.mc_samples >= 0, "eval.mc_samples", cfg.eval.mc_samples,

@@ -47,10 +47,9 @@ class ResNet20Config(ModelConfig):
 
 # Not batched by the population engine: it runs each member's batch norms in float32 (under
 # bf16 on CUDA, vmap's batch-norm rule needs one dtype) but reaches only the regularizers'
-# layers, and this model's batch norms are its own.
+# layers, and this model's batch norms are its own (layers.runs_per_member finds them).
 @register("resnet20", ResNet20Config,
-          sites=("input.post", "conv.pre_norm", "conv.post", "fc.pre_norm", "fc.post"),
-          vectorised=False)
+          sites=("input.post", "conv.pre_norm", "conv.post", "fc.pre_norm", "fc.post"))
 def resnet20(cfg: ResNet20Config, layers: Layers, in_channels: int, image_size: tuple[int, int],
              num_classes: int = 10) -> nn.Module:
     """Stem conv, stages of basic blocks, global average pooling, linear classifier.

@@ -13,9 +13,9 @@ import importlib
 import pkgutil
 
 from regbench.training.regularizers.base import (REGISTRY, Regularization, Regularizer, Site,
-                                                 assemble_config, check_all, check_sites,
-                                                 describe_groups, member_keys, register,
-                                                 registered, split_params, words)
+                                                 assemble_config, check_all, check_shape,
+                                                 check_sites, describe_groups, member_keys,
+                                                 register, registered, split_params, words)
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -24,5 +24,5 @@ for _module in pkgutil.iter_modules(__path__):
 RegConfig = assemble_config()
 
 __all__ = ["REGISTRY", "RegConfig", "Regularization", "Regularizer", "Site", "assemble_config",
-           "check_all", "check_sites", "describe_groups", "member_keys", "register", "registered",
-           "split_params", "words"]
+           "check_all", "check_shape", "check_sites", "describe_groups", "member_keys", "register",
+           "registered", "split_params", "words"]

@@ -26,8 +26,11 @@ class Augment(Regularizer):
     name = "augment"
     keys = AugmentKeys
     order = 80
-    vectorised = False
 
     @classmethod
     def from_config(cls, reg: Any, epochs: int) -> None:
         return None  # batching.load reads reg.augment
+
+    @classmethod
+    def population_blocker(cls, reg: Any) -> str | None:
+        return "reg.augment=True" if reg.augment else None  # the loader's draws, not a hook

@@ -9,8 +9,7 @@ A regularizer is one module of this package holding a ``Regularizer`` subclass m
 - ``check(reg)``: the values a type cannot express, refused with one line naming the key;
 - ``from_config(reg, epochs)``: the regularizer as configured, or None when it is off;
 - ``sites()``: the model sites (``Site``) it puts layers at, which the model must offer;
-- ``vectorised`` / ``member_keys``: whether the population engine trains it per member,
-  and the keys in which the members of one population may differ;
+- ``member_keys``: the keys in which the members of one population may differ;
 - ``words``: what each key means, for the axis of a figure;
 
 and overrides the hook points it uses, which the model builder and the training loop call:
@@ -25,6 +24,10 @@ and overrides the hook points it uses, which the model builder and the training 
 - ``after_step(params)``: a change to the weights after each optimizer step (max-norm);
 - ``start_epoch(epoch, model)``: a change at the start of each epoch (rate schedules);
 - ``end_epoch(row, model)``: whether to stop, after each epoch's metrics (early stopping).
+
+The population engine runs a hook per member where it can (``PER_MEMBER_HOOKS``); a
+regularizer that overrides any other hook keeps its runs out of populations while it is
+on (``population_blocker``), whatever else it declares.
 
 Nothing here imports torch: checking a configuration and naming its keys stay fast; the
 hooks import it when they first run.
@@ -47,6 +50,15 @@ if TYPE_CHECKING:
 
 Groups = list[dict[str, Any]]  # torch.optim parameter groups, each with a "name"
 STOPPER = "early_stopping"  # the regularizer that tracks the best epoch, in every run
+HOOKS = ("layers", "attach", "batch", "data_loss", "loss_term", "param_groups", "after_step",
+         "start_epoch", "end_epoch")
+# The hooks the population engine runs for each member as a sequential run does: site
+# layers (each random one drawing its members' noise), the losses, the parameter groups, the
+# weights after a step, the end of an epoch. It cannot run a batch transform (drawn from the
+# global generator, member after member), a change to the model's own layers, or an epoch
+# start that changes the member's model (the population runs one model of its own).
+PER_MEMBER_HOOKS = frozenset({"layers", "data_loss", "loss_term", "param_groups", "after_step",
+                              "end_epoch"})
 
 
 class Stopper(Protocol):
@@ -87,7 +99,6 @@ class Regularizer:
     name: ClassVar[str]  # the registry's name for it
     keys: ClassVar[type | None] = None  # a dataclass: its fields are keys of reg
     order: ClassVar[int] = 100  # place of its keys in reg and of its hooks among the others
-    vectorised: ClassVar[bool] = True  # the population engine trains it per member
     member_keys: ClassVar[tuple[str, ...]] = ()  # keys of reg that members may differ in
     words: ClassVar[Mapping[str, str]] = {}  # key of reg -> what it means, for a figure's axis
 
@@ -96,26 +107,31 @@ class Regularizer:
         """Raise ConfigError naming the first of its values that is not allowed."""
 
     @classmethod
+    def check_shape(cls, reg: Any, shape: tuple[int, int, int], dataset: str) -> None:
+        """Raise ConfigError naming the first of its values that makes no sense for images
+        of `shape` (channels, height, width) of that dataset."""
+
+    @classmethod
     def from_config(cls, reg: Any, epochs: int) -> Regularizer | None:
         """The regularizer as the reg section configures it for a run of `epochs`, or None
         when it is off."""
         raise NotImplementedError
 
     @classmethod
+    def overrides(cls) -> frozenset[str]:
+        """The hook points (HOOKS) this class defines for itself."""
+        return frozenset(h for h in HOOKS if getattr(cls, h) is not getattr(Regularizer, h))
+
+    @classmethod
     def population_blocker(cls, reg: Any) -> str | None:
         """The setting that keeps a run out of a population ('reg.KEY=VALUE'), or None.
 
-        By default a regularizer that is not vectorised keeps a run out whenever one of its
-        keys is away from its default.
+        By default: when the regularizer is on and overrides a hook outside
+        PER_MEMBER_HOOKS, its first key away from its default.
         """
-        if cls.vectorised or cls.keys is None:
+        if cls.overrides() <= PER_MEMBER_HOOKS or cls.from_config(reg, 1) is None:
             return None
-        defaults = cls.keys()
-        for f in dataclasses.fields(cls.keys):
-            value = getattr(reg, f.name)
-            if value != getattr(defaults, f.name):
-                return f"reg.{f.name}={value}"
-        return None
+        return changed_key(cls, reg) or f"reg ({cls.name})"
 
     def sites(self) -> dict[str, str]:
         """The sites it puts layers at ('conv.post'), each with the setting that asks for it."""
@@ -147,6 +163,27 @@ class Regularizer:
 
     def end_epoch(self, row: Row, model: nn.Module) -> bool:
         return False
+
+
+def changed_key(cls: type[Regularizer], reg: Any) -> str | None:
+    """'reg.KEY=VALUE' for the first of the regularizer's keys away from its default (inside
+    a section such as reg.dropout, its first changed key: 'reg.dropout.fc=0.3')."""
+    if cls.keys is None:
+        return None
+    return first_change(cls.keys(), reg, "reg")
+
+
+def first_change(defaults: Any, values: Any, prefix: str) -> str | None:
+    """'PREFIX.KEY=VALUE' for the first field of values that differs from defaults."""
+    for f in dataclasses.fields(defaults):
+        default, value = getattr(defaults, f.name), getattr(values, f.name)
+        if dataclasses.is_dataclass(default) and not isinstance(default, type):
+            inner = first_change(default, value, f"{prefix}.{f.name}")
+            if inner is not None:
+                return inner
+        elif value != default:
+            return f"{prefix}.{f.name}={value}"
+    return None
 
 
 # Every regularizer, by name; each module of this package adds its own with @register.
@@ -202,6 +239,12 @@ def check_all(reg: Any) -> None:
     """Every registered regularizer's checks of the reg section; ConfigError on the first."""
     for r in registered():
         r.check(reg)
+
+
+def check_shape(reg: Any, shape: tuple[int, int, int], dataset: str) -> None:
+    """Every registered regularizer's checks against the data's image shape."""
+    for r in registered():
+        r.check_shape(reg, shape, dataset)
 
 
 def check_sites(reg: Any, offered: Sequence[str], model: str) -> None:
@@ -275,6 +318,16 @@ class Regularization:
     def attach(self, model: nn.Module) -> None:
         for r in self.active:
             r.attach(model)
+
+    @property
+    def transforms_batch(self) -> bool:
+        """Whether an active regularizer transforms training batches."""
+        return any("batch" in type(r).overrides() for r in self.active)
+
+    @property
+    def loss_parts(self) -> list[Regularizer]:
+        """The active regularizers that define the data loss (equal lists: equal losses)."""
+        return [r for r in self.active if "data_loss" in type(r).overrides()]
 
     def batch(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """A training batch through every batch transform, in order."""

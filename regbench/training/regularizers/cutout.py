@@ -49,7 +49,6 @@ class Cutout(Regularizer):
     name = "cutout"
     keys = CutoutKeys
     order = 82
-    vectorised = False
     words = {"cutout": "Cutout square side (pixels)"}
 
     size: int
@@ -58,6 +57,13 @@ class Cutout(Regularizer):
     def check(cls, reg: Any) -> None:
         check(reg.cutout >= 0, "reg.cutout", reg.cutout,
               "0 (off) or the side of the zeroed square in pixels, e.g. 16 for CIFAR-10")
+
+    @classmethod
+    def check_shape(cls, reg: Any, shape: tuple[int, int, int], dataset: str) -> None:
+        side = min(shape[1:])  # a square this large hides most of any image it is centred in
+        check(reg.cutout < side, "reg.cutout", reg.cutout,
+              f"the images of dataset={dataset} are {shape[1]}x{shape[2]}: 0 (off) or a side "
+              f"below {side}, e.g. {max(side // 4, 1)}")
 
     @classmethod
     def from_config(cls, reg: Any, epochs: int) -> Cutout | None:

@@ -30,7 +30,6 @@ class DropConnect(Regularizer):
     name = "dropconnect"
     keys = DropConnectKeys
     order = 70
-    vectorised = False
 
     p: float
 

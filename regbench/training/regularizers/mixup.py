@@ -48,7 +48,6 @@ class Mixup(Regularizer):
     name = "mixup"
     keys = MixupKeys
     order = 84
-    vectorised = False
     words = {"mixup": "mixup α (mixing weight ~ Beta(α, α))"}
 
     alpha: float
