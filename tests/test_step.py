@@ -130,7 +130,7 @@ def test_a_batch_transform_is_refused_by_the_population_from_what_it_overrides(
 
 def test_the_one_step_applies_a_batch_transform_to_one_model(
         make_cfg: Callable[..., RegbenchConfig], monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = make_cfg("trainer.epochs=1", "dataset.train_size=200")
+    cfg = make_cfg("trainer.epochs=1", "dataset.train_size=100")
     reg = toys(monkeypatch)
     data = batching.load(cfg.dataset)
     grads = {}
