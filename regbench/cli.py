@@ -181,6 +181,7 @@ def sweep_cmd(ctx: typer.Context,
     from regbench.store import runs, settle_record
     from regbench.launch import settle, sweep
     from regbench.launch.jobs import call_hydra
+    from regbench.present import terminal
 
     args = list(overrides or []) + list(ctx.args)
     if resume_dir is not None and settle_record.is_settle(resume_dir):
@@ -212,7 +213,8 @@ def sweep_cmd(ctx: typer.Context,
     sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
     sweep.write_plan(sweep_dir, plan)
     what = f"{plan.trials} trials of an Optuna search" if plan.sweeper == "optuna" else f"{len(plan.jobs)} jobs"
-    print(f"sweep: {what} over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}", flush=True)
+    terminal.say(terminal.table_console(),
+                 f"sweep: {what} over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}")
     job_overrides = sweep.job_overrides(task_overrides)
     engine = sweep.default_launcher(job_overrides, plan.sweeper, sweep.device_type(first))
     if engine:

@@ -176,3 +176,39 @@ def test_a_preset_and_its_values_typed_as_keys_are_one_configuration(tmp_path: P
     assert len(comp.duplicates) == 1 and "same configuration and seed" in comp.duplicates[0]
     out = CliRunner().invoke(app, ["summarize", str(tmp_path)], env={"COLUMNS": "80"}).output
     assert "Counted once (true duplicates):" in out and "not counted:" in out
+
+
+@pytest.mark.slow
+def test_the_tutorial_s_config_path_rerun_is_summarized_as_the_dropout_run_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import TINY, cli
+
+    monkeypatch.chdir(tmp_path)
+    tiny = [*TINY, "trainer.progress=false"]
+    assert cli("run", *tiny, "reg=dropout", "trainer.epochs=1") == 0
+    (first,) = (tmp_path / "results" / "default").iterdir()
+    assert cli("run", "--config-path", str(first), "--config-name", "config",
+               "trainer.epochs=2") == 0
+    assert cli("run", *tiny, "trainer.epochs=2") == 0  # no regularization, 2 epochs, seed 0
+    assert cli("run", *tiny, "trainer.epochs=2", f"dataset.root={tmp_path / 'other'}") == 0
+    capsys.readouterr()
+    comp = compare.compare(runs.find_runs([tmp_path / "results"]))
+    assert comp.duplicates == [] and len(comp.table) == 4 and set(comp.table["seeds"]) == {1}
+    names = dict(zip(comp.runs["path"], comp.runs["label"], strict=True))
+    assert "reg=dropout" in names[str(first)].split(), names
+    (rerun,) = [n for p, n in names.items() if "reg=dropout" in n.split() and p != str(first)]
+    assert "trainer.epochs=2" in rerun.split(), names
+    assert cli("summarize", str(tmp_path / "results"), env={"COLUMNS": "80"}) == 0
+    assert "count as one seed" not in capsys.readouterr().out
+
+
+def test_of_two_overrides_on_one_key_the_last_names_the_run() -> None:
+    # TINY's trainer.epochs=2, then trainer.epochs=1: the run trained 1 epoch, so 2 was not
+    # typed alike for every configuration
+    first = preset("dropout", **{"trainer.epochs": 1})
+    rerun, plain = preset("dropout", **{"trainer.epochs": 2}), preset("none", **{"trainer.epochs": 2})
+    naming = labels.name_configs([first, rerun, plain], [
+        ["trainer.epochs=2", "reg=dropout", "trainer.epochs=1"], ["trainer.epochs=2"],
+        ["trainer.epochs=2"]])
+    assert set(naming.labels[1].split()) == {"trainer.epochs=2", "reg=dropout"}
+    assert naming.labels[0] == "reg=dropout trainer.epochs=1"

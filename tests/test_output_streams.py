@@ -47,3 +47,43 @@ def test_a_run_started_with_sigint_ignored_still_stops_on_sigint(
     assert code == 130
     (run_dir,) = (tmp_path / "default").iterdir()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+
+def narrow() -> Console:
+    """An 80-column terminal, its text readable back."""
+    return Console(file=io.StringIO(), force_terminal=True, color_system=None, width=80)
+
+
+def test_prose_at_80_columns_breaks_between_words_and_keeps_paths_and_commands_whole() -> None:
+    run_dir = "/home/someone/projects/regbench/results/dropout_grid/20261206-213757-a7a313"
+    resume = f"regbench resume {run_dir}"
+    out = narrow()
+    terminal.say(out, "verdict: no overfitting onset within 20 epochs, but train accuracy leads "
+                      "val by 12.3 points: the model is memorising")
+    terminal.say(out, f"files: {run_dir}/metrics.csv, summary.json, config.yaml, checkpoint.pt")
+    terminal.say(out, f"no epoch finished; start it again with: {resume}", (resume,))
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines if run_dir not in line)
+    words = " ".join(text.split())
+    for whole in ("12.3", "memorising", f"{run_dir}/metrics.csv,", resume):
+        assert whole in words and any(whole in line for line in lines), whole
+    assert f"{run_dir}/metrics.csv," in [line.strip() for line in lines]  # on its own line
+    piped = Console(file=io.StringIO(), width=80)  # a pipe or a file: one line each
+    terminal.say(piped, f"no epoch finished; start it again with: {resume}", (resume,))
+    assert piped.file.getvalue().count("\n") == 1  # type: ignore[attr-defined]
+
+
+def test_a_sweep_job_line_at_80_columns_never_splits_a_number(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    from test_compare import write_run
+
+    write_run(tmp_path / "0", 0, 0.975, 1.0)
+    out = narrow()
+    monkeypatch.setattr(terminal, "Console", lambda **_: out)
+    terminal.print_job_line(tmp_path / "0", "run", "[1/40] reg.dropout.fc=0.1717 seed=0")
+    lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
+    tokens = " ".join(lines).split()
+    assert "reg.dropout.fc=0.1717" in tokens and "97.50%" in tokens and "+2.50" in tokens

@@ -104,9 +104,47 @@ class Progress(Callback):
             console.file.flush()
 
 
+# ------------------------------------------------------------------- lines of prose
+
+
+def wrapped(text: str, width: int | None, whole: tuple[str, ...] = (), indent: str = "  "
+            ) -> list[str]:
+    """text as lines of at most width characters, broken between words only.
+
+    Each of `whole` (a command to paste, a path) stays in one piece; a word or piece that
+    does not fit after others starts a line of its own (a long path on its own line), and
+    one longer than width is left whole for the terminal to fold. Continuation lines are
+    indented. No width (a pipe or a file): the text as one line.
+    """
+    if width is None or len(text) <= width:
+        return [text]
+    glued = text
+    for piece in whole:
+        glued = glued.replace(piece, piece.replace(" ", "\0"))
+    lines: list[str] = []
+    line = ""
+    for word in glued.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if not line or len(candidate) <= width:
+            line = candidate
+            continue
+        lines.append(line)
+        line = indent + word
+    lines.append(line)
+    return [x.replace("\0", " ") for x in lines]
+
+
+def say(out: Console, text: str, whole: tuple[str, ...] = ()) -> None:
+    """Print a line of prose (a verdict, a hint, a file list, a job line) that a terminal
+    narrower than it shows broken between words, never inside a number, a key, a path or
+    a command in `whole`."""
+    for line in wrapped(text, out.width if out.is_terminal else None, whole):
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 def warn(message: str) -> None:
     """One warning line on stderr, printed as it is (no rich markup)."""
-    err.print(f"regbench: warning: {message}", soft_wrap=True, markup=False)
+    say(err, f"regbench: warning: {message}")
 
 
 _NOTED: set[str] = set()  # notes already printed by this process (one sweep)
@@ -116,7 +154,7 @@ def note_once(message: str) -> None:
     """Print a note on stderr the first time only: a sweep says it once, not once per job."""
     if message not in _NOTED:
         _NOTED.add(message)
-        err.print(message, soft_wrap=True, markup=False)
+        say(err, message)
 
 
 def _pct(x: float | None) -> str:
@@ -169,7 +207,7 @@ def print_result(summary: Summary, run_dir: str, out: Console | None = None) -> 
     out = out or table_console()
     if summary.epochs_run:
         print_table(gap_table(summary), out)
-    out.print(f"[bold]verdict:[/bold] {summary.verdict}")
+    say(out, f"verdict: {summary.verdict}")
     mc = summary.mc_dropout
     if mc and summary.test_acc is not None:
         out.print(f"test, dropout off (weight scaling): acc {_pct(summary.test_acc)}, "
@@ -177,16 +215,16 @@ def print_result(summary: Summary, run_dir: str, out: Console | None = None) -> 
                   f"{mc['samples']} passes with dropout on: acc {_pct(mc['test_acc'])}, "
                   f"NLL {mc['test_nll']:.4f}, ECE {mc['test_ece']:.4f}")
     speed = summary.train_images_per_s
-    out.print(f"status {summary.status}, {plural(summary.epochs_run, 'epoch')} in "
-              f"{summary.wall_time_s:.1f} s"
-              + (f" ({speed:,.0f} train images/s on {summary.device})" if speed else ""))
+    say(out, f"status {summary.status}, {plural(summary.epochs_run, 'epoch')} in "
+             f"{summary.wall_time_s:.1f} s"
+             + (f" ({speed:,.0f} train images/s on {summary.device})" if speed else ""))
     names = [n for n in RUN_FILES if (Path(run_dir) / n).exists()]
-    out.print(f"files: {run_dir}/{', '.join(names)}", soft_wrap=True)
+    say(out, f"files: {run_dir}/{', '.join(names)}")
+    resume = f"regbench resume {run_dir}"
     if summary.status == "interrupted" and summary.epochs_run:
-        out.print(f"continue it with: regbench resume {run_dir}", soft_wrap=True)
+        say(out, f"continue it with: {resume}", (resume,))
     elif summary.status == "interrupted":
-        out.print(f"no epoch finished; start it again with: regbench resume {run_dir}",
-                  soft_wrap=True)
+        say(out, f"no epoch finished; start it again with: {resume}", (resume,))
 
 
 def job_line(run_dir: Path, action: str, name: str) -> str:
@@ -208,7 +246,7 @@ def job_line(run_dir: Path, action: str, name: str) -> str:
 
 def print_job_line(run_dir: Path, action: str, name: str) -> None:
     """Print a sweep job's one line (jobs in parallel workers each print their own)."""
-    Console(highlight=False).print(job_line(run_dir, action, name), soft_wrap=True)
+    say(Console(highlight=False), job_line(run_dir, action, name))
 
 
 def table_console() -> Console:
@@ -307,8 +345,9 @@ def print_comparison(comp: Comparison, out: Console | None = None,
             print_table(table, out)
     else:
         print_table(comparison_table(comp, columns, out.width), out)
-    out.print(tables.chance_text(comp) + tables.warnings_text(comp), end="", soft_wrap=True)
-    out.print(tables.failed_text(comp), end="", soft_wrap=True)
+    for line in (tables.chance_text(comp) + tables.warnings_text(comp)
+                 + tables.failed_text(comp)).splitlines():
+        say(out, line)
 
 
 def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path],
@@ -319,20 +358,21 @@ def print_sweep_end(sweep_dir: Path, comp: Comparison | None, figures: list[Path
     out = table_console()
     if comp is not None:
         print_comparison(comp, out)
-        out.print(f"table: {sweep_dir / 'summary.csv'}; figures: "
-                  + ", ".join(p.name for p in figures), soft_wrap=True)
+        say(out, f"table: {sweep_dir / 'summary.csv'}; figures: "
+                 + ", ".join(p.name for p in figures))
     if diverged:
-        out.print(diverged, soft_wrap=True)
+        say(out, diverged)
     others = [u for u in unfinished if u[1] != "diverged"]
     for name, status, why, path in unfinished:
         if status == "diverged":
-            out.print(f"  {name}: {why} ({path})", soft_wrap=True)
+            say(out, f"  {name}: {why} ({path})")
     if others:
         out.print(f"{len(others)} of {n_jobs} jobs did not finish (not in the table):")
         for name, status, why, path in others:
-            out.print(f"  {name}: {status}: {why} ({path})", soft_wrap=True)
+            say(out, f"  {name}: {status}: {why} ({path})")
         if resumable:
-            out.print(f"rerun them with: regbench sweep --resume {sweep_dir}", soft_wrap=True)
+            resume = f"regbench sweep --resume {sweep_dir}"
+            say(out, f"rerun them with: {resume}", (resume,))
 
 
 # ---------------------------------------------------------------- fitting the terminal

@@ -209,6 +209,7 @@ def name_configs(configs: list[dict[str, Any]], typed: list[list[str] | None]) -
     and each of them names that key by its value too. Labels that would still be equal add
     the keys that tell their configurations apart, then more digits.
     """
+    typed = [None if t is None else _last_per_key(t) for t in typed]
     differing = differing_keys(configs)
     unexplained = _unexplained(configs, typed, differing)
     axes = [k for k in differing if k in unexplained
@@ -222,6 +223,13 @@ def name_configs(configs: list[dict[str, Any]], typed: list[list[str] | None]) -
         if len(set(labels)) == len(labels):
             break
     return Naming(labels, axes)
+
+
+def _last_per_key(overrides: list[str]) -> list[str]:
+    """The overrides that take effect: of several on one key, the last (as Hydra applies
+    them), in the order typed."""
+    last = {key_of(o): i for i, o in enumerate(overrides)}
+    return [o for i, o in enumerate(overrides) if last[key_of(o)] == i]
 
 
 def _unexplained(configs: list[dict[str, Any]], typed: list[list[str] | None],
