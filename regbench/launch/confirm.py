@@ -23,7 +23,7 @@ from typing import Any
 from regbench.errors import ConfigError
 from regbench.launch import sweep
 from regbench.store import runs, summary
-from regbench.store.sweeps import SweepPlan, job_dir, key_of, read_plan, write_plan
+from regbench.store.sweeps import SweepPlan, job_dir, key_of, write_plan
 from regbench.study.confirmation import Candidate, ConfirmRow, rows
 from regbench.study.labels import job_label
 
@@ -89,7 +89,7 @@ def prepare(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list
     Run again, it finds the same jobs in the folder (a finished job is kept, an
     interrupted one resumes); other settings than the first time's are refused.
     """
-    plan = read_plan(sweep_dir)
+    plan = sweep.read_plan(sweep_dir)  # the search's plugins imported again
     if plan.sweeper != "optuna":
         raise ConfigError(f"{sweep_dir}: not a search (hydra/sweeper=optuna); confirm re-runs "
                           "a search's best trials")

@@ -193,7 +193,7 @@ class Population:
         reg = replace(first.cfg.reg, dropout=replace(first.cfg.reg.dropout, **rates))
         data = first.data
         base = models.build(first.cfg.model, reg, data.in_channels, data.image_size,
-                            layers=member_layers(reg)).to(first.device)
+                            data.num_classes, layers=member_layers(reg)).to(first.device)
         base.eval()
         with torch.no_grad():  # the dry run that sizes each dropout site's noise
             base(batching.normalize(data.train.x[:2].float(), data.mean, data.std))

@@ -23,7 +23,7 @@ from regbench.errors import RunDirError
 from regbench.store import metrics, runs
 from regbench.store.runlog import run_context
 from regbench.store.summary import Summary
-from regbench.training import calibration, models, optim
+from regbench.training import calibration, models, optim, plugins
 from regbench.training.callbacks import Callback
 from regbench.training.device import autocast, configure, prepare_batch, prepare_model
 from regbench.training.layers import rate_in_force
@@ -156,7 +156,8 @@ class Session:
             seed_everything(cfg.seed, cfg.trainer.deterministic)
             if not resume:  # written once the data is there, so a data error leaves no run behind
                 write_config(run_dir, cfg)
-            model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
+            model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size,
+                                 data.num_classes)
             configure(device, cfg.trainer.deterministic)
             compile = cfg.trainer.compile if compile is None else compile
             model = prepare_model(model, device, compile=compile)
@@ -316,6 +317,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         error=error,
         signal=signal_name,
         versions=runs.versions(),
+        plugins=plugins.recorded(),
         val_loss_rise=metrics.val_loss_rise(rows),
         config=flat_config(cfg),
     )

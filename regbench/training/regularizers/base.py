@@ -106,9 +106,11 @@ class Regularizer:
         """The setting that keeps a run out of a population ('reg.KEY=VALUE'), or None.
 
         By default a regularizer that is not vectorised keeps a run out whenever one of its
-        keys is away from its default.
+        keys is away from its default; so does one that overrides ``batch``, whatever it
+        says, since the population engine runs no batch transform.
         """
-        if cls.vectorised or cls.keys is None:
+        transforms = cls.batch is not Regularizer.batch
+        if (cls.vectorised and not transforms) or cls.keys is None:
             return None
         defaults = cls.keys()
         for f in dataclasses.fields(cls.keys):
