@@ -511,7 +511,8 @@ def datasets_list(ctx: typer.Context,
     from regbench.present.terminal import datasets_table, print_table
 
     root = root or os.environ.get("REGBENCH_DATA", "data")
-    rows = [(name, is_present(name, root), "(embedded)" if not info.files else str(dataset_dir(name, root)),
+    rows = [(name, None if info.where else is_present(name, root),
+             info.where or ("(embedded)" if not info.files else str(dataset_dir(name, root))),
              info.source) for name, info in DATASET_INFO.items()]
     print_table(datasets_table(root, rows))
 
