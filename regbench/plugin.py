@@ -120,6 +120,15 @@ def register_dataset(name: str, *, shape: tuple[int, int, int], classes: int = N
     return decorate
 
 
+def register_preset(group: str, name: str, values: dict[str, Any]) -> None:
+    """A preset that `group=name` picks (reg=dropblock), as conf/<group>/<name>.yaml would
+    hold it: the values it sets in that section."""
+    from hydra.core.config_store import ConfigStore
+
+    one_of("the preset's group", group, ("reg", "model", "dataset", "optim", "experiment"))
+    ConfigStore.instance().store(group=group, name=name, node=values)
+
+
 __all__ = ["Arrays", "ConfigError", "DataError", "DatasetConfig", "Layers", "ModelConfig",
            "Regularizer", "Site", "check", "one_of", "register_dataset", "register_model",
-           "register_regularizer"]
+           "register_preset", "register_regularizer"]

@@ -106,11 +106,13 @@ class Regularizer:
         """The setting that keeps a run out of a population ('reg.KEY=VALUE'), or None.
 
         By default a regularizer that is not vectorised keeps a run out whenever one of its
-        keys is away from its default; so does one that overrides ``batch``, whatever it
-        says, since the population engine runs no batch transform.
+        keys is away from its default; so does one that overrides ``batch`` (the population
+        engine runs no batch transform) and one from outside regbench (a plugin's), whatever
+        it says: the engine knows only regbench's own layers.
         """
+        foreign = not cls.__module__.startswith("regbench.")
         transforms = cls.batch is not Regularizer.batch
-        if (cls.vectorised and not transforms) or cls.keys is None:
+        if (cls.vectorised and not transforms and not foreign) or cls.keys is None:
             return None
         defaults = cls.keys()
         for f in dataclasses.fields(cls.keys):
