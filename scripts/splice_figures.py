@@ -13,8 +13,8 @@ NAME.txt becomes a console block (its first line is the command), NAME.png an im
 a path relative to the page; under it a line says when, on what machine and by which
 script it was taken (docs/figures/NAME.machine.txt when there is one, else machine.txt).
 A marker naming a figure that does not exist is an error, so a page never points at
-nothing, except a benchmark (bench_NAME, testing_NAME, settle_NAME) that nobody has run yet:
-its block says how to.
+nothing, except a benchmark (bench_NAME, testing_NAME, settle_NAME, plugin_NAME) that
+nobody has run yet: its block says how to.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def provenance(machine: Path, script: str, load: bool) -> str:
 # figures whose timings depend on the machine's load: their prefix, and the command that
 # writes them
 MEASURED = {"bench_": "scripts/benchmarks.sh {rest}", "testing_": "scripts/testing_figures.sh",
-            "settle_": "scripts/settle_flagship.sh"}
+            "settle_": "scripts/settle_flagship.sh", "plugin_": "scripts/plugin_example.sh"}
 HOW_TO = {"testing_": "scripts/testing_figures.sh --tiers"}
 
 

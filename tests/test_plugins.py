@@ -49,6 +49,38 @@ class Wreck(Regularizer):
         return (1 - self.share) * x + self.share * torch.randn_like(x), y
 '''
 
+LAYERED = '''
+"""A layer of one's own at the head, claiming the population may train it."""
+from dataclasses import dataclass
+
+from regbench.plugin import Regularizer, register_regularizer
+
+
+@dataclass
+class NoisyKeys:
+    noisy: float = 0.0
+
+
+@register_regularizer
+@dataclass
+class Noisy(Regularizer):
+    name = "noisy"
+    keys = NoisyKeys
+    vectorised = True
+    std: float
+
+    @classmethod
+    def from_config(cls, reg, epochs):
+        return cls(reg.noisy) if reg.noisy > 0 else None
+
+    def sites(self):
+        return {"fc.post": f"reg.noisy={self.std}"}
+
+    def layers(self, site):
+        from torch import nn
+        return [nn.Dropout(self.std)] if site.name == "fc.post" else []
+'''
+
 PARTS = '''
 """A model and a data set of one's own."""
 from dataclasses import dataclass
@@ -111,7 +143,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         registry.clear()
         registry.update(content)  # type: ignore[arg-type]
     for name in set(sys.modules) - before:
-        if name in ("wreck", "parts", "broken", "clash"):
+        if name in ("wreck", "parts", "broken", "clash", "layered"):
             del sys.modules[name]
     schema.refresh()
 
@@ -234,3 +266,13 @@ def test_sweep_workers_and_resume_import_the_plugin(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr
     again = run_cli("sweep", "--resume", str(sweep_dir), cwd=tmp_path, env=env)
     assert again.returncode == 0 and "2 of 2 jobs finished" in again.stdout, again.stderr
+
+
+def test_a_plugin_layer_keeps_a_run_out_of_a_population(isolated: Path) -> None:
+    from regbench.launch.composition import compose
+    from regbench.training import plugins, population
+
+    write_plugin(isolated, "layered", LAYERED)
+    plugins.load(["layered"])
+    _, cfg = compose(["reg.noisy=0.2"])
+    assert population.unsupported(cfg) == "reg.noisy=0.2"  # though it says vectorised

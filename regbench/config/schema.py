@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 @dataclass
 class DatasetConfig:
+    """The dataset section: which data set, where its files are, how it is split."""
+
     name: str = "mnist5k"  # a registered data set; `regbench datasets` lists them
     # where data set files are looked for; dataset=folder: the image folder (train/, test/)
     root: str = "${oc.env:REGBENCH_DATA,data}"

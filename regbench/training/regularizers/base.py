@@ -107,12 +107,15 @@ class Regularizer:
 
         By default a regularizer that is not vectorised keeps a run out whenever one of its
         keys is away from its default; so does one that overrides ``batch`` (the population
-        engine runs no batch transform) and one from outside regbench (a plugin's), whatever
-        it says: the engine knows only regbench's own layers.
+        engine runs no batch transform), and one from outside regbench (a plugin's) that
+        overrides ``layers`` or ``attach``, whatever it says: the engine swaps in its own
+        versions of regbench's layers only.
         """
         foreign = not cls.__module__.startswith("regbench.")
-        transforms = cls.batch is not Regularizer.batch
-        if (cls.vectorised and not transforms and not foreign) or cls.keys is None:
+        unrunnable = (cls.batch is not Regularizer.batch
+                      or foreign and (cls.layers is not Regularizer.layers
+                                      or cls.attach is not Regularizer.attach))
+        if (cls.vectorised and not unrunnable) or cls.keys is None:
             return None
         defaults = cls.keys()
         for f in dataclasses.fields(cls.keys):
