@@ -155,3 +155,11 @@ def test_a_cnn_learns_an_npz_well_above_chance(tmp_path: Path) -> None:
     [summary] = (tmp_path / "results" / "default").glob("*/summary.json")
     result = json.loads(summary.read_text())
     assert result["test_acc"] > 0.8  # chance: 0.25
+
+
+def test_mixup_is_refused_for_another_number_of_classes(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = learnable(60, 3, 16, None)
+    np.savez(tmp_path / "three.npz", x_train=x, y_train=y)
+    err = one_error_line(capsys, "dataset=npz", f"dataset.path={tmp_path / 'three.npz'}", "reg.mixup=0.2")
+    assert "reg.mixup=0.2 is not allowed: 0 with dataset=npz" in err and "has 3" in err
