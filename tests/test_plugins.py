@@ -280,3 +280,21 @@ def test_a_plugin_that_destroys_the_images_stops_learning_in_a_population_sweep(
         assert {"module": "wreck", "version": None} in summary["plugins"]
         acc.setdefault(summary["config"]["reg.wreck"], []).append(summary["best"]["val_acc"])
     assert min(acc[0.0]) > 0.6 and max(acc[1.0]) < 0.25  # chance is 0.1
+
+
+def test_a_run_folder_s_config_imports_the_plugins_its_run_recorded(isolated: Path, tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from regbench.launch.composition import compose
+
+    write_plugin(isolated, "wreck", WRECK)
+    run = tmp_path / "run"
+    run.mkdir()
+    _, default = compose([])
+    config = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(default)))
+    config.reg.wreck = 0.5  # as config.yaml of a run trained with the plugin holds it
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    (run / "summary.json").write_text(json.dumps({"status": "completed",
+                                                  "plugins": [{"module": "wreck", "version": None}]}))
+    _, cfg = compose([], ["--config-path", str(run), "--config-name", "config"])
+    assert cfg.reg.wreck == 0.5
