@@ -25,6 +25,9 @@ from regbench.launch.composition import (CONFIG_DIR_FLAGS, NO_JOB_FLAGS, compose
 from regbench.present.terminal import err
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+PLUGIN_HELP = ("A module of your own regularizers, models or data sets to import (repeat for "
+               "several; also $REGBENCH_PLUGINS=mod1,mod2 and installed `regbench.plugins` entry "
+               "points).")
 CONFIG_FLAGS = CONFIG_DIR_FLAGS | {"--config-name", "-cn"}  # what `regbench config` accepts
 HELP_FLAGS = {"help_option_names": ["-h", "--help"]}  # inherited by every command
 
@@ -60,7 +63,9 @@ def _root(
 @app.command(context_settings=PASSTHROUGH)
 def run(ctx: typer.Context,
         overrides: list[str] = typer.Argument(None, help="Hydra overrides: key=value, group=option, +key=value.",
-                                              show_default=False)) -> None:
+                                              show_default=False),
+        plugin: list[str] = typer.Option(None, "--plugin", metavar="MODULE", help=PLUGIN_HELP,
+                                         show_default=False)) -> None:
     """Train one CNN and print its overfitting gap.
 
     OVERRIDES are Hydra overrides, passed through unchanged, so Hydra's flags work too
@@ -73,11 +78,14 @@ def run(ctx: typer.Context,
       regbench run dataset.train_size=1000 reg.l2=5e-4 trainer.epochs=20
       regbench run experiment=smoke
       regbench run --config-path RUN_DIR --config-name config
+      regbench run --plugin my_regularizers reg.my_key=0.5
     """
     from regbench.store import runs
     from regbench.launch.jobs import call_hydra, interrupted_before_start
+    from regbench.training import plugins
     from regbench.training.signals import Terminated, sigterm_as_interrupt
 
+    plugins.load(plugin or [])
     args = list(overrides or []) + list(ctx.args)
     task_overrides, flags = split_args(args)
     task_overrides = rewrite_experiment(task_overrides)
@@ -103,8 +111,9 @@ def run(ctx: typer.Context,
 
 
 @app.command("config", context_settings=PASSTHROUGH)
-def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides.", show_default=False)
-               ) -> None:
+def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides.", show_default=False),
+               plugin: list[str] = typer.Option(None, "--plugin", metavar="MODULE",
+                                                help=PLUGIN_HELP, show_default=False)) -> None:
     """Print the resolved configuration that `regbench run` would use.
 
     It takes the same overrides as `regbench run` and checks them the same way, without
@@ -114,9 +123,13 @@ def config_cmd(overrides: list[str] = typer.Argument(None, help="Hydra overrides
       regbench config
       regbench config reg=dropout reg.dropout.fc=0.3
       regbench config --config-path RUN_DIR --config-name config
+      regbench config --plugin my_regularizers
     """
     from omegaconf import OmegaConf
 
+    from regbench.training import plugins
+
+    plugins.load(plugin or [])
     task_overrides, flags = split_args(list(overrides or []))
     other = [f for f in flags if f.startswith("-") and f not in CONFIG_FLAGS]
     if other:
@@ -151,6 +164,8 @@ def sweep_cmd(ctx: typer.Context,
               max_time: str = typer.Option(None, "--max-time", metavar="DURATION",
                                            help="Settle: no round starts after this much job "
                                                 "time, e.g. 900, 15m, 2h (default: none)."),
+              plugin: list[str] = typer.Option(None, "--plugin", metavar="MODULE", help=PLUGIN_HELP,
+                                               show_default=False),
               ) -> None:
     """Train a grid of configurations (a Hydra multirun) and compare them.
 
@@ -177,12 +192,15 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep --resume results/dropout_grid/sweeps/SWEEP_ID
       regbench sweep --settle reg=dropout reg.dropout.fc=0.0,0.25,0.5
       regbench sweep experiment=dropout_settle --max-time 2h
+      regbench sweep --plugin my_regularizers reg.my_key=0,0.5 seed=0,1,2
     """
     from regbench.store import runs, settle_record
     from regbench.launch import settle, sweep
     from regbench.launch.jobs import call_hydra
     from regbench.present import terminal
+    from regbench.training import plugins
 
+    plugins.load(plugin or [])
     args = list(overrides or []) + list(ctx.args)
     if resume_dir is not None and settle_record.is_settle(resume_dir):
         raise typer.Exit(settle.resume(resume_dir, args, baseline))
@@ -458,6 +476,7 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
 
     from regbench.launch import jobs
     from regbench.store import runs, summary
+    from regbench.training import plugins
 
     runs.check_run_dir(run_dir)
     state = summary.status(run_dir)
@@ -469,6 +488,8 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
         cfg = OmegaConf.load(run_dir / runs.CONFIG_FILE)
     except Exception as e:
         raise RunDirError(f"{run_dir / runs.CONFIG_FILE}: unreadable ({one_line(e)})") from e
+    recorded = summary.load(run_dir)
+    plugins.load(plugins.modules_of(recorded.plugins if recorded else []))  # as the run had them
     outcome = jobs.execute(cfg, run_dir, resume=True)
     if outcome.message:
         err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
@@ -495,7 +516,8 @@ def datasets_list(ctx: typer.Context,
     from regbench.present.terminal import datasets_table, print_table
 
     root = root or os.environ.get("REGBENCH_DATA", "data")
-    rows = [(name, is_present(name, root), "(embedded)" if not info.files else str(dataset_dir(name, root)),
+    rows = [(name, None if info.where else is_present(name, root),
+             info.where or ("(embedded)" if not info.files else str(dataset_dir(name, root))),
              info.source) for name, info in DATASET_INFO.items()]
     print_table(datasets_table(root, rows))
 
@@ -605,10 +627,11 @@ def reg_keys() -> list[str]:
 
 
 def _finish_help() -> None:
-    """Reflow every command's help and list the presets under `run`."""
+    """Reflow every command's help and list the presets and the reg keys under `run` (again
+    after plugins are imported: their keys are listed too)."""
     for typer_app in (app, datasets_app):
         for info in typer_app.registered_commands:
-            info.help = reflow(info.help or inspect.getdoc(info.callback) or "")
+            info.help = reflow(inspect.getdoc(info.callback) or "")
             if info.callback is run:
                 info.help += "\n\n" + presets_help()
     cb = datasets_app.registered_callback
@@ -622,6 +645,18 @@ _display_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = (  # type: ignore[method-assign]
     lambda self, ctx: None if self.is_flag else _display_type(self, ctx))
 _finish_help()
+
+
+def _load_plugins(args: list[str]) -> None:
+    """Import the plugins (--plugin anywhere on the line, $REGBENCH_PLUGINS, entry points)
+    before any command runs, so that their keys are in `-h` and the schema."""
+    from regbench.training import plugins
+
+    named = [v for a, v in zip(args, args[1:]) if a == "--plugin"]
+    named += [a.split("=", 1)[1] for a in args if a.startswith("--plugin=")]
+    if named or plugins.from_env() or plugins.entry_points():
+        plugins.load(named)
+        _finish_help()
 
 
 def main() -> None:
@@ -639,6 +674,7 @@ def main() -> None:
         args = [a for a in args if a != "--debug"]
     debug = os.environ.get("REGBENCH_DEBUG") == "1"
     try:
+        _load_plugins(args)
         code = app(args=args, prog_name="regbench", standalone_mode=False)
     except RegbenchError as e:
         if debug:

@@ -13,7 +13,8 @@ NAME.txt becomes a console block (its first line is the command), NAME.png an im
 a path relative to the page; under it a line says when, on what machine and by which
 script it was taken (docs/figures/NAME.machine.txt when there is one, else machine.txt).
 A marker naming a figure that does not exist is an error, so a page never points at
-nothing, except a measurement (bench_NAME, testing_NAME, settle_NAME, healthy_NAME) that
+nothing, except a measurement (bench_NAME, testing_NAME, settle_NAME, healthy_NAME,
+plugin_NAME) that
 nobody has run yet: its block says how to.
 """
 
@@ -41,7 +42,8 @@ def provenance(machine: Path, script: str, load: bool) -> str:
 # writes them
 MEASURED = {"bench_gpu_check": "scripts/gpu_check.sh", "bench_": "scripts/benchmarks.sh {rest}",
             "testing_": "scripts/testing_figures.sh", "settle_": "scripts/settle_flagship.sh",
-            "healthy_": "scripts/healthy_losses.py --out docs/figures"}
+            "healthy_": "scripts/healthy_losses.py --out docs/figures",
+            "plugin_": "scripts/plugin_example.sh"}
 HOW_TO = {"testing_": "scripts/testing_figures.sh --tiers"}
 # figures only a machine with CUDA can produce: the one placeholder a docs build accepts
 GPU_ONLY = ("bench_gpu_check",)

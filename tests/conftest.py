@@ -23,7 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits
     SIGINT as ignored, and so would every regbench process a test starts and then sends
-    SIGINT to: Ctrl-C is made to work again here, so that those tests test regbench."""
+    SIGINT to: Ctrl-C is made to work again here, so that those tests test regbench.
+    Installed plugins are imported once, before any test."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # children get SIG_DFL
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -31,6 +32,12 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(1)
+    # Installed plugins (the example in examples/, where CI installs it) are imported as
+    # every regbench command imports them: in every test, not from whichever job ran first.
+    from regbench.training import plugins
+
+    os.environ.pop(plugins.ENV, None)
+    plugins.load()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ PACKAGE = Path(regbench.__file__).parent
 LAYERS = ["errors", "config", "data", "store", "training", "study", "present", "launch", "cli"]
 # Top-level modules that belong to a layer without a folder of their own.
 MODULE_LAYER = {"errors": "errors", "cli": "cli", "__main__": "cli", "__init__": "errors",
+                "plugin": "training",
                 "conf": "config"}
 CORE = {"errors", "config", "data", "store", "training", "study"}
 UPPER_PACKAGES = {"rich", "typer", "click"}

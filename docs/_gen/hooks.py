@@ -34,6 +34,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "modules": reference.modules_page,
     "registry": reference.registry_page,
     "plugins": reference.plugins_page,
+    "plugin_api": reference.plugin_api_page,
 }
 _made: dict[str, str] = {}
 

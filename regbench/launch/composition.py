@@ -277,6 +277,12 @@ def compose(overrides: list[str], flags: list[str] | None = None) -> tuple[Any, 
             "a run folder's is --config-name config"
         raise ConfigError(f"--config-name {name}: no {name}.yaml in {folder}; {hint}")
     claim_plugin_names()
+    if folder is not None:  # a run folder's config: the plugins the run was trained with
+        from regbench.store import summary
+        from regbench.training import plugins
+
+        recorded = summary.load(Path(folder))
+        plugins.load(plugins.modules_of(recorded.plugins if recorded else []))
     try:
         with initialize_config_dir(config_dir=folder or str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(name, overrides=overrides, return_hydra_config=True)

@@ -90,7 +90,7 @@ def prepare(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list
     Run again, it finds the same jobs in the folder (a finished job is kept, an
     interrupted one resumes); other settings than the first time's are refused.
     """
-    plan = read_plan(sweep_dir)
+    plan = sweep.read_plan(sweep_dir)  # the search's plugins imported again
     if plan.sweeper != "optuna":
         raise ConfigError(f"{sweep_dir}: not a search (hydra/sweeper=optuna); confirm re-runs "
                           "a search's best trials")

@@ -29,7 +29,7 @@ from regbench.errors import RegbenchError
 from regbench.present import terminal
 from regbench.store import runs, summary
 from regbench.store.runlog import run_log
-from regbench.training import pruning, trackers
+from regbench.training import plugins, pruning, trackers
 from regbench.study.labels import job_label
 from regbench.training.callbacks import Callback
 from regbench.training.validation import validate
@@ -74,6 +74,7 @@ def member(cfg: DictConfig, run_dir: Path, resume: bool, *, progress: bool = Tru
     """
     from regbench.training.loop import Member
 
+    plugins.load()  # in a launcher's worker: the plugins REGBENCH_PLUGINS names
     schema = config_mod.to_schema(cfg)
     validate(schema)
     listeners: list[Callback] = [terminal.Progress(enabled=progress and schema.trainer.progress)]

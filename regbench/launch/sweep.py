@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regbench.store import runs, summary
-from regbench.store.sweeps import SweepPlan, job_dir, read_plan, write_plan
+from regbench.store import runs, summary, sweeps
+from regbench.store.sweeps import SweepPlan, job_dir, write_plan
 from regbench.present import terminal
 from regbench.launch import search
 from regbench.launch.composition import (claim_plugin_names, compose, explain, rewrite_experiment,
@@ -36,6 +36,7 @@ from regbench.errors import ConfigError, RegbenchError
 from regbench.launch.jobs import SWEEP_AXES_ENV, SWEEP_SIZE_ENV, SweepInterrupted, call_hydra
 from regbench.study import failures
 from regbench.study.labels import job_label, key_of
+from regbench.training import plugins
 
 SWEEP_FILE = runs.SWEEP_FILE
 MAX_MEMBERS = "hydra.launcher.max_members"
@@ -178,7 +179,8 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
                           "comma list among the overrides), so every trial would train the same "
                           "configuration; add one, e.g. 'reg.dropout.fc=interval(0,0.8)'")
     sweep_plan = SweepPlan(args=args, flags=flags, jobs=e.jobs, axes=sweep_axes(e.jobs),
-                           sweeper=e.sweeper, trials=e.trials, confirm=e.confirm)
+                           sweeper=e.sweeper, trials=e.trials, confirm=e.confirm,
+                           plugins=plugins.recorded())
     first = None
     for num, job in enumerate(e.jobs):
         try:
@@ -190,6 +192,13 @@ def plan(args: list[str], flags: list[str], overrides: list[str],
     if e.sweeper == "optuna":
         sweep_plan.jobs = []  # the trials are recorded once they have run
     return sweep_plan, first
+
+
+def read_plan(sweep_dir: Path) -> SweepPlan:
+    """The sweep recorded in sweep_dir, with the plugins its jobs used imported again."""
+    sweep_plan = sweeps.read_plan(sweep_dir)
+    plugins.load(plugins.modules_of(sweep_plan.plugins))
+    return sweep_plan
 
 
 def record_trials(sweep_dir: Path, sweep_plan: SweepPlan) -> None:
@@ -282,6 +291,8 @@ def launch(sweep_dir: Path, sweep_plan: SweepPlan, flags: list[str], overrides: 
     """Run the multirun into sweep_dir; Ctrl-C stops it with a hint on resuming."""
     job_env = [f"++hydra.job.env_set.{SWEEP_AXES_ENV}='{' '.join(sweep_plan.axes)}'",
                f"++hydra.job.env_set.{SWEEP_SIZE_ENV}={sweep_plan.size}"]
+    if plugins.from_env():  # every launcher's workers import them before they read a config
+        job_env.append(f"++hydra.job.env_set.{plugins.ENV}='{','.join(plugins.from_env())}'")
     if sweep_plan.sweeper == "optuna":
         import optuna
 

@@ -431,15 +431,16 @@ def _plain(cell: Any) -> str:
 # ---------------------------------------------------------------- datasets and benchmark
 
 
-def datasets_table(root: str, rows: list[tuple[str, bool, str, str]]) -> Table:
-    """name, present, where the files are expected, source."""
+def datasets_table(root: str, rows: list[tuple[str, bool | None, str, str]]) -> Table:
+    """name, present (None: the user's own files, named by a key), where the files are
+    expected, source."""
     table = Table(title=f"datasets (root: {Path(root).resolve()})", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("present", no_wrap=True)
     table.add_column("files expected in", no_wrap=True)  # a path is of no use cut
     table.add_column("source", min_width=20)
     for name, present, where, source in rows:
-        table.add_row(name, "yes" if present else "no", where, source)
+        table.add_row(name, "-" if present is None else "yes" if present else "no", where, source)
     return table
 
 

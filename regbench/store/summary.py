@@ -61,6 +61,8 @@ class Summary:
     diverged_epoch: int | None = None  # a diverged run: the epoch it diverged in
     diverged_reason: str | None = None  # a diverged run: what showed it (regbench.training.health)
     versions: dict[str, str] = field(default_factory=dict)  # Python and package versions
+    # the plugins imported for it ({"module", "version"}); resume imports them again
+    plugins: list[dict[str, Any]] = field(default_factory=list)
     val_loss_rise: float | None = None  # last minus minimum val loss (version 2 on)
     # the resolved configuration as dotted keys, config.yaml's content in a form read without
     # parsing YAML (version 3 on; None in older files: read config.yaml)

@@ -36,6 +36,8 @@ class SweepPlan:
     sweeper: str = "basic"  # basic (a grid) | optuna (a search: jobs filled in afterwards) | jobs (listed)
     trials: int = 0  # optuna: hydra.sweeper.n_trials
     confirm: dict[str, Any] = field(default_factory=dict)  # optuna: hydra.sweeper.confirm
+    # the plugins its jobs import ({"module", "version"}), imported again on resume
+    plugins: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def size(self) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from regbench.config.schema import CONF_DIR, load_preset
-from regbench.training.regularizers import RegConfig
+from regbench.training import regularizers
 from regbench.store.runs import flatten
 from regbench.store.sweeps import key_of
 
@@ -72,7 +72,7 @@ def reg_presets() -> dict[str, dict[str, str]]:
     """Each conf/reg/ preset as the flat reg.* section it produces."""
     out = {}
     for path in sorted(CONF_DIR.glob("reg/*.yaml"), key=lambda p: (p.stem != "none", p.stem)):
-        preset = OmegaConf.structured(load_preset("reg", path.stem, RegConfig))
+        preset = OmegaConf.structured(load_preset("reg", path.stem, regularizers.RegConfig))
         out[path.stem] = {k: fmt(v) for k, v in flatten(OmegaConf.to_container(preset), "reg.").items()}
     return out
 
@@ -106,7 +106,7 @@ def covers(override: str, key: str) -> bool:
 @cache
 def reg_defaults() -> dict[str, str]:
     """Every reg.* key's default, as text."""
-    return {k: fmt(v) for k, v in flatten(OmegaConf.to_container(OmegaConf.structured(RegConfig)),
+    return {k: fmt(v) for k, v in flatten(OmegaConf.to_container(OmegaConf.structured(regularizers.RegConfig)),
                                           "reg.").items()}
 
 

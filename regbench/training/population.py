@@ -147,7 +147,8 @@ class Population:
         first = sessions[0]
         data = first.data
         base = models.build(first.cfg.model, first.cfg.reg, data.in_channels, data.image_size,
-                            members=[s.cfg.reg for s in sessions]).to(first.device)
+                            data.num_classes, members=[s.cfg.reg for s in sessions]
+                            ).to(first.device)
         base.eval()
         with torch.no_grad():  # the dry run that sizes each random layer's noise
             base(batching.normalize(data.train.x[:2].float(), data.mean, data.std))

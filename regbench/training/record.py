@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from regbench.store import metrics, runs
 from regbench.store.summary import Summary
+from regbench.training import plugins
 from regbench.training.schema import RegbenchConfig
 
 
@@ -54,6 +55,7 @@ def write_unstarted(run_dir: Path, cfg: RegbenchConfig, status: str, *, error: s
                       verdict=metrics.verdict(rows, status), wall_time_s=wall_time_s,
                       machine=runs.machine(), seed=cfg.seed, experiment=cfg.experiment,
                       error=error, signal=signal_name, versions=runs.versions(),
+                      plugins=plugins.recorded(),
                       config=flat_config(cfg))
     summary.write(run_dir)
     return RunResult(run_dir, status, rows, summary)

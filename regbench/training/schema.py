@@ -3,7 +3,8 @@
 ``RegbenchConfig`` is regbench.config.schema's fixed sections plus the two that the
 registries assemble: ``reg`` (``RegConfig``: the keys every registered regularizer
 declares) and ``model`` (the config dataclass of the model that model.name names). A
-new regularizer or model is picked up here without an edit.
+new regularizer or model is picked up here without an edit; one that a plugin registers
+later (regbench.training.plugins) is picked up by ``refresh``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from regbench.config.schema import (DatasetConfig, EvalConfig, LoggerConfig, OptimConfig,
                                     OutputConfig, SettleConfig, TrainerConfig)
+from regbench.config.schema import CONF_DIR
+from regbench.data.datasets import DATASET_INFO
+from regbench.training import regularizers
 from regbench.training.models import MODELS, ModelConfig
 from regbench.training.regularizers import RegConfig
 
@@ -34,7 +38,8 @@ class RegbenchConfig:
     baseline: str | None = None
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=lambda: MODELS[DEFAULT_MODEL].config())
-    reg: RegConfig = field(default_factory=RegConfig)  # type: ignore[valid-type]
+    # the current RegConfig, looked up when a config is made: plugins may rebuild it
+    reg: RegConfig = field(default_factory=lambda: RegConfig())  # type: ignore[valid-type]
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -54,9 +59,22 @@ def register() -> None:
     store.store(name="regbench_schema", node=schema)
     for name, spec in MODELS.items():
         store.store(group="model", name=f"{name}_schema", node=spec.config)
+        if not (CONF_DIR / "model" / f"{name}.yaml").is_file():  # a plugin's model: model=NAME
+            store.store(group="model", name=name, node=spec.config(name=name))
+    for name in DATASET_INFO:  # a plugin's data set: dataset=NAME
+        if not (CONF_DIR / "dataset" / f"{name}.yaml").is_file():
+            store.store(group="dataset", name=name, node={"name": name})
 
 
 register()
+
+
+def refresh() -> None:
+    """Reassemble the reg section and re-register the schemas, after a plugin registered
+    regularizers or models (ValueError when two of them declare the same key)."""
+    global RegConfig
+    RegConfig = regularizers.RegConfig = regularizers.assemble_config()
+    register()
 
 
 def to_schema(cfg: DictConfig | dict[str, Any]) -> RegbenchConfig:
@@ -65,9 +83,10 @@ def to_schema(cfg: DictConfig | dict[str, Any]) -> RegbenchConfig:
     The model section is typed by its name (the model registry), so a config.yaml read back
     from a run folder gets the same model type that composition gave it.
     """
+    if isinstance(cfg, DictConfig):  # plain values: a config made before a refresh holds old types
+        cfg = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
     base = OmegaConf.structured(RegbenchConfig)
-    name = OmegaConf.select(OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg, "model.name",
-                            default=DEFAULT_MODEL)
+    name = OmegaConf.select(OmegaConf.create(cfg), "model.name", default=DEFAULT_MODEL)
     if name in MODELS:
         base.model = OmegaConf.structured(MODELS[name].config)
     obj = OmegaConf.to_object(OmegaConf.merge(base, cfg))

@@ -23,7 +23,7 @@ from regbench.errors import RunDirError
 from regbench.store import metrics, runs
 from regbench.store.runlog import run_context
 from regbench.store.summary import Summary
-from regbench.training import calibration, health, models, optim
+from regbench.training import calibration, health, models, optim, plugins
 from regbench.training.device import autocast, configure, prepare_batch, prepare_model
 from regbench.training.layers import rate_in_force
 from regbench.training.regularizers import Regularization, describe_groups
@@ -127,7 +127,8 @@ class Session:
             seed_everything(cfg.seed, cfg.trainer.deterministic)
             if not resume:  # written once the data is there, so a data error leaves no run behind
                 write_config(run_dir, cfg)
-            model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size)
+            model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size,
+                                 data.num_classes)
             configure(device, cfg.trainer.deterministic)
             compile = cfg.trainer.compile if compile is None else compile
             model = prepare_model(model, device, compile=compile)
@@ -170,7 +171,7 @@ class Session:
         train_loss, train_acc = evaluate(self.model, self.train_eval, self.data, eval_size)
         val_loss, val_acc = evaluate(self.model, self.data.val, self.data, eval_size)
         reason = health.exploded({"train loss": train_loss, "val loss": val_loss},
-                                 datasets.NUM_CLASSES, self.cfg.trainer.diverge_factor)
+                                 self.data.num_classes, self.cfg.trainer.diverge_factor)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             self.diverge(epoch, reason or "a loss became NaN or infinite")
             return None
@@ -235,7 +236,8 @@ class Session:
                                         self.model, self.device, self.extra, test=test,
                                         test_time=test_time, error=self.error,
                                         signal_name=self.signame, diverged=self.diverged,
-                                        val_images=len(self.data.val))
+                                        val_images=len(self.data.val),
+                                        num_classes=self.data.num_classes)
         return RunResult(self.run_dir, self.status, self.log_csv.rows, summary)
 
     def test(self) -> tuple[tuple[float, float], dict[str, Any]]:
@@ -272,7 +274,8 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
                   test_time: dict[str, Any] | None = None, error: str | None = None,
                   signal_name: str | None = None,
                   diverged: tuple[int, str] | None = None,
-                  val_images: int | None = None) -> Summary:
+                  val_images: int | None = None,
+                  num_classes: int = datasets.NUM_CLASSES) -> Summary:
     """Write summary.json from the run's rows and state, and return it."""
     monitor = cfg.reg.early_stopping.monitor
     best_i = metrics.best_index(rows, monitor)
@@ -280,7 +283,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
     kept = int(best["epoch"]) if best and cfg.reg.early_stopping.enabled \
         and cfg.reg.early_stopping.restore_best else (int(rows[-1]["epoch"]) if rows else None)
     diverged = diverged if status == "diverged" else None
-    chance = (val_images, datasets.NUM_CLASSES) if val_images else None
+    chance = (val_images, num_classes) if val_images else None
     summary = Summary(
         status=status,
         epochs_run=len(rows),
@@ -314,6 +317,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         diverged_epoch=diverged[0] if diverged else None,
         diverged_reason=diverged[1] if diverged else None,
         versions=runs.versions(),
+        plugins=plugins.recorded(),
         val_loss_rise=metrics.val_loss_rise(rows),
         config=flat_config(cfg),
     )

@@ -31,7 +31,11 @@ def validate(cfg: RegbenchConfig) -> None:
     if not isinstance(cfg.model, model.config):
         raise ConfigError(f"model.name={cfg.model.name!r} does not fit the model section's keys; "
                           f"choose the model with model={cfg.model.name}")
-    cfg.model.check(datasets.DATASET_INFO[d.name].shape)
+    shape, classes = datasets.describe(d)  # a user's files are checked here, before any work
+    cfg.model.check(shape)
+    check(cfg.reg.mixup == 0 or classes == datasets.NUM_CLASSES, "reg.mixup", cfg.reg.mixup,
+          f"0 with dataset={d.name}: mixup's soft targets are for {datasets.NUM_CLASSES} classes "
+          f"and this data set has {classes}")
     regularizers.check_all(cfg.reg)
     regularizers.check_shape(cfg.reg, datasets.DATASET_INFO[d.name].shape, d.name)
     regularizers.check_sites(cfg.reg, model.sites, model.name)

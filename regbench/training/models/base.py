@@ -66,6 +66,8 @@ def register(name: str, config: type[ModelConfig], sites: tuple[str, ...]) -> Ca
     (conf/model/<name>.yaml)."""
 
     def add(build: B) -> B:
+        if name in MODELS and MODELS[name].build is not build:
+            raise ValueError(f"two models named {name!r}")
         MODELS[name] = ModelSpec(name, config, build, sites)
         return build
 
