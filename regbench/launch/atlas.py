@@ -100,8 +100,8 @@ def plans(names: list[str], overrides: list[str], root: Path) -> list[StudyPlan]
     return out
 
 
-def recorded_args(folder: Path) -> list[str]:
-    return [a for a in sweeps.read_plan(folder).args if sweep.key_of(a) not in KEEP_OUT]
+def without_budgets(args: list[str]) -> list[str]:
+    return [a for a in args if sweep.key_of(a) not in KEEP_OUT]
 
 
 def check_plan(p: StudyPlan) -> None:
@@ -109,7 +109,7 @@ def check_plan(p: StudyPlan) -> None:
     configuration of its study, or a folder started with other overrides."""
     folder = p.folder()
     if folder is not None:
-        if recorded_args(folder) != p.args:
+        if without_budgets(sweeps.read_plan(folder).args) != without_budgets(p.args):
             given = " ".join(a for a in p.args if not a.startswith("output.root="))
             raise ConfigError(f"{folder}: this study was started with other overrides than "
                               f"{given!r}; use another --out, or the same overrides")
