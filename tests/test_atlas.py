@@ -134,7 +134,7 @@ MC = {fc: t - 0.02 * fc + rng.normal(0, 0.003, SEEDS) for fc, t in TEST.items()}
 @pytest.fixture
 def settle_dir(tmp_path: Path) -> Path:
     """A settle of fc=0.5 against 0.0 in two rounds (5 then 10 seeds)."""
-    folder = tmp_path / "sweeps" / "20260101-000000-abcdef"
+    folder = tmp_path / "claim_x" / "sweeps" / "20260101-000000-abcdef"
     configs = [[f"reg.dropout.fc={fc}"] for fc in VAL]
     plan = sweep.SweepPlan(args=["reg.dropout.fc=0.0,0.5"], axes=["reg.dropout.fc", "seed"],
                            sweeper="settle")
@@ -190,3 +190,93 @@ def test_a_study_not_started_leaves_its_parts_undecided() -> None:
     result = claims.judge("claim_x", claim, {"main": claims.read_study("main", None, None)})
     assert result.verdict == UNDECIDED and result.parts[0].look is None
     assert result.studies[0].status == "not started"
+
+
+# ------------------------------------------------------------------ the command, end to end
+
+REDUCED = ["dataset=synthetic", "model.channels=[4,8]", "model.hidden=16", "trainer.epochs=1",
+           "trainer.progress=false", "dataset.train_size=200", "settle.start_seeds=2"]
+
+
+def job_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*/*/*/sweeps/*/*") if p.name.isdigit())
+
+
+def test_a_bad_claim_or_override_stops_before_anything_runs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    out = tmp_path / "atlas"
+    result = CliRunner().invoke(app, ["atlas", "small_data", "dataset.train_size=-3", "--out", str(out)])
+    assert isinstance(result.exception, ConfigError) and "dataset.train_size" in str(result.exception)
+    result = CliRunner().invoke(app, ["atlas", "tiny_data", "--out", str(out)])
+    assert isinstance(result.exception, ConfigError) and "known claims are" in str(result.exception)
+    assert not job_folders(out)
+
+
+@pytest.mark.slow
+def test_a_reduced_atlas_keeps_its_budget_renders_in_80_columns_and_a_rerun_only_renders(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    out = tmp_path / "atlas"
+    args = ["atlas", "small_data", "rates", *REDUCED, "--max-seeds", "2", "--out", str(out)]
+    names = ["claim_small_data", "claim_rates"]
+    first = CliRunner().invoke(app, [*args, "--max-time", "1"], env={"COLUMNS": "80"})
+    assert first.exit_code == 0, first.output
+    small, rates = atlas.results(names, REDUCED, out)
+    assert small.studies[0].status == "out of seeds" and small.runs == 4
+    assert rates.studies[0].status == "not started" and rates.verdict == UNDECIDED
+    assert "main: not started (the time budget was spent)" in " ".join(first.output.split())
+
+    second = CliRunner().invoke(app, args, env={"COLUMNS": "80"})  # no budget: rates runs
+    assert second.exit_code == 0, second.output
+    page = second.output[second.output.index("Claims atlas:"):]
+    assert all(len(line) <= 80 for line in page.splitlines()), page
+    assert "2 claims;" in page and " 1. dropout narrows the gap on small data" in page
+    assert " 2. 0.2 to 0.5 is the right range" in page
+    results = atlas.results(names, REDUCED, out)
+    assert [len(r.parts) for r in results] == [1, 3] and [r.runs for r in results] == [4, 8]
+    for r in results:
+        assert r.verdict == claims.combine([p.verdict for p in r.parts], r.claim.combine)
+        assert r.verdict.upper() in page
+        for p in r.parts:
+            assert p.look is not None and p.look.pairs == 2
+            assert p.verdict == claims.part_verdict(p.part.expect, p.look.low, p.look.high, p.margin)
+            assert f"{100 * p.look.low:+.2f}, {100 * p.look.high:+.2f}]" in page  # never split
+    jobs = job_folders(out)
+    assert len(jobs) == 4 + 8
+    md = (out / "atlas.md").read_text()
+    assert "| 2 | 0.2 to 0.5 is the right range, 0.5 the head's default |" in md
+    assert "settle.png)" in md
+    html = (out / "atlas.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "Rates between 0.2 and 0.5" in html
+
+    again = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith("Claims atlas:")  # no settle ran: only the page
+    assert job_folders(out) == jobs
+
+
+def test_a_study_stopped_by_the_budget_goes_on_with_what_is_left(
+        settle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from regbench.config.schema import ClaimStudy
+    from regbench.launch import settle
+
+    record = settle_record.read(settle_dir)
+    record.status, record.max_time_s = "out of time", 15.0
+    settle_record.write(settle_dir, record)
+    calls = []
+    monkeypatch.setattr(settle, "resume", lambda folder, args, baseline: calls.append(folder) or 0)
+    plan = atlas.StudyPlan("claim_x", "main", ClaimStudy(), tmp_path, [])
+    assert plan.folder() == settle_dir
+    assert atlas.run_study(plan, 0.0, None) == 0 and not calls  # nothing left: left as it is
+    assert atlas.run_study(plan, 100.0, None) == 0 and calls == [settle_dir]
+    record = settle_record.read(settle_dir)
+    assert record.status == "running" and record.max_time_s == 20.0 + 100.0  # 20 s spent
+    record.status = "settled"
+    settle_record.write(settle_dir, record)
+    assert atlas.run_study(plan, None, None) == 0 and calls == [settle_dir]  # finished: only read
