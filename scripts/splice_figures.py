@@ -40,7 +40,7 @@ def provenance(machine: Path, script: str, load: bool) -> str:
 # figures whose timings depend on the machine's load: their prefix, and the command that
 # writes them
 MEASURED = {"bench_": "scripts/benchmarks.sh {rest}", "testing_": "scripts/testing_figures.sh",
-            "settle_": "scripts/settle_flagship.sh"}
+            "settle_atlas": "scripts/atlas.sh", "settle_": "scripts/settle_flagship.sh"}
 HOW_TO = {"testing_": "scripts/testing_figures.sh --tiers"}
 
 
