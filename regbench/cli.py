@@ -441,7 +441,7 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
 
 
 @app.command("atlas")
-def atlas_cmd(words: list[str] = typer.Argument(None, metavar="[CLAIM...] [OVERRIDE...]",
+def atlas_cmd(words: list[str] = typer.Argument(None, metavar="CLAIM|KEY=VALUE",
                                                 help="Claims to run (all when none is named), and "
                                                      "overrides (key=value) for every study.",
                                                 show_default=False),
@@ -468,7 +468,7 @@ def atlas_cmd(words: list[str] = typer.Argument(None, metavar="[CLAIM...] [OVERR
     Examples:
       regbench atlas --max-time 8h
       regbench atlas small_data rates
-      regbench atlas small_data dataset.train_size=300 trainer.epochs=2 --max-seeds 5
+      regbench atlas small_data trainer.epochs=2 --max-seeds 5
       regbench atlas --render-only
     """
     from regbench.launch import atlas, settle, sweep
@@ -481,8 +481,11 @@ def atlas_cmd(words: list[str] = typer.Argument(None, metavar="[CLAIM...] [OVERR
     if code in sweep.STOPPED:
         raise typer.Exit(code)
     results = atlas.results(names, overrides, out)
-    command = " ".join(["regbench atlas", *(words or [])] + (["--out", str(out)]))
-    print(atlas_view.terminal_page(results, out, shutil.get_terminal_size((80, 24)).columns), end="")
+    options = [("--max-time", max_time), ("--max-seeds", max_seeds), ("--out", out)]
+    command = " ".join(["regbench atlas", *(words or []),
+                        *(f"{flag} {value}" for flag, value in options if value is not None)])
+    width = shutil.get_terminal_size((80, 24)).columns
+    print(atlas_view.terminal_page(results, out, width, overrides), end="")
     for path in atlas_view.write_pages(results, out, command):
         print(path)
     unfinished = any(s.unfinished for r in results for s in r.studies)

@@ -105,13 +105,17 @@ def wrap(text: str, width: int, indent: str, first: str | None = None) -> list[s
     return [line.replace(NBSP, " ") for line in lines]
 
 
-def terminal_page(results: list[ClaimResult], root: Path, width: int = WIDTH) -> str:
+def terminal_page(results: list[ClaimResult], root: Path, width: int = WIDTH,
+                  overrides: list[str] | None = None) -> str:
     """The atlas for a terminal: no line wider than width (80 at most), nothing split."""
     width = min(width, WIDTH)
     out = wrap(f"Claims atlas: {plural(len(results), 'claim')}; {counts(results)}.", width, "")
     runs = sum(r.runs for r in results)
     out += wrap(f"{plural(runs, 'run')}, {duration(sum(r.wall_time_s for r in results))} "
                 f"of jobs, in {root}", width, "")
+    if overrides:
+        out += wrap("Every study with " + " ".join(overrides) + " (the readings below are the "
+                    "presets' own).", width, "")
     for r in results:
         c = r.claim
         out.append("")
