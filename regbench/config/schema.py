@@ -162,8 +162,11 @@ class ClaimConfig:
     reading: str = ""  # how the statement is read as the comparisons below
     metric: str = "val_acc"  # the parts' metric unless a part names its own
     combine: str = "all"  # all | any
-    # name -> one settle; none: one study, "main", of the preset as it is
+    # name -> one settle {overrides: [...], baseline: KEY=VALUE}; none: one study, "main",
+    # of the preset as it is
     studies: dict[str, ClaimStudy] = field(default_factory=dict)
+    # the comparisons the claim predicts, each {config, expect, study, metric, against}:
+    # expect is higher, lower, not_higher, not_lower, equal or different
     parts: list[ClaimPart] = field(default_factory=list)
 
 
