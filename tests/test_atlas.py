@@ -230,7 +230,7 @@ def test_a_reduced_atlas_keeps_its_budget_renders_in_80_columns_and_a_rerun_only
     small, rates = atlas.results(names, REDUCED, out)
     assert small.studies[0].status == "out of seeds" and small.runs == 4
     assert rates.studies[0].status == "not started" and rates.verdict == UNDECIDED
-    assert "main: not started (the time budget was spent)" in " ".join(first.output.split())
+    assert "main: not started yet" in " ".join(first.output.split())
 
     second = CliRunner().invoke(app, args, env={"COLUMNS": "80"})  # no budget: rates runs
     assert second.exit_code == 0, second.output
@@ -280,3 +280,23 @@ def test_a_study_stopped_by_the_budget_goes_on_with_what_is_left(
     record.status = "settled"
     settle_record.write(settle_dir, record)
     assert atlas.run_study(plan, None, None) == 0 and calls == [settle_dir]  # finished: only read
+
+
+def test_an_interrupted_study_resumes_and_one_started_otherwise_is_refused(
+        settle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from regbench.config.schema import ClaimStudy
+    from regbench.launch import settle
+
+    record = settle_record.read(settle_dir)
+    record.status = "running"  # as Ctrl-C leaves it
+    settle_record.write(settle_dir, record)
+    calls = []
+    monkeypatch.setattr(settle, "resume", lambda folder, args, baseline: calls.append(baseline) or 0)
+    plan = atlas.StudyPlan("claim_x", "main", ClaimStudy(baseline="reg.dropout.fc=0.0"), tmp_path,
+                           ["reg.dropout.fc=0.0,0.5", "settle.max_seeds=20"])
+    atlas.check_plan(plan)  # the recorded overrides, a budget aside
+    assert atlas.run_study(plan, None, None) == 0 and calls == ["reg.dropout.fc=0.0"]
+    assert settle_record.read(settle_dir).max_time_s is None
+    plan.args = ["reg.dropout.fc=0.0,0.5", "trainer.epochs=3"]
+    with pytest.raises(ConfigError, match="started with other overrides.*another --out"):
+        atlas.check_plan(plan)

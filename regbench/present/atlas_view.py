@@ -78,7 +78,7 @@ def part_line(part: PartResult) -> str:
 def study_line(study: StudyResult, root: Path | None = None) -> str:
     """'main: 20 runs, settled after 2 rounds, 3 min 05 s of jobs; folder' (relative to root)."""
     if study.folder is None:
-        return f"{study.name}: not started (the time budget was spent)"
+        return f"{study.name}: not started yet"
     failed = f" ({study.unfinished} not finished, not pooled)" if study.unfinished else ""
     rounds = plural(len(study.record.rounds), "round") if study.record else "no round"
     return (f"{study.name}: {plural(study.runs, 'run')}{failed}, {study.status} after {rounds}, "
@@ -124,7 +124,7 @@ def terminal_page(results: list[ClaimResult], root: Path, width: int = WIDTH,
         if len(head) + len(verdict) + 2 <= width:
             out.append(head + " " * (width - len(head) - len(verdict)) + verdict)
         else:
-            out += wrap(head, width, "    ") + wrap(verdict, width, "    ")
+            out += wrap(head, width, "    ", first="") + wrap(verdict, width, "    ")
         out += wrap(f'"{c.statement}"', width, "    ")
         out += wrap(f"Read as: {c.reading} Parts combine by {c.combine!r}.", width, "    ")
         for part in r.parts:

@@ -131,7 +131,7 @@ class StudyResult:
     """One settle of a claim as the atlas shows it."""
 
     name: str
-    folder: Path | None  # None: not started (the time budget was spent first)
+    folder: Path | None  # None: not started yet (not run, or the time budget was spent)
     status: str  # the settle's status, or 'not started'
     runs: int = 0  # finished runs counted
     unfinished: int = 0  # runs that failed, diverged or were interrupted (never pooled)
