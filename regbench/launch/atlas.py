@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from regbench.config.schema import CONF_DIR, ClaimConfig, ClaimStudy
 from regbench.errors import ConfigError
@@ -27,7 +26,6 @@ from regbench.store.settle_record import OUT_OF_TIME, RUNNING
 from regbench.study import claims, labels
 
 PREFIX = "claim_"
-DEFAULT_ROOT = Path("results") / "atlas"
 KEEP_OUT = ("settle.max_time_s", "settle.max_seeds")  # budgets may change between runs
 
 
@@ -176,7 +174,7 @@ def run_study(p: StudyPlan, left: float | None, max_seeds: int | None) -> int:
 def results(names: list[str], overrides: list[str], root: Path) -> list[claims.ClaimResult]:
     """Every named claim judged from its study folders as they stand."""
     out = []
-    by_claim: dict[str, dict[str, Any]] = {}
+    by_claim: dict[str, dict[str, claims.StudyResult]] = {}
     for p in plans(names, overrides, root):
         by_claim.setdefault(p.claim, {})[p.name] = claims.read_study(p.name, p.folder(),
                                                                      p.study.baseline)

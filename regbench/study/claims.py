@@ -226,7 +226,7 @@ def within_run_looks(comp: compare.Comparison, record: SettleRecord, label: str,
                      against: str, comparisons: int, margin: float | None) -> list[Look]:
     """Looks of metric - against in the runs of one configuration, paired by seed, after
     each round it took part in; alpha is split over the study's within-run parts."""
-    index = {name: i for name, i in settled.config_index(comp, record).items()}
+    index = settled.config_index(comp, record)
     mine = comp.runs[comp.runs["label"] == label].set_index("seed")
     rounds = [(r.number, r.seeds) for r in record.rounds
               if r.wall_time_s is not None and index.get(label) in r.configs]
