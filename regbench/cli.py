@@ -463,6 +463,58 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
     print(path)
 
 
+@app.command("atlas")
+def atlas_cmd(words: list[str] = typer.Argument(None, metavar="CLAIM|KEY=VALUE",
+                                                help="Claims to run (all when none is named), and "
+                                                     "overrides (key=value) for every study.",
+                                                show_default=False),
+              out: Path = typer.Option(Path("results/atlas"), "--out", metavar="DIR",
+                                       help="The atlas folder: each claim's settles, atlas.md, "
+                                            "atlas.html."),
+              max_time: str = typer.Option(None, "--max-time", metavar="DURATION",
+                                           help="No settle round starts after this much job time "
+                                                "over the whole atlas, e.g. 900, 15m, 2h."),
+              max_seeds: int = typer.Option(None, "--max-seeds", metavar="N",
+                                            help="Seeds per configuration at most in the studies "
+                                                 "that start (default 40)."),
+              render_only: bool = typer.Option(False, "--render-only",
+                                               help="Run nothing: render the studies as they stand."),
+              ) -> None:
+    """Put the tutorials' claims about dropout to the test, one settled verdict each.
+
+    Each claim is a preset (conf/experiment/claim_*.yaml) of one or more settles; its
+    verdict (supported, contradicted, no effect within the margin, undecided at the
+    budget) is read off their intervals by the claim's rule. A second run resumes what
+    was interrupted or stopped by --max-time and only renders what is finished. The page
+    is printed (80 columns) and written as DIR/atlas.md and DIR/atlas.html.
+
+    Examples:
+      regbench atlas --max-time 8h
+      regbench atlas small_data rates
+      regbench atlas small_data trainer.epochs=2 --max-seeds 5
+      regbench atlas --render-only
+    """
+    from regbench.launch import atlas, settle, sweep
+    from regbench.present import atlas_view
+
+    names, overrides = atlas.split_words(list(words or []))
+    names = atlas.resolve(names)
+    budget = settle.seconds(max_time) if max_time is not None else None
+    code = 0 if render_only else atlas.run(names, overrides, out, budget, max_seeds)
+    if code in sweep.STOPPED:
+        raise typer.Exit(code)
+    results = atlas.results(names, overrides, out)
+    options = [("--max-time", max_time), ("--max-seeds", max_seeds), ("--out", out)]
+    command = " ".join(["regbench atlas", *(words or []),
+                        *(f"{flag} {value}" for flag, value in options if value is not None)])
+    width = shutil.get_terminal_size((80, 24)).columns
+    print(atlas_view.terminal_page(results, out, width, overrides), end="")
+    for path in atlas_view.write_pages(results, out, command):
+        print(path)
+    unfinished = any(s.unfinished for r in results for s in r.studies)
+    raise typer.Exit(max(code, int(unfinished)))  # 1, as a sweep, when a run did not finish
+
+
 @app.command()
 def resume(run_dir: Path = typer.Argument(..., help="A run directory under results/.")) -> None:
     """Continue an interrupted run from its last finished epoch.

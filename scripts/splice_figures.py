@@ -41,12 +41,15 @@ def provenance(machine: Path, script: str, load: bool) -> str:
 # figures whose timings depend on the machine's load: their prefix, and the command that
 # writes them
 MEASURED = {"bench_gpu_check": "scripts/gpu_check.sh", "bench_": "scripts/benchmarks.sh {rest}",
-            "testing_": "scripts/testing_figures.sh", "settle_": "scripts/settle_flagship.sh",
+            "testing_": "scripts/testing_figures.sh", "settle_atlas": "scripts/atlas.sh",
+            "settle_": "scripts/settle_flagship.sh",
             "healthy_": "scripts/healthy_losses.py --out docs/figures",
             "plugin_": "scripts/plugin_example.sh"}
 HOW_TO = {"testing_": "scripts/testing_figures.sh --tiers"}
-# figures only a machine with CUDA can produce: the one placeholder a docs build accepts
-GPU_ONLY = ("bench_gpu_check",)
+# The placeholders a docs build accepts (docs/_gen/hooks.py), each with why it may wait: a
+# figure only a machine with CUDA can produce, and one whose full run takes hours of CPU.
+WAITING = {"bench_gpu_check": "on a machine with a GPU",
+           "settle_atlas": "in 3 to 5 hours on 2 CPU cores"}
 PLACEHOLDER = "Not measured yet: "
 
 
@@ -57,7 +60,7 @@ def render(name: str, page: Path, figures: Path) -> str:
               else "scripts/docs_figures.sh")
     if not path.exists():
         if prefix:
-            where = " on a machine with a GPU" if name in GPU_ONLY else ""
+            where = f" {WAITING[name]}" if name in WAITING else ""
             return f"{PLACEHOLDER}`{HOW_TO.get(prefix, script)}` writes it here{where}.\n"
         raise SystemExit(f"{page}: <!-- figure: {name} --> but {path} does not exist")
     # the figure's own machine file, else its script's (testing.machine.txt), else the docs'

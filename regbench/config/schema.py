@@ -141,6 +141,48 @@ class SettleConfig:
     margin: float | None = None  # equivalence margin, points of accuracy; null: 0.5 per metric
 
 
+@dataclass
+class ClaimStudy:
+    """One settle that a claim reads: overrides added to the preset's, and its baseline."""
+
+    overrides: list[str] = field(default_factory=list)  # e.g. ['dataset.train_size=3600']
+    baseline: str | None = None  # as --baseline takes it; null: the preset's `baseline`
+
+
+@dataclass
+class ClaimPart:
+    """One comparison a claim predicts: a configuration against its study's baseline (or,
+    with `against`, one column against another of the same runs, paired by seed)."""
+
+    config: str = ""  # which configuration, as --baseline names one: 'reg.dropout.fc=0.9'
+    expect: str = "higher"  # higher | lower | not_higher | not_lower | equal | different
+    study: str = "main"  # a key of claim.studies
+    metric: str | None = None  # null: claim.metric
+    against: str | None = None  # a run column (test_acc): a difference within each run
+
+
+@dataclass
+class ClaimConfig:
+    """`regbench atlas`: a tutorial's claim about dropout, and the comparisons that decide it.
+
+    Each part's verdict is read off its settled interval (regbench.study.claims); `combine`
+    says how the parts make the claim's verdict: all of them must hold, or any one.
+    """
+
+    number: int = 0  # its place in the atlas (0: not a claim)
+    title: str = ""  # a few words
+    statement: str = ""  # the claim as tutorials state it
+    reading: str = ""  # how the statement is read as the comparisons below
+    metric: str = "val_acc"  # the parts' metric unless a part names its own
+    combine: str = "all"  # all | any
+    # name -> one settle {overrides: [...], baseline: KEY=VALUE}; none: one study, "main",
+    # of the preset as it is
+    studies: dict[str, ClaimStudy] = field(default_factory=dict)
+    # the comparisons the claim predicts, each {config, expect, study, metric, against}:
+    # expect is higher, lower, not_higher, not_lower, equal or different
+    parts: list[ClaimPart] = field(default_factory=list)
+
+
 def new_run_id() -> str:
     """A sortable id, unique across runs started in the same second or in parallel."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)

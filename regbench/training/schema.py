@@ -16,8 +16,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from regbench.config.schema import (DatasetConfig, EvalConfig, LoggerConfig, OptimConfig,
-                                    OutputConfig, SettleConfig, TrainerConfig)
+from regbench.config.schema import (ClaimConfig, DatasetConfig, EvalConfig, LoggerConfig,
+                                    OptimConfig, OutputConfig, SettleConfig, TrainerConfig)
 from regbench.config.schema import CONF_DIR
 from regbench.data.datasets import DATASET_INFO
 from regbench.training import regularizers
@@ -46,6 +46,7 @@ class RegbenchConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     settle: SettleConfig = field(default_factory=SettleConfig)  # used by `regbench sweep` only
+    claim: ClaimConfig = field(default_factory=ClaimConfig)  # used by `regbench atlas` only
 
 
 def register() -> None:
