@@ -22,7 +22,7 @@ from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
 from regbench.launch.composition import (CONFIG_DIR_FLAGS, NO_JOB_FLAGS, compose, one_line,
                                          refuse_sweep_preset, rewrite_experiment, split_args)
-from regbench.present.terminal import err
+from regbench.present.terminal import err, say
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 PLUGIN_HELP = ("A module of your own regularizers, models or data sets to import (repeat for "
@@ -731,7 +731,7 @@ def main() -> None:
     except RegbenchError as e:
         if debug:
             traceback.print_exc()
-        err.print(f"regbench: error: {e}", soft_wrap=True)
+        say(err, f"regbench: error: {e}")  # one line; a terminal shows it broken between words
         code = e.exit_code
     except KeyboardInterrupt:
         err.print("regbench: interrupted")

@@ -171,3 +171,13 @@ def test_a_confirmation_report_shows_the_confirm_command(tmp_path: Path) -> None
     markdown = report.render(report.gather(folder), "markdown")
     assert f"regbench confirm {search} --top 2 --seeds 5 hydra/launcher=joblib" in markdown
     assert "regbench sweep" not in markdown
+
+
+def test_the_report_says_which_runs_were_dropped_as_true_duplicates(tmp_path: Path) -> None:
+    from regbench.present import report
+
+    folder = hand_sweep(tmp_path / "sweeps" / "s1", ["seed=0,1"], ["completed", "completed"])
+    hand_sweep(tmp_path / "again", ["seed=0"], ["completed"])  # seed 0 once more
+    for fmt in ("html", "markdown"):
+        page = report.render(report.gather(tmp_path), fmt)
+        assert "Counted once (true duplicates):" in page and "same configuration and seed" in page
