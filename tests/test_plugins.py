@@ -246,14 +246,60 @@ def test_sweep_workers_and_resume_import_the_plugin(tmp_path: Path) -> None:
     assert again.returncode == 0 and "2 of 2 jobs finished" in again.stdout, again.stderr
 
 
-def test_a_plugin_layer_keeps_a_run_out_of_a_population(isolated: Path) -> None:
+JITTER = '''
+"""A layer of a class of its own at the head: it draws random numbers in its forward."""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from regbench.plugin import Regularizer, register_regularizer
+
+
+class Jitter(nn.Module):
+    def __init__(self, std):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x):
+        return x + self.std * torch.randn_like(x) if self.training else x
+
+
+@dataclass
+class JitterKeys:
+    jitter: float = 0.0
+
+
+@register_regularizer
+@dataclass
+class JitterReg(Regularizer):
+    name = "jitter"
+    keys = JitterKeys
+    std: float
+
+    @classmethod
+    def from_config(cls, reg, epochs):
+        return cls(reg.jitter) if reg.jitter > 0 else None
+
+    def sites(self):
+        return {"fc.post": f"reg.jitter={self.std}"}
+
+    def layers(self, site):
+        return [Jitter(self.std)] if site.name == "fc.post" else []
+'''
+
+
+def test_a_plugin_layer_runs_per_member_only_when_the_population_knows_it(isolated: Path) -> None:
     from regbench.launch.composition import compose
     from regbench.training import plugins, population
 
     write_plugin(isolated, "layered", LAYERED)
-    plugins.load(["layered"])
+    write_plugin(isolated, "jitter", JITTER)
+    plugins.load(["layered", "jitter"])
     _, cfg = compose(["reg.noisy=0.2"])
-    assert population.unsupported(cfg) == "reg.noisy=0.2"  # its layer has no per-member version
+    assert population.unsupported(cfg) is None  # nn.Dropout: each member draws its own masks
+    _, cfg = compose(["reg.jitter=0.2"])
+    assert population.unsupported(cfg) == "reg.jitter=0.2"  # a class of its own: sequential
 
 
 @pytest.mark.slow

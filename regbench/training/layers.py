@@ -223,9 +223,12 @@ def member_layers(per_member: list[list[nn.Module]]) -> list[nn.Module]:
 def runs_per_member(module: nn.Module) -> bool:
     """Whether the population's model can run this layer for every member at once: not a
     random layer without a member version (whose draws vmap would share or refuse), not a
+    layer of a class from outside torch.nn and regbench (a plugin's, which may draw), not a
     batch norm outside float32 (see Float32Norm)."""
     if isinstance(module, (nn.modules.dropout._DropoutNd, RandomLayer)):
         return False
+    if not type(module).__module__.startswith(("torch.nn.", "regbench.")):
+        return False  # a class of a plugin's own: its forward may draw random numbers
     return not (isinstance(module, nn.modules.batchnorm._BatchNorm)
                 and not isinstance(module, Float32Norm))
 
