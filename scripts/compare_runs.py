@@ -10,7 +10,9 @@ compares, file by file:
 - summary.json: every key but times, paths and the host (wall_time_s,
   train_images_per_s, machine, error, versions, and epoch_time_s inside best/last), and
   the keys added by summary formats 2 and 3 (format_version, val_loss_rise, config), so
-  that runs written before those formats compare with runs written after them.
+  that runs written before those formats compare with runs written after them; the keys
+  of format 4 (val_images, at_chance, diverged_epoch, diverged_reason, plugins) where
+  only one of the two files has them.
 
 Runs are paired by their path below the root with the run ids left out
 (results/<experiment>/<run-id>/), so give each command its own experiment name, as
@@ -34,6 +36,9 @@ RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # regbench.config.schema.new_
 SKIP_COLUMNS = {"epoch_time_s"}
 SKIP_SUMMARY = {"wall_time_s", "train_images_per_s", "machine", "error", "versions",
                 "format_version", "val_loss_rise", "config"}
+# Keys added by summary format 4: compared where both files have them, so that runs
+# written before that format compare with runs written after it.
+FORMAT_4 = {"val_images", "at_chance", "diverged_epoch", "diverged_reason", "plugins"}
 
 
 def run_key(run_dir: Path, root: Path) -> str:
@@ -121,7 +126,11 @@ def compare(before: Path, after: Path) -> int:
                 print(f"{key}/{name}: missing under {before if not a.exists() else after}")
                 problems += 1
                 continue
-            diff = first_difference(read(a), read(b))
+            x, y = read(a), read(b)
+            if name == "summary.json":
+                for k in FORMAT_4 - (x.keys() & y.keys()):
+                    x.pop(k, None), y.pop(k, None)
+            diff = first_difference(x, y)
             print(f"{key}/{name}: {'identical' if diff is None else 'different (' + diff + ')'}")
             problems += diff is not None
     print(f"{len(set(old) & set(new))} runs paired, {problems} difference(s)")

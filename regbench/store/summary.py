@@ -19,7 +19,7 @@ from regbench.errors import RunDirError
 from regbench.store import runs
 from regbench.store.metrics import INPUT_COLUMNS, Row, row_dict
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FILE = runs.SUMMARY_FILE
 # What a run that ended this way is called, for the terminal and the comparison.
 FINISHED = runs.FINISHED
@@ -55,6 +55,7 @@ class Summary:
     experiment: str | None = None  # results/<experiment>/
     error: str | None = None  # one line, for a failed run
     signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
+    # version 4 on: val_images, at_chance, diverged_epoch, diverged_reason, plugins
     val_images: int | None = None  # size of the validation split
     # every epoch's val accuracy within noise of chance (metrics.chance_bound): did not learn
     at_chance: bool | None = None
