@@ -87,3 +87,10 @@ def test_a_sweep_job_line_at_80_columns_never_splits_a_number(tmp_path: Path,
     assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
     tokens = " ".join(lines).split()
     assert "reg.dropout.fc=0.1717" in tokens and "97.50%" in tokens and "+2.50" in tokens
+
+
+def test_an_indented_line_keeps_its_indent_when_broken() -> None:
+    text = "  " + " ".join(f"word{n}" for n in range(30))
+    lines = terminal.wrapped(text, 40)
+    assert lines[0].startswith("  word0") and all(x.startswith("    ") for x in lines[1:])
+    assert " ".join(" ".join(lines).split()) == text.strip() and all(len(x) <= 40 for x in lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def test_the_page_is_valid_self_contained_html_with_the_table_and_figures(sweep_
         assert base64.b64decode(src.split(",", 1)[1]) == (sweep_dir / name).read_bytes()
 
     plan = json.loads((sweep_dir / "sweep.json").read_text())
-    assert " ".join(["regbench sweep", *plan["args"]]) in " ".join(text.split())
+    # quoted as a shell needs it: model.channels=[8,16] would be a glob pattern unquoted
+    assert shlex.join(["regbench", "sweep", *plan["args"]]) in " ".join(text.split())
+    assert "'model.channels=[8,16]'" in text
     assert "RuntimeError: out of memory <on purpose>" in text  # escaped in the page, shown as is
     assert "&lt;on purpose&gt;" in html
     for label in ("reg.dropout.fc=0.5 seed=1", "synthetic", "completed", "failed"):

@@ -118,7 +118,8 @@ def wrapped(text: str, width: int | None, whole: tuple[str, ...] = (), indent: s
     """
     if width is None or len(text) <= width:
         return [text]
-    glued = text
+    lead = text[:len(text) - len(text.lstrip(" "))]  # an indented line stays indented
+    glued, indent = text.lstrip(" "), lead + indent
     for piece in whole:
         glued = glued.replace(piece, piece.replace(" ", "\0"))
     lines: list[str] = []
@@ -131,7 +132,7 @@ def wrapped(text: str, width: int | None, whole: tuple[str, ...] = (), indent: s
         lines.append(line)
         line = indent + word
     lines.append(line)
-    return [x.replace("\0", " ") for x in lines]
+    return [(lead if n == 0 else "") + x.replace("\0", " ") for n, x in enumerate(lines)]
 
 
 def say(out: Console, text: str, whole: tuple[str, ...] = ()) -> None:
