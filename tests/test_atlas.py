@@ -235,7 +235,8 @@ def test_a_reduced_atlas_keeps_its_budget_renders_in_80_columns_and_a_rerun_only
     second = CliRunner().invoke(app, args, env={"COLUMNS": "80"})  # no budget: rates runs
     assert second.exit_code == 0, second.output
     page = second.output[second.output.index("Claims atlas:"):]
-    assert all(len(line) <= 80 for line in page.splitlines()), page
+    # a line may pass 80 columns only as one path, kept whole on its own line
+    assert all(len(line) <= 80 or " " not in line.strip() for line in page.splitlines()), page
     assert "2 claims;" in page and " 1. dropout narrows the gap on small data" in page
     assert " 2. 0.2 to 0.5 is the right range" in page
     results = atlas.results(names, REDUCED, out)

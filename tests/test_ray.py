@@ -77,7 +77,7 @@ def test_a_job_whose_worker_dies_is_failed_and_the_others_come_back(tmp_path: Pa
             os._exit(1)  # the worker process dies mid-task, as when it is killed
         return n
 
-    start_ray(None, {"num_cpus": 2, "include_dashboard": False})
+    start_ray(None, {"num_cpus": 2, "include_dashboard": False}, tmp_path)
     try:
         results = gather([job.remote(n) for n in range(3)])
     finally:
