@@ -29,11 +29,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export COLUMNS=${COLUMNS:-160}
 
-{
-    machine_lines
-    echo "versions: $($regbench --version), $(python -c 'import torch; print("torch", torch.__version__)')"
-    echo "settings: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 || echo 'no GPU')"
-} >"$out/bench_$name.machine.txt"
+machine_file >"$out/bench_$name.machine.txt"
 
 start=$(date +%s)
 if [ "$name" = store ]; then

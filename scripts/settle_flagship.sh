@@ -20,9 +20,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # shellcheck source=scripts/machine.sh
 source "$repo/scripts/machine.sh"
-machine="$(machine_lines)
-versions: $(regbench --version), $(python -c 'import torch; print("torch", torch.__version__)')
-settings: $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 || echo 'no GPU')"
+machine="$(machine_file)"
 echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(hostname), $(uname -sm), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || echo unknown)); load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "# command: regbench sweep experiment=dropout_settle $*"

@@ -14,9 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import jinja2
-
 from regbench import __version__
+from regbench.present import report
 from regbench.present.settle_view import METRIC_WORDS, duration
 from regbench.store import summary as summary_file
 from regbench.store.metrics import plural
@@ -164,15 +163,6 @@ def figures(study: StudyResult) -> list[Path]:
     return [study.folder / name for name in FIGURES if (study.folder / name).exists()]
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("regbench", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
-                                            default_for_string=False),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined)
-
-
 def _context(results: list[ClaimResult], root: Path, command: str) -> dict[str, object]:
     return {"results": results, "root": root, "command": command, "version": __version__,
             "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -191,7 +181,7 @@ def markdown(results: list[ClaimResult], root: Path, command: str, figure_base: 
     base = figure_base or root
     context = _context(results, root, command) | {
         "figure_links": lambda s: [_relative(p, base) for p in figures(s)]}
-    return _environment().get_template("atlas.md.j2").render(context)
+    return report.environment().get_template("atlas.md.j2").render(context)
 
 
 def html(results: list[ClaimResult], root: Path, command: str) -> str:
@@ -199,7 +189,7 @@ def html(results: list[ClaimResult], root: Path, command: str) -> str:
     context = _context(results, root, command) | {
         "images": lambda s: [(p.name, base64.b64encode(p.read_bytes()).decode("ascii"))
                              for p in figures(s)]}
-    return _environment().get_template("atlas.html.j2").render(context)
+    return report.environment().get_template("atlas.html.j2").render(context)
 
 
 def _relative(path: Path, base: Path) -> str:

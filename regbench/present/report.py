@@ -192,7 +192,8 @@ def _read(run_dir: Path) -> Summary | tuple[str, str]:
         return "damaged", str(e)
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The templates' environment (regbench/templates), for the report and the atlas page."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("regbench", "templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
@@ -218,6 +219,6 @@ def render(study: Study, fmt: str = "html") -> str:
     if fmt == "html":
         context["images"] = [(p.name, base64.b64encode(p.read_bytes()).decode("ascii"))
                              for p in study.figures]
-        return _environment().get_template("report.html.j2").render(context)
+        return environment().get_template("report.html.j2").render(context)
     context["images"] = [(p.name, p.name) for p in study.figures]  # files beside report.md
-    return _environment().get_template("report.md.j2").render(context)
+    return environment().get_template("report.md.j2").render(context)
