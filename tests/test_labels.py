@@ -149,6 +149,20 @@ def test_a_run_retrained_from_its_own_config_is_grouped_and_named_by_what_it_is(
     assert "count as one seed" not in out and again in out and none in out
 
 
+def test_a_rerun_from_a_dropout_config_is_named_by_its_dropout_beside_typed_presets(
+        tmp_path: Path) -> None:
+    # as above, but every other run typed its reg preset: only the re-run leaves reg alone,
+    # so nothing disagrees with it there; its dropout is named because it is not reg=none
+    typed_run(tmp_path / "dropout2", 0, ["reg=dropout", "trainer.epochs=2"],
+              **DROPOUT, **{"trainer.epochs": 2})
+    typed_run(tmp_path / "again3", 0, ["trainer.epochs=3"], **DROPOUT, **{"trainer.epochs": 3})
+    typed_run(tmp_path / "none3", 0, ["reg=none", "trainer.epochs=3"], **{"trainer.epochs": 3})
+    comp = compare.compare(runs.find_runs([tmp_path]))
+    names = dict(zip(comp.runs["path"], comp.runs["label"], strict=True))
+    assert "reg=dropout" in names[str(tmp_path / "again3")].split(), names
+    assert "reg=none" in names[str(tmp_path / "none3")].split(), names
+
+
 def test_runs_on_two_data_roots_are_two_configurations(tmp_path: Path) -> None:
     typed_run(tmp_path / "a", 0, ["dataset=synthetic"], **{"dataset.root": "/data/a"})
     typed_run(tmp_path / "b", 0, ["dataset=synthetic", "dataset.root=/data/b"],

@@ -248,13 +248,17 @@ def _unexplained(configs: list[dict[str, Any]], typed: list[list[str] | None],
 def _typed_label(config: dict[str, Any], typed: list[str] | None, axes: list[str],
                  common: set[str], unexplained: set[str], digits: int) -> str:
     """One configuration's label: its own typed overrides that set an axis, or (none typed,
-    or unknown) its values on the axes; then its values on the unexplained axes that its
-    overrides leave alone."""
+    or unknown) its values on the axes; then its values on the axes that its overrides
+    leave alone where they are unexplained or where its reg section is not the one a run
+    gets with nothing typed (reg=none): a run re-trained from a dropout run's config.yaml
+    names its dropout."""
     chosen = next((o.partition("=")[2] for o in typed or [] if key_of(o) == "reg"), None)
     if typed is None:
         return label(config, axes, digits, chosen)
     own = [o for o in typed if o not in common and any(covers(o, k) for k in axes)]
-    alone = [k for k in axes if k in unexplained and not any(covers(o, k) for o in typed)]
+    base = reg_presets().get("none", {})  # the reg section a run gets with nothing typed
+    alone = [k for k in axes if not any(covers(o, k) for o in typed)
+             and (k in unexplained or (k in base and reg_value(config, k) != base[k]))]
     parts = [shown_override(o, digits) for o in own]
     if alone:
         parts.append(label(config, alone, digits, chosen))
