@@ -37,6 +37,9 @@ if [ $# -eq 0 ] && [ "$code" -le 1 ]; then
             | sed -e "s|$PWD/||g" -e 's/[[:space:]]*$//'
     } >"$figure.txt"
     echo "$machine" >"$figure.machine.txt"
+    python -c "import sys; sys.path.insert(0, '$repo/scripts'); import splice_figures as s; \
+s.add_block(__import__('pathlib').Path('$repo/docs/benchmarks/claims.md'), \
+'## The atlas on the bundled digits', 'settle_atlas')"
     python "$repo/scripts/splice_figures.py" "$repo"
 fi
 exit "$code"

@@ -234,6 +234,11 @@ def main(argv: list[str]) -> int:
         figures = REPO / "docs" / "figures"
         (figures / "bench_gpu_check.txt").write_text(figure)
         (figures / "bench_gpu_check.machine.txt").write_text(machine)
+        sys.path.insert(0, str(REPO / "scripts"))
+        import splice_figures
+
+        splice_figures.add_block(REPO / "docs" / "benchmarks" / "speed.md", "## GPU",
+                                 "bench_gpu_check")
         subprocess.run([sys.executable, str(REPO / "scripts" / "splice_figures.py"), str(REPO)],
                        check=False)
     print(f"(wall time: {time.perf_counter() - t0:.0f} s; figures in {out})")

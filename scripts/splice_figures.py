@@ -46,10 +46,6 @@ MEASURED = {"bench_gpu_check": "scripts/gpu_check.sh", "bench_": "scripts/benchm
             "healthy_": "scripts/healthy_losses.py --out docs/figures",
             "plugin_": "scripts/plugin_example.sh"}
 HOW_TO = {"testing_": "scripts/testing_figures.sh --tiers"}
-# The placeholders a docs build accepts (docs/_gen/hooks.py), each with why it may wait: a
-# figure only a machine with CUDA can produce, and one whose full run takes hours of CPU.
-WAITING = {"bench_gpu_check": "on a machine with a GPU",
-           "settle_atlas": "in 3 to 5 hours on 2 CPU cores"}
 PLACEHOLDER = "Not measured yet: "
 
 
@@ -60,8 +56,7 @@ def render(name: str, page: Path, figures: Path) -> str:
               else "scripts/docs_figures.sh")
     if not path.exists():
         if prefix:
-            where = f" {WAITING[name]}" if name in WAITING else ""
-            return f"{PLACEHOLDER}`{HOW_TO.get(prefix, script)}` writes it here{where}.\n"
+            return f"{PLACEHOLDER}`{HOW_TO.get(prefix, script)}` writes it here.\n"
         raise SystemExit(f"{page}: <!-- figure: {name} --> but {path} does not exist")
     # the figure's own machine file, else its script's (testing.machine.txt), else the docs'
     own = [figures / f"{path.stem}.machine.txt", figures / "testing.machine.txt"]
@@ -74,6 +69,19 @@ def render(name: str, page: Path, figures: Path) -> str:
     text = path.read_text().rstrip("\n")
     fence = "```" if "```" not in text else "````"
     return f"{fence}console\n{text}\n{fence}\n\n<sub>{note}</sub>\n"
+
+
+def add_block(page: Path, heading: str, name: str) -> None:
+    """Give the page a figure block for NAME at the end of the section under `heading`
+    (a figure whose first measurement is being written); a page that has one keeps it."""
+    text = page.read_text()
+    if f"<!-- figure: {name} -->" in text:
+        return
+    start = text.index(f"\n{heading}\n") + len(heading) + 2
+    end = text.find("\n## ", start)
+    end = len(text) if end < 0 else end + 1
+    block = f"<!-- figure: {name} -->\n<!-- /figure -->\n"
+    page.write_text(text[:end].rstrip("\n") + "\n\n" + block + "\n" + text[end:].lstrip("\n"))
 
 
 def splice(page: Path, figures: Path) -> bool:

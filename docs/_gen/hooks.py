@@ -3,7 +3,7 @@
 A page holds ``<!-- reference: NAME -->`` where a section generated from the code goes
 (see reference.py); the build replaces the marker with it. A marker with an unknown name,
 a dependency of pyproject.toml that the dependencies page does not explain, or a figure
-block still waiting for a measurement a CPU can make in a sitting, is a warning, which fails
+block still waiting for its measurement, is a warning, which fails
 ``mkdocs build --strict``.
 """
 
@@ -60,12 +60,11 @@ FIGURE = re.compile(r"<!-- figure: (?P<name>[\w.]+) -->\n(?P<body>.*?)<!-- /figu
 
 
 def check_placeholders(uri: str, markdown: str) -> None:
-    """Warn about a figure block still saying 'Not measured yet' for a figure a CPU can
-    produce: its script must be run before the docs are built (those in
-    splice_figures.WAITING may wait: a GPU-only figure, a run of hours)."""
+    """Warn about a figure block that still holds splice_figures.PLACEHOLDER: its script
+    must be run before the docs are built."""
     for m in FIGURE.finditer(markdown):
         name, body = m.group("name"), m.group("body")
-        if body.startswith(splice_figures.PLACEHOLDER) and name not in splice_figures.WAITING:
+        if body.startswith(splice_figures.PLACEHOLDER):
             reference.LOG.warning("%s: the figure %s is not measured yet (%s); a CPU can "
                                   "produce it", uri, name, body.strip().removeprefix(
                                       splice_figures.PLACEHOLDER).rstrip("."))
