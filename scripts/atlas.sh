@@ -10,6 +10,7 @@
 #
 # Usage: scripts/atlas.sh [CLAIM...] [OVERRIDE...] [--max-time T] [--max-seeds N]
 #   scripts/atlas.sh                                   # the full atlas, into the docs
+#   scripts/atlas.sh --max-seeds 16 --max-time 2h      # every claim on smaller budgets, into the docs
 #   scripts/atlas.sh small_data rates trainer.epochs=2 --max-seeds 5 --out /tmp/atlas
 set -euo pipefail
 
@@ -22,6 +23,17 @@ machine="$(machine_file)"
 echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(hostname), $(uname -sm), $(nproc) CPUs; load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "# command: regbench atlas $*"
+# Every claim with its own configurations (budgets aside) is the full atlas: it goes to the docs.
+full=1
+expect_value=0
+for arg in "$@"; do
+    if [ "$expect_value" -eq 1 ]; then expect_value=0; continue; fi
+    case "$arg" in
+        --max-time|--max-seeds) expect_value=1 ;;
+        --max-time=*|--max-seeds=*) ;;
+        *) full=0 ;;
+    esac
+done
 start=$(date +%s)
 set +e
 COLUMNS=80 regbench atlas "$@" | tee "$log"
@@ -29,10 +41,10 @@ code=${PIPESTATUS[0]}
 set -e
 end=$(date +%s)
 echo "# exit code: $code; wall time $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s"
-if [ $# -eq 0 ] && [ "$code" -le 1 ]; then
+if [ "$full" -eq 1 ] && [ "$code" -le 1 ]; then
     figure="$repo/docs/figures/settle_atlas"
     {
-        echo "\$ regbench atlas"
+        echo "\$ regbench atlas${*:+ $*}"
         sed -n '/^Claims atlas:/,$p' "$log" | grep -v -E '^(results/atlas/)?atlas\.(md|html)$' \
             | sed -e "s|$PWD/||g" -e 's/[[:space:]]*$//'
     } >"$figure.txt"
