@@ -115,7 +115,7 @@ def check_plan(p: StudyPlan) -> None:
     plan, _ = sweep.check(p.args, [])
     configs = list({tuple(settle.without_seed(job)): None for job in plan.jobs})
     hydra = settle.hydra_only(sweep.job_overrides(p.args))
-    flats = [settle.flat_config(compose([*c, *hydra])[1]) for c in configs]
+    flats = [settle.grouping_keys(compose([*c, *hydra])[1]) for c in configs]
     names = labels.name_configs(flats, [list(c) for c in configs]).labels
     table = dict(zip(names, flats, strict=True))
     for part in claim_of(p.claim).parts:

@@ -21,7 +21,7 @@ import jinja2
 from regbench import __version__
 from regbench.study import compare, failures, settled
 from regbench.present import plots, settle_view
-from regbench.store import runs, settle_record, sweeps
+from regbench.store import run_config, runs, settle_record, sweeps
 from regbench.store import summary as summary_file
 from regbench.store.summary import Summary
 from regbench.present import tables
@@ -105,7 +105,7 @@ def _when(folder: Path, summaries: list[Summary], dirs: list[Path]) -> str:
 
 def _setup(folder: Path, dirs: list[Path], summaries: list[Summary]) -> list[tuple[str, str]]:
     """Data, model, training, machine and time, from the first run that has a config.yaml."""
-    cfg = next((runs.read_config(d) for d in dirs if (d / runs.CONFIG_FILE).exists()), {})
+    cfg = next((run_config.read(d) for d in dirs if (d / runs.CONFIG_FILE).exists()), {})
     out: list[tuple[str, str]] = []
     if cfg:
         size = cfg.get("dataset.train_size")

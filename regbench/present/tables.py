@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from regbench.errors import ConfigError
-from regbench.store.metrics import number, plural
+from regbench.text import number, plural
 from regbench.study.compare import Comparison, diverged_text
 from regbench.study.stats import MAX_SEEDS
 
