@@ -21,6 +21,7 @@ from typing import Any
 
 from regbench.errors import ConfigError
 from regbench.launch import sweep
+from regbench.launch.composition import split_args
 from regbench.store import confirm_record, job_lists, run_config, runs, summary, sweeps
 from regbench.store.confirm_record import ConfirmRecord
 from regbench.store.sweeps import SweepPlan, job_dir, key_of, write_plan
@@ -173,3 +174,17 @@ def run(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list[str
     print_confirmation(table, comp.comparisons)
     print(f"table: {path}; every run: regbench summarize {folder}", flush=True)
     return 1 if unfinished else code
+
+
+def command(sweep_dir: Path, top: int | None, seeds: int | None, args: list[str]) -> int:
+    """`regbench confirm`: the search's own top and seeds unless given; `args` may add Hydra
+    settings (a launcher), never the configurations' keys."""
+    extra, flags = split_args(args)
+    task = [o for o in extra if not key_of(o).startswith("hydra")]
+    if task:
+        raise ConfigError(f"{task[0]}: confirm re-runs the search's configurations; only Hydra "
+                          "settings such as hydra/launcher=joblib may be added")
+    plan = sweep.read_plan(sweep_dir)
+    top = top if top is not None else int(plan.confirm.get("top") or 3)
+    seeds = seeds if seeds is not None else int(plan.confirm.get("seeds") or 10)
+    return run(sweep_dir, top, seeds, extra, flags)
