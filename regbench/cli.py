@@ -347,7 +347,6 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
       regbench report SWEEP_DIR --format markdown > study.md
     """
     from regbench.present import report as report_mod
-    from regbench.store.runs import write_atomic
 
     if fmt not in report_mod.FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(report_mod.FORMATS)}")
@@ -357,12 +356,7 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
     if fmt == "markdown" and out is None:
         print(text, end="")
         return
-    path = out or folder / report_mod.REPORT_FILE
-    try:
-        write_atomic(path, text)
-    except OSError as e:
-        raise RunDirError(f"--out {str(path)!r}: cannot write ({e.strerror})") from e
-    print(path)
+    print(report_mod.write(text, out or folder / report_mod.REPORT_FILE))
 
 
 @app.command("atlas")
