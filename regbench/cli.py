@@ -13,15 +13,13 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 import typer
 from typer.core import TyperOption
 
 from regbench import __version__
 from regbench.errors import ConfigError, RegbenchError, RunDirError
-from regbench.launch.composition import (CONFIG_DIR_FLAGS, NO_JOB_FLAGS, compose, one_line,
-                                         refuse_sweep_preset, rewrite_experiment, split_args)
+from regbench.launch.composition import CONFIG_DIR_FLAGS, compose, rewrite_experiment, split_args
 from regbench.present.terminal import err, say
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -80,34 +78,11 @@ def run(ctx: typer.Context,
       regbench run --config-path RUN_DIR --config-name config
       regbench run --plugin my_regularizers reg.my_key=0.5
     """
-    from regbench.store import runs
-    from regbench.launch.jobs import call_hydra, interrupted_before_start
+    from regbench.launch import run_command
     from regbench.training import plugins
-    from regbench.training.signals import Terminated, sigterm_as_interrupt
 
     plugins.load(plugin or [])
-    args = list(overrides or []) + list(ctx.args)
-    task_overrides, flags = split_args(args)
-    task_overrides = rewrite_experiment(task_overrides)
-    if any(f in NO_JOB_FLAGS for f in flags):
-        raise typer.Exit(call_hydra(flags + task_overrides))
-
-    cfg, schema = compose(task_overrides, flags)
-    refuse_sweep_preset(cfg)
-    run_dir = runs.make_run_dir(schema.output.root, schema.experiment)
-    try:
-        with sigterm_as_interrupt():
-            code = call_hydra(flags + task_overrides + [f"hydra.run.dir='{run_dir}'"])
-    except KeyboardInterrupt as e:  # before training began, or after it: left to resume
-        terminated = isinstance(e, Terminated)
-        interrupted_before_start(schema, run_dir, "SIGTERM" if terminated else "SIGINT")
-        if terminated:
-            err.print("regbench: terminated (SIGTERM)")
-            raise typer.Exit(143) from e
-        raise
-    if code != 0 and not any((run_dir / f).exists() for f in (runs.METRICS_FILE, runs.SUMMARY_FILE)):
-        shutil.rmtree(run_dir, ignore_errors=True)  # the run never started: leave no husk
-    raise typer.Exit(code)
+    raise typer.Exit(run_command.run(list(overrides or []) + list(ctx.args)))
 
 
 @app.command("config", context_settings=PASSTHROUGH)
@@ -194,65 +169,14 @@ def sweep_cmd(ctx: typer.Context,
       regbench sweep experiment=dropout_settle --max-time 2h
       regbench sweep --plugin my_regularizers reg.my_key=0,0.5 seed=0,1,2
     """
-    from regbench.store import runs, settle_record
-    from regbench.launch import settle, sweep
-    from regbench.launch.jobs import call_hydra
-    from regbench.present import terminal
+    from regbench.launch import sweep_command
     from regbench.training import plugins
 
     plugins.load(plugin or [])
     args = list(overrides or []) + list(ctx.args)
-    if resume_dir is not None and settle_record.is_settle(resume_dir):
-        raise typer.Exit(settle.resume(resume_dir, args, baseline))
     if resume_dir is not None:
-        plan, flags, hydra_args, todo = sweep.resume_plan(resume_dir, args)
-        if plan.sweeper == "optuna":
-            print(f"search {resume_dir}: {len(plan.jobs) - len(todo)} of {plan.trials} trials "
-                  "ended; running the rest", flush=True)
-        else:
-            print(f"sweep {resume_dir}: {len(plan.jobs) - len(todo)} of {len(plan.jobs)} jobs "
-                  f"finished; running {len(todo)}", flush=True)
-        search = plan.sweeper == "optuna"  # its study, not sweep.json, knows the trials left
-        if not search:  # the jobs' .hydra/ files are already there
-            hydra_args.append("hydra.output_subdir=null")
-        code = 0 if not todo and not search else sweep.launch(resume_dir, plan, flags, hydra_args)
-        if code in sweep.STOPPED:
-            raise typer.Exit(code)
-        raise typer.Exit(_end_of_sweep(resume_dir, plan, baseline, flags, code))
-    task_overrides, flags = split_args(args)
-    if any(f in NO_JOB_FLAGS for f in flags):  # Hydra takes these instead of --multirun
-        raise typer.Exit(call_hydra([*flags, *rewrite_experiment(task_overrides)]))
-    task_overrides += settle.cli_overrides(settle_on, max_seeds, max_time)
-    plan, first = sweep.check(task_overrides, flags)
-    if first.settle.enabled:
-        raise typer.Exit(settle.start(plan, first, task_overrides, flags, baseline))
-    if max_seeds is not None or max_time is not None:
-        raise ConfigError("--max-seeds and --max-time are budgets of a settle: add --settle")
-    sweep_dir = runs.make_run_dir(first.output.root, f"{first.experiment}/sweeps")
-    sweep.write_plan(sweep_dir, plan)
-    what = f"{plan.trials} trials of an Optuna search" if plan.sweeper == "optuna" else f"{len(plan.jobs)} jobs"
-    terminal.say(terminal.table_console(),
-                 f"sweep: {what} over {', '.join(plan.axes) or 'no axis'} in {sweep_dir}")
-    job_overrides = sweep.job_overrides(task_overrides)
-    engine = sweep.default_launcher(job_overrides, plan.sweeper, sweep.device_type(first))
-    if engine:
-        print("sweep: on the GPU the jobs train as populations (hydra/launcher=population); "
-              "hydra/launcher=basic trains them one at a time", flush=True)
-    code = sweep.launch(sweep_dir, plan, flags, job_overrides + engine)
-    if code in sweep.STOPPED:
-        raise typer.Exit(code)
-    raise typer.Exit(_end_of_sweep(sweep_dir, plan, baseline, flags, code))
-
-
-def _end_of_sweep(sweep_dir: Path, plan: Any, baseline: str | None, flags: list[str], code: int) -> int:
-    """Compare the sweep's jobs; a search with hydra.sweeper.confirm.top > 0 is confirmed next."""
-    from regbench.launch import confirm, sweep
-
-    code = sweep.finish(sweep_dir, plan, baseline) or code
-    top = int(plan.confirm.get("top") or 0) if plan.sweeper == "optuna" else 0
-    if top and confirm.candidates(sweep_dir, plan, 1):  # nothing to confirm when none finished
-        code = max(code, confirm.run(sweep_dir, top, int(plan.confirm.get("seeds") or 10), [], flags))
-    return code
+        raise typer.Exit(sweep_command.resume(resume_dir, args, baseline))
+    raise typer.Exit(sweep_command.start(args, baseline, settle_on, max_seeds, max_time))
 
 
 @app.command("confirm", context_settings=PASSTHROUGH)
@@ -280,17 +204,9 @@ def confirm_cmd(ctx: typer.Context,
       regbench confirm results/dropout_search/sweeps/SWEEP_ID
       regbench confirm SWEEP_DIR --top 2 --seeds 5 hydra/launcher=joblib
     """
-    from regbench.launch import confirm, sweep
+    from regbench.launch import confirm
 
-    extra, flags = split_args(list(ctx.args))
-    task = [o for o in extra if not sweep.key_of(o).startswith("hydra")]
-    if task:
-        raise ConfigError(f"{task[0]}: confirm re-runs the search's configurations; only Hydra "
-                          "settings such as hydra/launcher=joblib may be added")
-    plan = sweep.read_plan(sweep_dir)
-    top = top if top is not None else int(plan.confirm.get("top") or 3)
-    seeds = seeds if seeds is not None else int(plan.confirm.get("seeds") or 10)
-    raise typer.Exit(confirm.run(sweep_dir, top, seeds, extra, flags))
+    raise typer.Exit(confirm.command(sweep_dir, top, seeds, list(ctx.args)))
 
 
 def _runs(paths: list[Path] | None) -> list[Path]:
@@ -351,8 +267,6 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
       regbench summarize results/default/sweeps/SWEEP_ID --baseline reg.dropout.fc=0.0
       regbench summarize results --format csv > summary.csv
     """
-    import json
-
     from regbench.study import settled
     from regbench.present import tables
     from regbench.present import terminal
@@ -373,21 +287,9 @@ def summarize(paths: list[Path] = typer.Argument(None, help="Run, sweep or exper
         return
     for line in comp.duplicates:
         terminal.warn(line)
-    if fmt == "markdown":
-        print(tables.markdown(comp, chosen), end="")
-    else:
-        if fmt == "csv":
-            print(comp.table.to_csv(index=False), end="")
-        else:
-            print(json.dumps({"baseline": comp.baseline, "note": comp.note,
-                              "adjusted": comp.adjusted, "comparisons": comp.comparisons,
-                              "margins_pts": {k: 100 * v for k, v in comp.margins.items()},
-                              "method": tables.method(comp),
-                              "duplicates": comp.duplicates,
-                              "configurations": json.loads(comp.table.to_json(orient="records")),
-                              "not_averaged": comp.failed.to_dict(orient="records")}, indent=2))
-        if not comp.failed.empty:
-            err.print(tables.failed_text(comp), end="", soft_wrap=True)
+    print(tables.export(comp, fmt, chosen), end="")
+    if fmt != "markdown" and not comp.failed.empty:
+        err.print(tables.failed_text(comp), end="", soft_wrap=True)
 
 
 @app.command()
@@ -445,7 +347,6 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
       regbench report SWEEP_DIR --format markdown > study.md
     """
     from regbench.present import report as report_mod
-    from regbench.store.runs import write_atomic
 
     if fmt not in report_mod.FORMATS:
         raise ConfigError(f"--format {fmt!r} is not allowed: use one of {', '.join(report_mod.FORMATS)}")
@@ -455,12 +356,7 @@ def report(folder: Path = typer.Argument(..., metavar="SWEEP_DIR",
     if fmt == "markdown" and out is None:
         print(text, end="")
         return
-    path = out or folder / report_mod.REPORT_FILE
-    try:
-        write_atomic(path, text)
-    except OSError as e:
-        raise RunDirError(f"--out {str(path)!r}: cannot write ({e.strerror})") from e
-    print(path)
+    print(report_mod.write(text, out or folder / report_mod.REPORT_FILE))
 
 
 @app.command("atlas")
@@ -494,25 +390,10 @@ def atlas_cmd(words: list[str] = typer.Argument(None, metavar="CLAIM|KEY=VALUE",
       regbench atlas small_data trainer.epochs=2 --max-seeds 5
       regbench atlas --render-only
     """
-    from regbench.launch import atlas, settle, sweep
-    from regbench.present import atlas_view
+    from regbench.launch import atlas
 
-    names, overrides = atlas.split_words(list(words or []))
-    names = atlas.resolve(names)
-    budget = settle.seconds(max_time) if max_time is not None else None
-    code = 0 if render_only else atlas.run(names, overrides, out, budget, max_seeds)
-    if code in sweep.STOPPED:
-        raise typer.Exit(code)
-    results = atlas.results(names, overrides, out)
-    options = [("--max-time", max_time), ("--max-seeds", max_seeds), ("--out", out)]
-    command = " ".join(["regbench atlas", *(words or []),
-                        *(f"{flag} {value}" for flag, value in options if value is not None)])
     width = shutil.get_terminal_size((80, 24)).columns
-    print(atlas_view.terminal_page(results, out, width, overrides), end="")
-    for path in atlas_view.write_pages(results, out, command):
-        print(path)
-    unfinished = any(s.unfinished for r in results for s in r.studies)
-    raise typer.Exit(max(code, int(unfinished)))  # 1, as a sweep, when a run did not finish
+    raise typer.Exit(atlas.command(list(words or []), out, max_time, max_seeds, render_only, width))
 
 
 @app.command()
@@ -524,28 +405,9 @@ def resume(run_dir: Path = typer.Argument(..., help="A run directory under resul
     Example:
       regbench resume results/default/RUN_ID
     """
-    from omegaconf import OmegaConf
+    from regbench.launch import run_command
 
-    from regbench.launch import jobs
-    from regbench.store import runs, summary
-    from regbench.training import plugins
-
-    runs.check_run_dir(run_dir)
-    state = summary.status(run_dir)
-    if state in (*runs.FINISHED, runs.PRUNED):  # a pruned trial ended too
-        err.print(f"regbench: {run_dir} already finished ({state}); nothing to resume",
-                  soft_wrap=True)
-        raise typer.Exit(0)
-    try:
-        cfg = OmegaConf.load(run_dir / runs.CONFIG_FILE)
-    except Exception as e:
-        raise RunDirError(f"{run_dir / runs.CONFIG_FILE}: unreadable ({one_line(e)})") from e
-    recorded = summary.load(run_dir)
-    plugins.load(plugins.modules_of(recorded.plugins if recorded else []))  # as the run had them
-    outcome = jobs.execute(cfg, run_dir, resume=True)
-    if outcome.message:
-        err.print(f"regbench: error: {outcome.message}", soft_wrap=True)
-    raise typer.Exit(outcome.exit_code)
+    raise typer.Exit(run_command.resume(run_dir))
 
 
 @datasets_app.callback()

@@ -32,7 +32,7 @@ GROUP_LINES=(
    | tests/test_stats.py tests/test_stats_properties.py"
   "compare | regbench/study/compare.py | *
    | tests/test_stats_compare.py tests/test_stats_properties.py"
-  "metrics | regbench/store/metrics.py
+  "metrics | regbench/store/metrics.py regbench/training/curves.py regbench/text.py
    | xǁRowǁ__post_init__* x_read_rows* x_best_index* x_onset_epoch* x_convergence_epoch*
      x_number* x_row_dict* x_val_loss_rise* x_missing_columns*
    | tests/test_metrics.py"

@@ -11,7 +11,7 @@ batch size), one run after another, and prints per candidate:
   epochs and seeds (points); an unstable optimizer shows it as a collapse,
 - falls > 5: how many of the seeds x (epochs - 1) steps fell by more than 5 points,
 - unstable: how many seeds' runs the verdict calls unstable training
-  (regbench.store.metrics.instability: a fall of more than 10 points, or train loss rising
+  (regbench.store.curves.instability: a fall of more than 10 points, or train loss rising
   by more than 10%, from one epoch to the next),
 - s/run: mean wall time of one run.
 
@@ -42,6 +42,7 @@ import torch
 from regbench import __version__
 from regbench.launch.composition import compose
 from regbench.store import metrics
+from regbench.training import curves
 from regbench.training import loop
 from regbench.training.optim import learning_rate
 
@@ -107,7 +108,7 @@ def measure(overrides: list[str], seeds: int, train_size: str, epochs: int) -> M
             t0 = time.perf_counter()
             rows = train(overrides, seed, train_size, epochs, Path(tmp))
             m.seconds.append(time.perf_counter() - t0)
-            m.unstable += metrics.instability(rows) is not None
+            m.unstable += curves.instability(rows) is not None
             curve = [r.val_acc for r in rows]
             m.final.append(curve[-1])
             m.best.append(max(curve))

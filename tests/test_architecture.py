@@ -17,8 +17,8 @@ PACKAGE = Path(regbench.__file__).parent
 # Layers from the bottom up: a module may import its own layer and those below it.
 LAYERS = ["errors", "config", "data", "store", "training", "study", "present", "launch", "cli"]
 # Top-level modules that belong to a layer without a folder of their own.
-MODULE_LAYER = {"errors": "errors", "cli": "cli", "__main__": "cli", "__init__": "errors",
-                "plugin": "training",
+MODULE_LAYER = {"errors": "errors", "text": "errors", "cli": "cli", "__main__": "cli", "__init__": "errors",
+                "plugin": "training",  # text: numbers and counts in words, for every layer
                 "conf": "config"}
 CORE = {"errors", "config", "data", "store", "training", "study"}
 UPPER_PACKAGES = {"rich", "typer", "click"}

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from regbench.study import compare
 from regbench.store import metrics
+from regbench.training import curves
 from regbench.store import runs
 from regbench.study import stats
 from regbench.present import tables
@@ -44,7 +45,7 @@ def write_run(folder: Path, seed: int, curve: list[tuple[float, float, float, fl
             for i, (tl, ta, vl, va) in enumerate(curve)]
     for r in rows:
         log.append(r)
-    best = rows[metrics.best_index(rows) or 0]
+    best = rows[curves.best_index(rows) or 0]
     summary = {"status": "completed", "epochs_run": len(rows), "best_epoch": best.epoch,
                "best": metrics.row_dict(best), "last": metrics.row_dict(rows[-1]),
                "test_acc": best.val_acc, "wall_time_s": 1.0, "seed": seed}

@@ -16,6 +16,7 @@ from rich.console import Console
 from scipy import stats
 
 from helpers import TINY, run_cli
+from regbench.store import confirm_record
 from regbench.launch import confirm, sweep
 from regbench.present.confirmation import confirm_table
 from regbench.present.terminal import print_table
@@ -133,7 +134,7 @@ def test_a_search_confirms_its_winner_and_confirm_finishes_what_is_left(tmp_path
     assert plan["sweeper"] == "jobs" and len(plan["jobs"]) == 6  # (baseline + 2) x 2 seeds
     assert [o for o in plan["jobs"][0] if o.startswith(("seed=", "reg="))] == ["reg=none", "seed=1"]
     assert "Confirmation" in proc.stdout and "baseline reg=none" in proc.stdout
-    table = (folder / confirm.TABLE_FILE).read_text().splitlines()
+    table = (folder / confirm_record.TABLE_FILE).read_text().splitlines()
     assert len(table) == 4 and table[0].startswith("name,values,search,seeds,mean,std,d")
     again = run_cli("confirm", str(sweep_dir), cwd=tmp_path)
     assert again.returncode == 0 and "6 jobs (6 done)" in again.stdout

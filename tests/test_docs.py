@@ -257,7 +257,7 @@ def resolved(command: str) -> list[dict[str, object]]:
 
     from regbench.launch import sweep
     from regbench.launch.composition import compose
-    from regbench.store.runs import flatten
+    from regbench.store.run_config import flatten
 
     _, verb, *args = shlex.split(command)
     jobs, hydra = sweep.expand(sweep.job_overrides(args)) if verb == "sweep" else ([args], [])

@@ -23,7 +23,8 @@ from regbench.training.regularizers import RegConfig
 from regbench.training.regularizers.dropout import DropoutConfig
 from regbench.training.regularizers.schedule import DropoutSchedule
 from regbench.training.schema import RegbenchConfig
-from regbench.store.metrics import Row, convergence_epoch
+from regbench.store.metrics import Row
+from regbench.training.curves import convergence_epoch
 from regbench.training.models import build
 
 

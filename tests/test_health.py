@@ -15,6 +15,7 @@ from torch import nn
 from helpers import TINY, cli, run_cli
 from regbench.training import loop as train
 from regbench.store import metrics
+from regbench.training import curves
 from regbench.study.failures import diverged_line
 from regbench.training import health
 from regbench.training.schema import RegbenchConfig
@@ -46,7 +47,7 @@ def test_a_non_finite_parameter_or_gradient_is_named() -> None:
 def test_the_verdict_and_the_summary_say_the_epoch_and_the_reason() -> None:
     rows = [metrics.Row(epoch=1, train_loss=5.9e30, train_acc=0.1, val_loss=6e30, val_acc=0.1)]
     reason = "train loss 5.9e30, more than 10x a uniform guess's 2.30"
-    assert metrics.verdict(rows, "diverged", diverged=(1, reason)) == f"diverged at epoch 1: {reason}"
+    assert curves.verdict(rows, "diverged", diverged=(1, reason)) == f"diverged at epoch 1: {reason}"
 
 
 def test_the_line_names_how_many_runs_diverged_and_which() -> None:
@@ -100,21 +101,21 @@ def test_the_issue_sweep_reports_the_diverged_job_exits_1_and_leaves_it_out(tmp_
 
 def test_the_chance_bound_is_the_binomial_bound_computed_by_hand() -> None:
     # 500 val images, 10 classes: 0.1 + 2.326 * sqrt(0.1 * 0.9 / 500) = 0.1 + 2.326 * 0.013416
-    assert metrics.chance_bound(500, 10) == pytest.approx(0.131206, abs=1e-6)
+    assert curves.chance_bound(500, 10) == pytest.approx(0.131206, abs=1e-6)
     # 80 images: 0.1 + 2.326 * sqrt(0.09 / 80) = 0.1 + 2.326 * 0.033541
-    assert metrics.chance_bound(80, 10) == pytest.approx(0.178017, abs=1e-6)
+    assert curves.chance_bound(80, 10) == pytest.approx(0.178017, abs=1e-6)
 
     def rows(*accs: float) -> list[metrics.Row]:
         return [metrics.Row(epoch=i + 1, train_loss=2.3, train_acc=a, val_loss=2.3, val_acc=a)
                 for i, a in enumerate(accs)]
 
-    assert metrics.at_chance(rows(0.09, 0.131), 500, 10)
-    assert not metrics.at_chance(rows(0.09, 0.132), 500, 10)  # one epoch above the noise
-    said = metrics.verdict(rows(0.103, 0.1), "completed", chance=(500, 10))
+    assert curves.at_chance(rows(0.09, 0.131), 500, 10)
+    assert not curves.at_chance(rows(0.09, 0.132), 500, 10)  # one epoch above the noise
+    said = curves.verdict(rows(0.103, 0.1), "completed", chance=(500, 10))
     assert said == ("did not learn: val acc 10.3%, chance is 10% (within noise on 500 val "
                     "images: at most 13.1%)")
-    assert not metrics.verdict(rows(0.103, 0.5), "completed", chance=(500, 10)).startswith("did")
-    assert metrics.verdict(rows(0.103), "diverged", diverged=(1, "x")) == "diverged at epoch 1: x"
+    assert not curves.verdict(rows(0.103, 0.5), "completed", chance=(500, 10)).startswith("did")
+    assert curves.verdict(rows(0.103), "diverged", diverged=(1, "x")) == "diverged at epoch 1: x"
 
 
 def test_a_configuration_that_did_not_learn_stays_in_the_comparison_marked(

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from regbench.store import metrics
+from regbench.training import curves
+from regbench.text import number
 from regbench.store.metrics import Row
 
 
@@ -33,39 +35,39 @@ def test_gaps_are_val_minus_train_loss_and_train_minus_val_accuracy() -> None:
 
 def test_best_index_lowest_loss_or_highest_accuracy_first_on_ties() -> None:
     curve = rows([0.9, 0.5, 0.7, 0.5, math.nan], val_accs=[0.1, 0.8, 0.9, 0.9, 0.95])
-    assert metrics.best_index(curve) == 1  # 0.5 first reached at index 1
-    assert metrics.best_index(curve, "val_acc") == 4  # accuracies: the highest
-    assert metrics.best_index(curve[:4], "val_acc") == 2  # ties: the first
-    assert metrics.best_index(rows([math.nan, math.inf])) is None
-    assert metrics.best_index([]) is None
+    assert curves.best_index(curve) == 1  # 0.5 first reached at index 1
+    assert curves.best_index(curve, "val_acc") == 4  # accuracies: the highest
+    assert curves.best_index(curve[:4], "val_acc") == 2  # ties: the first
+    assert curves.best_index(rows([math.nan, math.inf])) is None
+    assert curves.best_index([]) is None
 
 
 def test_onset_needs_a_rise_above_one_percent_while_train_loss_falls() -> None:
     # val loss bottoms at epoch 2 (0.5) and ends 2% higher; train loss keeps falling
-    assert metrics.onset_epoch(rows([0.8, 0.5, 0.6, 0.51], [1.0, 0.8, 0.6, 0.4])) == 2
+    assert curves.onset_epoch(rows([0.8, 0.5, 0.6, 0.51], [1.0, 0.8, 0.6, 0.4])) == 2
     # exactly 1% is not a rise (0.505 = 0.5 * 1.01)
-    assert metrics.onset_epoch(rows([0.8, 0.5, 0.6, 0.505], [1.0, 0.8, 0.6, 0.4])) is None
+    assert curves.onset_epoch(rows([0.8, 0.5, 0.6, 0.505], [1.0, 0.8, 0.6, 0.4])) is None
     # train loss not lower at the end than at the minimum: not overfitting
-    assert metrics.onset_epoch(rows([0.8, 0.5, 0.6, 0.7], [1.0, 0.4, 0.6, 0.4])) is None
-    assert metrics.onset_epoch(rows([0.8, 0.7, 0.5], [1.0, 0.8, 0.6])) is None  # still falling
-    assert metrics.onset_epoch(rows([math.nan, math.nan])) is None
+    assert curves.onset_epoch(rows([0.8, 0.5, 0.6, 0.7], [1.0, 0.4, 0.6, 0.4])) is None
+    assert curves.onset_epoch(rows([0.8, 0.7, 0.5], [1.0, 0.8, 0.6])) is None  # still falling
+    assert curves.onset_epoch(rows([math.nan, math.nan])) is None
     # the minimum one epoch before the last, and at the first epoch, count too
-    assert metrics.onset_epoch(rows([0.8, 0.5, 0.6], [1.0, 0.8, 0.6])) == 2
-    assert metrics.onset_epoch(rows([0.4, 0.5, 0.6], [1.0, 0.8, 0.6])) == 1
+    assert curves.onset_epoch(rows([0.8, 0.5, 0.6], [1.0, 0.8, 0.6])) == 2
+    assert curves.onset_epoch(rows([0.4, 0.5, 0.6], [1.0, 0.8, 0.6])) == 1
 
 
 def test_convergence_epoch_is_the_first_within_one_point_of_the_best() -> None:
     curve = rows([1.0] * 5, val_accs=[0.5, 0.885, 0.89, 0.9, 0.895])
-    assert metrics.convergence_epoch(curve) == 3  # 0.89 = 0.90 - 0.01, float slack included
-    assert metrics.convergence_epoch(curve, within=0.02) == 2
-    assert metrics.convergence_epoch(curve, within=0.0) == 4
-    assert metrics.convergence_epoch(rows([1.0] * 3, val_accs=[math.nan, 0.7, 0.2])) == 2
-    assert metrics.convergence_epoch(rows([1.0], val_accs=[math.nan])) is None
+    assert curves.convergence_epoch(curve) == 3  # 0.89 = 0.90 - 0.01, float slack included
+    assert curves.convergence_epoch(curve, within=0.02) == 2
+    assert curves.convergence_epoch(curve, within=0.0) == 4
+    assert curves.convergence_epoch(rows([1.0] * 3, val_accs=[math.nan, 0.7, 0.2])) == 2
+    assert curves.convergence_epoch(rows([1.0], val_accs=[math.nan])) is None
 
 
 def test_number_never_prints_a_negative_zero() -> None:
-    assert metrics.number(-0.001, ".2f") == "0.00" and metrics.number(0.0, "+.1f") == "+0.0"
-    assert metrics.number(-0.006, ".2f") == "-0.01" and metrics.number(2.5, ".1f") == "2.5"
+    assert number(-0.001, ".2f") == "0.00" and number(0.0, "+.1f") == "+0.0"
+    assert number(-0.006, ".2f") == "-0.01" and number(2.5, ".1f") == "2.5"
 
 
 def test_row_dict_keeps_the_columns_and_writes_null_for_non_finite() -> None:
@@ -101,10 +103,10 @@ def test_read_rows_drops_a_torn_line_and_reads_older_files(tmp_path: Path) -> No
 
 
 def test_val_loss_rise_is_last_minus_the_lowest_finite() -> None:
-    assert metrics.val_loss_rise(rows([1.0, 0.4, math.nan, 0.7])) == pytest.approx(0.3)
-    assert metrics.val_loss_rise(rows([1.0, 0.6, 0.5])) == 0.0  # the last is the lowest
-    assert metrics.val_loss_rise(rows([1.0, 0.6, math.inf])) is None  # no finite last epoch
-    assert metrics.val_loss_rise(rows([math.nan, math.nan])) is None
+    assert curves.val_loss_rise(rows([1.0, 0.4, math.nan, 0.7])) == pytest.approx(0.3)
+    assert curves.val_loss_rise(rows([1.0, 0.6, 0.5])) == 0.0  # the last is the lowest
+    assert curves.val_loss_rise(rows([1.0, 0.6, math.inf])) is None  # no finite last epoch
+    assert curves.val_loss_rise(rows([math.nan, math.nan])) is None
 
 
 def test_missing_columns_names_what_a_damaged_file_lacks(tmp_path: Path) -> None:
@@ -129,16 +131,16 @@ def curve(train_acc: list[float], val_acc: list[float], val_loss: list[float],
 
 def test_a_gap_under_80_percent_train_accuracy_is_not_called_memorising() -> None:
     learning = curve([0.40, 0.62], [0.35, 0.50], [1.5, 1.2])  # leads val by 12 points at 62%
-    said = metrics.verdict(learning, "completed")
+    said = curves.verdict(learning, "completed")
     assert "memorising" not in said and "62.0%" in said and "12.0 points" in said
     fitted = curve([0.85, 0.97], [0.80, 0.85], [0.8, 0.6])
-    assert metrics.verdict(fitted, "completed").endswith("the model is memorising")
+    assert curves.verdict(fitted, "completed").endswith("the model is memorising")
 
 
 def test_an_early_stopped_run_whose_val_loss_rose_is_not_told_no_onset() -> None:
     # val loss lowest at epoch 2, then up 0.5% (under the onset's 1%): early stopping fired
     rows = curve([0.90, 0.92, 0.93, 0.93], [0.89, 0.90, 0.90, 0.90], [0.50, 0.40, 0.401, 0.402])
-    said = metrics.verdict(rows, "early_stopped", kept_epoch=2)
+    said = curves.verdict(rows, "early_stopped", kept_epoch=2)
     assert "no overfitting onset" not in said and "no overfitting" not in said
     assert "val loss was lowest at epoch 2 and rose 0.5% by epoch 4" in said
     assert said.startswith("early stopping ended the run at epoch 4 and kept the weights of epoch 2")

@@ -19,7 +19,7 @@ from helpers import Drawn, png_size
 from regbench.data import datasets
 from regbench.training import device
 from regbench.study import labels
-from regbench.store import metrics
+from regbench.text import number, plural
 from regbench.store.summary import Summary
 from regbench.present import plots
 from regbench.store import runs
@@ -115,8 +115,8 @@ def test_a_table_is_printed_whole_or_as_blocks_never_with_a_split_word(width: in
 
 
 def test_numbers_are_never_negative_zero_and_counts_agree() -> None:
-    assert metrics.number(-0.0004, "+.2f") == "+0.00" and metrics.number(-0.004, ".3f") == "-0.004"
-    assert metrics.plural(1, "epoch") == "1 epoch" and metrics.plural(3, "rep") == "3 reps"
+    assert number(-0.0004, "+.2f") == "+0.00" and number(-0.004, ".3f") == "-0.004"
+    assert plural(1, "epoch") == "1 epoch" and plural(3, "rep") == "3 reps"
 
 
 def test_a_label_names_the_keys_that_tell_groups_apart() -> None:

@@ -152,7 +152,7 @@ def test_a_key_of_another_model_says_whose_it_is() -> None:
 
 
 def test_a_run_written_before_a_regularizer_existed_still_names_its_preset() -> None:
-    from regbench.store.runs import flatten
+    from regbench.store.run_config import flatten
     from regbench.study import labels
 
     config = flatten(OmegaConf.to_container(OmegaConf.structured(regularizers.RegConfig(l1=1e-5))),

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import TINY, run_cli
+from regbench.store import confirm_record
 from regbench.study import compare
 from regbench.store import summary
 from regbench.present import tables
@@ -169,7 +170,7 @@ def test_a_confirmation_report_shows_the_confirm_command(tmp_path: Path) -> None
     folder = hand_sweep(confirm.confirm_dir(search), [
         "hydra/sweeper=regbench_list", "hydra.sweeper.jobs_file='/x/jobs.json'",
         "hydra/launcher=joblib"], ["completed", "completed"])
-    (folder / confirm.CANDIDATES_FILE).write_text(json.dumps(
+    (folder / confirm_record.FILE).write_text(json.dumps(
         {"search": str(search), "top": 2, "seeds": 5, "baseline": ["reg=none"], "candidates": []}))
     markdown = report.render(report.gather(folder), "markdown")
     assert f"regbench confirm {search} --top 2 --seeds 5 hydra/launcher=joblib" in markdown

@@ -233,7 +233,7 @@ def test_the_flagship_preset_is_a_settle_of_the_dropout_grid() -> None:
 def recount(folder: Path) -> dict[int, list[tuple[float, int]]]:
     """Rounds rebuilt from the run folders alone: round -> (fc, seed) of each job, by the
     planned seeds per round (2 then 4)."""
-    from regbench.store.runs import read_config
+    from regbench.store.run_config import read as read_config
 
     out: dict[int, list[tuple[float, int]]] = {}
     for job in sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 import regbench
 from regbench.data import batching
 from regbench.launch import bench
-from regbench.store import runs
+from regbench.store import run_config, runs
 from regbench.training import models, population, regularizers, session, step
 from regbench.training.callbacks import Callback
 from regbench.training.layers import runs_per_member
@@ -152,8 +152,9 @@ def test_a_population_runs_a_per_member_hook_for_each_member(
         tmp_path: Path) -> None:
     cfg = make_cfg("trainer.epochs=1", "dataset.train_size=100", "optim=sgd")
     reg = toys(monkeypatch)
-    for writer in ("write_config", "write_summary"):  # files of a schema without the toys
-        monkeypatch.setattr(session, writer, lambda *args, **kwargs: None)
+    # files of a schema without the toys
+    monkeypatch.setattr(run_config, "write", lambda *args, **kwargs: None)
+    monkeypatch.setattr(session, "write_summary", lambda *args, **kwargs: None)
     cfgs = [replace(cfg, seed=s, reg=reg(shift=v)) for s, v in ((0, 0.0), (1, 2.5))]
     data = batching.load(cfg.dataset)
     sessions = [Session.open(c, runs.make_run_dir(tmp_path / "pop", "t"), data,

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from regbench.cli import app
 from regbench.training.schema import RegbenchConfig
 from regbench.errors import RunDirError
-from regbench.store import metrics, runs, summary, sweeps
+from regbench.store import job_lists, metrics, run_config, runs, summary, sweeps
 from regbench.store.summary import Summary
 from regbench.training import loop
 
@@ -88,8 +88,8 @@ def test_config_yaml_reads_as_omegaconf_reads_it(make_cfg: Callable[..., Regbenc
                                                  tmp_path: Path) -> None:
     cfg = make_cfg("reg=all", "reg.l2=1e-5", "optim.lr=0.001", "dataset.train_size=null")
     (tmp_path / runs.CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    fast = runs.read_config(tmp_path)
-    slow = runs.flatten(OmegaConf.to_container(OmegaConf.load(tmp_path / runs.CONFIG_FILE)))
+    fast = run_config.read(tmp_path)
+    slow = run_config.flatten(OmegaConf.to_container(OmegaConf.load(tmp_path / runs.CONFIG_FILE)))
     assert fast == slow and fast["reg.l2"] == 1e-5 and fast["dataset.train_size"] is None
 
 
@@ -101,7 +101,7 @@ def test_config_yaml_reads_as_omegaconf_reads_it(make_cfg: Callable[..., Regbenc
 def test_overrides_read_as_hydra_wrote_them(tmp_path: Path, typed: list[str]) -> None:
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(OmegaConf.create(typed), tmp_path / runs.OVERRIDES_FILE)  # as Hydra does
-    assert runs.read_overrides(tmp_path) == typed
+    assert job_lists.read_overrides(tmp_path) == typed
 
 
 def test_run_folders_are_found_at_any_depth_but_never_inside_a_run(tmp_path: Path) -> None:
@@ -116,13 +116,12 @@ def test_run_folders_are_found_at_any_depth_but_never_inside_a_run(tmp_path: Pat
 
 def test_summary_json_holds_config_yaml_and_older_folders_read_the_yaml(
         make_cfg: Callable[..., RegbenchConfig], tmp_path: Path) -> None:
-    from regbench.training.session import flat_config, write_config
 
     cfg = make_cfg("reg=all", "reg.l2=1e-5", "optim.lr=0.001", "dataset.train_size=null")
-    write_config(tmp_path, cfg)
-    Summary(status="failed", config=flat_config(cfg)).write(tmp_path)
+    run_config.write(tmp_path, cfg)
+    Summary(status="failed", config=run_config.keys_of(cfg)).write(tmp_path)
     held = json.loads((tmp_path / runs.SUMMARY_FILE).read_text())["config"]
-    assert held == runs.read_config(tmp_path) and held["reg.l2"] == 1e-5
+    assert held == run_config.read(tmp_path) and held["reg.l2"] == 1e-5
     (tmp_path / runs.CONFIG_FILE).write_text("seed: 7\n")  # the copy in summary.json is read
     assert summary.read(tmp_path).run_config(tmp_path) == held
     Summary(status="failed").write(tmp_path)  # an older summary, without the copy

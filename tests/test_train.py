@@ -15,6 +15,7 @@ from torch import nn
 
 from regbench.data import batching
 from regbench.store import metrics
+from regbench.training import curves
 from regbench.store import runs
 from regbench.training import loop as train
 from regbench.training import models
@@ -201,17 +202,17 @@ def test_onset_and_verdict_on_known_curves() -> None:
                 for i, (t, v) in enumerate(zip(train_loss, val_loss))]
 
     over = rows([1.0, 0.5, 0.3, 0.2], [1.0, 0.6, 0.7, 0.8])
-    assert metrics.onset_epoch(over) == 2
-    assert metrics.verdict(over, "completed").startswith("val loss bottomed at epoch 2 and rose 33% by epoch 4")
-    assert metrics.onset_epoch(rows([1.0, 0.5, 0.3], [1.0, 0.6, 0.605])) is None  # < 1% rise
-    assert metrics.onset_epoch(rows([1.0, 0.5, 0.6], [1.0, 0.6, 0.7])) is None  # train rose too
-    assert metrics.verdict(rows([1.0, 0.5], [1.0, 0.6]), "completed").startswith(
+    assert curves.onset_epoch(over) == 2
+    assert curves.verdict(over, "completed").startswith("val loss bottomed at epoch 2 and rose 33% by epoch 4")
+    assert curves.onset_epoch(rows([1.0, 0.5, 0.3], [1.0, 0.6, 0.605])) is None  # < 1% rise
+    assert curves.onset_epoch(rows([1.0, 0.5, 0.6], [1.0, 0.6, 0.7])) is None  # train rose too
+    assert curves.verdict(rows([1.0, 0.5], [1.0, 0.6]), "completed").startswith(
         "no overfitting onset within 2 epochs, but train accuracy leads val by 10.0 points")
     close = rows([1.0, 0.5], [1.0, 0.6])
     for r in close:
         r.train_acc = r.val_acc + 0.01
         r.__post_init__()
-    assert metrics.verdict(close, "completed") == "no overfitting within 2 epochs (accuracy gap 1.0 points)"
+    assert curves.verdict(close, "completed") == "no overfitting within 2 epochs (accuracy gap 1.0 points)"
 
 
 @pytest.mark.slow

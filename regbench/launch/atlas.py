@@ -115,7 +115,7 @@ def check_plan(p: StudyPlan) -> None:
     plan, _ = sweep.check(p.args, [])
     configs = list({tuple(settle.without_seed(job)): None for job in plan.jobs})
     hydra = settle.hydra_only(sweep.job_overrides(p.args))
-    flats = [settle.flat_config(compose([*c, *hydra])[1]) for c in configs]
+    flats = [settle.grouping_keys(compose([*c, *hydra])[1]) for c in configs]
     names = labels.name_configs(flats, [list(c) for c in configs]).labels
     table = dict(zip(names, flats, strict=True))
     for part in claim_of(p.claim).parts:
@@ -181,3 +181,26 @@ def results(names: list[str], overrides: list[str], root: Path) -> list[claims.C
     for name in names:
         out.append(claims.judge(name, claim_of(name), by_claim[name]))
     return out
+
+
+def command(words: list[str], out: Path, max_time: str | None, max_seeds: int | None,
+            render_only: bool, width: int) -> int:
+    """`regbench atlas`: run (or go on with) the named claims, print the page at `width`
+    columns and write atlas.md and atlas.html into `out`; the exit code."""
+    from regbench.present import atlas_view
+
+    names, overrides = split_words(words)
+    names = resolve(names)
+    budget = settle.seconds(max_time) if max_time is not None else None
+    code = 0 if render_only else run(names, overrides, out, budget, max_seeds)
+    if code in sweep.STOPPED:
+        return code
+    judged = results(names, overrides, out)
+    options = [("--max-time", max_time), ("--max-seeds", max_seeds), ("--out", out)]
+    line = " ".join(["regbench atlas", *words,
+                     *(f"{flag} {value}" for flag, value in options if value is not None)])
+    print(atlas_view.terminal_page(judged, out, width, overrides), end="")
+    for path in atlas_view.write_pages(judged, out, line):
+        print(path)
+    unfinished = any(s.unfinished for r in judged for s in r.studies)
+    return max(code, int(unfinished))  # 1, as a sweep, when a run did not finish

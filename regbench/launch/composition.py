@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.errors import ConfigError
 from regbench.store.sweeps import key_of
+from regbench.text import one_line
 
 if TYPE_CHECKING:
     from regbench.training.schema import RegbenchConfig
@@ -188,10 +189,6 @@ def refuse_sweep_preset(cfg: Any) -> None:
         name = os.environ.get("REGBENCH_EXPERIMENT") or cfg.get("experiment")
         raise ConfigError(f"experiment={name} is a sweep over {', '.join(params)}: run it with "
                           f"`regbench sweep experiment={name}`; `regbench run` trains one configuration")
-
-
-def one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) if str(e) else type(e).__name__
 
 
 def explain(e: Exception, overrides: list[str]) -> str:

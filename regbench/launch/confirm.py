@@ -15,23 +15,21 @@ resumes like any sweep (``regbench sweep --resume``, or ``regbench confirm`` aga
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from regbench.errors import ConfigError
 from regbench.launch import sweep
-from regbench.store import runs, summary, sweeps
-from regbench.store.sweeps import SweepPlan, job_dir, key_of, read_plan, write_plan
+from regbench.launch.composition import split_args
+from regbench.store import confirm_record, job_lists, run_config, runs, summary, sweeps
+from regbench.store.confirm_record import ConfirmRecord
+from regbench.store.sweeps import SweepPlan, job_dir, key_of, write_plan
 from regbench.study import failures
 from regbench.study.confirmation import Candidate, ConfirmRow, rows
 from regbench.study.labels import job_label
 
 SUFFIX = "-confirm"
-JOBS_FILE = "jobs.json"  # the listed jobs, read by hydra/sweeper=regbench_list
-CANDIDATES_FILE = sweeps.CONFIRM_FILE  # what was confirmed: the search, the candidates, the baseline
-TABLE_FILE = "confirm.csv"
 
 
 def confirm_dir(sweep_dir: Path) -> Path:
@@ -51,9 +49,9 @@ def candidates(sweep_dir: Path, plan: SweepPlan, top: int) -> list[Candidate]:
 
 def fresh_seeds(sweep_dir: Path, plan: SweepPlan, n: int) -> list[int]:
     """n seeds after the largest one any trial used, so that no confirmation run repeats one."""
-    used = [runs.read_config(job_dir(sweep_dir, num)).get("seed", 0)
+    used = [run_config.read(job_dir(sweep_dir, num)).get("seed", 0)
             for num in range(len(plan.jobs))
-            if (job_dir(sweep_dir, num) / runs.CONFIG_FILE).exists()]
+            if run_config.exists(job_dir(sweep_dir, num))]
     start = max((int(s) for s in used), default=0) + 1
     return list(range(start, start + n))
 
@@ -105,14 +103,13 @@ def prepare(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list
     jobs = grid(plan, chosen, fresh_seeds(sweep_dir, plan, seeds), baseline)
     folder = confirm_dir(sweep_dir)
     folder.mkdir(exist_ok=True)
-    record = {"search": str(sweep_dir), "top": top, "seeds": seeds, "baseline": baseline,
-              "candidates": [asdict(c) for c in chosen]}
-    previous = folder / JOBS_FILE
-    if previous.exists() and json.loads(previous.read_text()) != jobs:
+    record = ConfirmRecord(str(sweep_dir), top, seeds, baseline, [asdict(c) for c in chosen])
+    previous = folder / confirm_record.JOBS_FILE
+    if previous.exists() and job_lists.read(previous) != jobs:
         raise ConfigError(f"{folder}: a confirmation with other settings is there (see its "
-                          f"{CANDIDATES_FILE}); remove the folder to confirm anew")
-    runs.write_json(folder / CANDIDATES_FILE, record)
-    runs.write_atomic(previous, json.dumps(jobs, indent=1) + "\n")
+                          f"{confirm_record.FILE}); remove the folder to confirm anew")
+    confirm_record.write(folder, record)
+    job_lists.write(previous, jobs)
     args = ["hydra/sweeper=regbench_list", f"hydra.sweeper.jobs_file='{previous}'",
             *launcher_overrides(plan.args), *extra]
     checked, _ = sweep.check(args, flags)
@@ -153,7 +150,7 @@ def run(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list[str
     code = sweep.launch(folder, plan, flags, sweep.job_overrides(plan.args)) if todo else 0
     if code in sweep.STOPPED:
         return code
-    baseline = json.loads((folder / CANDIDATES_FILE).read_text())["baseline"]
+    baseline = confirm_record.read(folder).baseline
     comp, table = compare_grid(folder, plan, chosen, baseline)
     unfinished = [(job_label(plan.jobs[n], plan.axes), summary.status(job_dir(folder, n)))
                   for n in sweep.pending(folder, plan)]
@@ -170,12 +167,24 @@ def run(sweep_dir: Path, top: int, seeds: int, extra: list[str], flags: list[str
         terminal.err.print("regbench: no confirmation job finished: nothing to compare",
                            soft_wrap=True)
         return 1
-    comp.table.to_csv(folder / "summary.csv", index=False)
+    sweeps.write_comparison(folder, comp.table)
     plots.make_plots(comp, folder)
-    frame = [{**asdict(r), "overestimate": r.overestimate} for r in table]
-    import pandas as pd
-
-    pd.DataFrame(frame).to_csv(folder / TABLE_FILE, index=False)
+    path = confirm_record.write_table(folder, [{**asdict(r), "overestimate": r.overestimate}
+                                               for r in table])
     print_confirmation(table, comp.comparisons)
-    print(f"table: {folder / TABLE_FILE}; every run: regbench summarize {folder}", flush=True)
+    print(f"table: {path}; every run: regbench summarize {folder}", flush=True)
     return 1 if unfinished else code
+
+
+def command(sweep_dir: Path, top: int | None, seeds: int | None, args: list[str]) -> int:
+    """`regbench confirm`: the search's own top and seeds unless given; `args` may add Hydra
+    settings (a launcher), never the configurations' keys."""
+    extra, flags = split_args(args)
+    task = [o for o in extra if not key_of(o).startswith("hydra")]
+    if task:
+        raise ConfigError(f"{task[0]}: confirm re-runs the search's configurations; only Hydra "
+                          "settings such as hydra/launcher=joblib may be added")
+    plan = sweep.read_plan(sweep_dir)
+    top = top if top is not None else int(plan.confirm.get("top") or 3)
+    seeds = seeds if seeds is not None else int(plan.confirm.get("seeds") or 10)
+    return run(sweep_dir, top, seeds, extra, flags)

@@ -20,7 +20,6 @@ same path as one that was never interrupted.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from regbench.errors import ConfigError
 from regbench.launch import sweep
 from regbench.launch.composition import compose, split_args
 from regbench.present import settle_view, terminal
-from regbench.store import runs, settle_record, summary
+from regbench.store import job_lists, run_config, runs, settle_record, summary
 from regbench.store.settle_record import OUT_OF_SEEDS, OUT_OF_TIME, RUNNING, SETTLED, Round, SettleRecord
 from regbench.study import compare, equivalence, labels, sequential, settled
 
@@ -82,11 +81,11 @@ def without_seed(job: list[str]) -> list[str]:
     return [o for o in job if sweep.key_of(o) != SEED]
 
 
-def flat_config(schema: Any) -> dict[str, Any]:
+def grouping_keys(schema: Any) -> dict[str, Any]:
     """A composed configuration as the dotted keys compare groups runs by."""
     from omegaconf import OmegaConf
 
-    flat = runs.flatten(OmegaConf.to_container(OmegaConf.structured(schema)))
+    flat = run_config.flatten(OmegaConf.to_container(OmegaConf.structured(schema)))
     return {k: v for k, v in flat.items()
             if k not in compare.IGNORED_KEYS and not k.startswith(compare.IGNORED_SECTIONS)}
 
@@ -109,7 +108,7 @@ def start(plan: sweep.SweepPlan, first: Any, args: list[str], flags: list[str],
         raise ConfigError("--settle compares configurations with a baseline: give at least two, "
                           "e.g. reg.dropout.fc=0.0,0.5")
     hydra = hydra_only(sweep.job_overrides(args))
-    flats = [flat_config(compose([*c, *hydra])[1]) for c in configs]
+    flats = [grouping_keys(compose([*c, *hydra])[1]) for c in configs]
     names = labels.name_configs(flats, [list(c) for c in configs]).labels  # as summarize names them
     base, note = compare.choose_baseline(baseline, dict(zip(names, flats, strict=True)),
                                          first.baseline)
@@ -224,7 +223,7 @@ def run_round(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, curr
     """Launch the round's jobs as one multirun (finished ones are kept); its exit code."""
     numbers = sorted(job for jobs in current.jobs for job in jobs)  # consecutive, in plan.jobs
     listed = sweep_dir / f"round{current.number}.json"
-    runs.write_atomic(listed, json.dumps([plan.jobs[n] for n in numbers], indent=1) + "\n")
+    job_lists.write(listed, [plan.jobs[n] for n in numbers])
     t0 = time.monotonic()
     code = sweep.launch(sweep_dir, plan, flags, [*hydra, LIST_SWEEPER, f"hydra.sweeper.jobs_file='{listed}'",
                                                  f"hydra.sweeper.first={numbers[0]}"])

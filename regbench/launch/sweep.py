@@ -17,7 +17,6 @@ the sweep folder (optuna.db), so a search resumes like a grid.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regbench.store import runs, summary, sweeps
+from regbench.store import job_lists, runs, summary, sweeps
 from regbench.store.sweeps import SweepPlan, job_dir, write_plan
 from regbench.present import terminal
 from regbench.launch import search
@@ -91,7 +90,7 @@ def expand_sweep(overrides: list[str]) -> Expansion:
         hydra_overrides = [o.input_line or "" for o in parsed if o.is_hydra_override()]
         task = [o.input_line or "" for o in parsed if not o.is_hydra_override()]
         if target == LIST_SWEEPER:  # the jobs are listed in a file
-            listed = json.loads(Path(str(cfg.hydra.sweeper.jobs_file)).read_text())
+            listed = job_lists.read(Path(str(cfg.hydra.sweeper.jobs_file)))
             return Expansion([[*job, *task] for job in listed], hydra_overrides, "jobs")
         params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
         if target == OPTUNA_SWEEPER:
@@ -203,13 +202,8 @@ def read_plan(sweep_dir: Path) -> SweepPlan:
 
 def record_trials(sweep_dir: Path, sweep_plan: SweepPlan) -> None:
     """A search's trials as jobs, from each trial folder's .hydra/overrides.yaml, into sweep.json."""
-    from omegaconf import OmegaConf
-
     nums = sorted(int(d.name) for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit())
-    jobs = []
-    for n in range(max(nums, default=-1) + 1):
-        path = job_dir(sweep_dir, n) / ".hydra" / "overrides.yaml"
-        jobs.append([str(o) for o in OmegaConf.load(path)] if path.exists() else [])
+    jobs = [job_lists.read_overrides(job_dir(sweep_dir, n)) or [] for n in range(max(nums, default=-1) + 1)]
     sweep_plan.jobs = jobs
     write_plan(sweep_dir, sweep_plan)
 
@@ -372,7 +366,7 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
             terminal.err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
             comp = compare.compare(done + pruned)
     if comp is not None:
-        comp.table.to_csv(sweep_dir / "summary.csv", index=False)
+        sweeps.write_comparison(sweep_dir, comp.table)
         figures = plots.make_plots(comp, sweep_dir)
     unfinished = [
         (job_label(sweep_plan.jobs[n], sweep_plan.axes) or f"job {n}", st,

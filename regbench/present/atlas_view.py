@@ -18,7 +18,7 @@ from regbench import __version__
 from regbench.present import report
 from regbench.present.settle_view import METRIC_WORDS, duration
 from regbench.store import summary as summary_file
-from regbench.store.metrics import plural
+from regbench.text import plural
 from regbench.study import claims
 from regbench.study.claims import ClaimResult, PartResult, StudyResult
 

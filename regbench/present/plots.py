@@ -23,7 +23,7 @@ from matplotlib.transforms import offset_copy  # noqa: E402
 from numpy.polynomial import Polynomial  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from regbench.store import runs  # noqa: E402
+from regbench.store import run_config, runs  # noqa: E402
 from regbench.store import summary as summary_file  # noqa: E402
 from regbench.study.compare import Comparison  # noqa: E402
 from regbench.study.labels import fmt, shown  # noqa: E402
@@ -400,7 +400,7 @@ def pruned_trials(comp: Comparison, key: str) -> pd.DataFrame:
     points = []
     for path in comp.failed.loc[comp.failed["status"] == runs.PRUNED, "path"]:
         ended = summary_file.load(Path(path))
-        value = runs.read_config(Path(path)).get(key)
+        value = run_config.read(Path(path)).get(key)
         if ended is not None and ended.best is not None and isinstance(value, int | float):
             points.append({"x": value, "val_acc": ended.best.val_acc})
     return pd.DataFrame(points, columns=["x", "val_acc"])

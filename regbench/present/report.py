@@ -21,8 +21,9 @@ import jinja2
 from regbench import __version__
 from regbench.study import compare, failures, settled
 from regbench.present import plots, settle_view
-from regbench.store import runs, settle_record, sweeps
+from regbench.store import run_config, runs, settle_record, sweeps
 from regbench.store import summary as summary_file
+from regbench.store.runs import write_atomic
 from regbench.store.summary import Summary
 from regbench.present import tables
 from regbench.errors import RunDirError
@@ -105,7 +106,7 @@ def _when(folder: Path, summaries: list[Summary], dirs: list[Path]) -> str:
 
 def _setup(folder: Path, dirs: list[Path], summaries: list[Summary]) -> list[tuple[str, str]]:
     """Data, model, training, machine and time, from the first run that has a config.yaml."""
-    cfg = next((runs.read_config(d) for d in dirs if (d / runs.CONFIG_FILE).exists()), {})
+    cfg = next((run_config.read(d) for d in dirs if (d / runs.CONFIG_FILE).exists()), {})
     out: list[tuple[str, str]] = []
     if cfg:
         size = cfg.get("dataset.train_size")
@@ -222,3 +223,12 @@ def render(study: Study, fmt: str = "html") -> str:
         return environment().get_template("report.html.j2").render(context)
     context["images"] = [(p.name, p.name) for p in study.figures]  # files beside report.md
     return environment().get_template("report.md.j2").render(context)
+
+
+def write(text: str, path: Path) -> Path:
+    """The rendered page written to `path` (atomically); RunDirError when it cannot be."""
+    try:
+        write_atomic(path, text)
+    except OSError as e:
+        raise RunDirError(f"--out {str(path)!r}: cannot write ({e.strerror})") from e
+    return path

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from regbench.present.tables import SPENDING_WORDS, bounds, seeds_to_decide  # noqa: E402
-from regbench.store.metrics import plural  # noqa: E402
+from regbench.text import plural  # noqa: E402
 from regbench.study.stats import MAX_SEEDS  # noqa: E402
 from regbench.store.settle_record import SETTLED, Round, SettleRecord  # noqa: E402
 

@@ -8,6 +8,7 @@ numbers or words ("\\n"), never inside one.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from regbench.errors import ConfigError
-from regbench.store.metrics import number, plural
+from regbench.text import number, plural
 from regbench.study.compare import Comparison, diverged_text
 from regbench.study.stats import MAX_SEEDS
 
@@ -309,3 +310,22 @@ def failed_text(comp: Comparison) -> str:
     lines += [f"Not averaged in ({', '.join(f'{n} {status}' for status, n in counts.items())}):"]
     lines += [f"  {r.path}: {r.status}: {r.error}" for r in comp.failed.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+EXPORTS = ("csv", "json", "markdown")  # summarize --format, besides the terminal's table
+
+
+def export(comp: Comparison, fmt: str, columns: list[str] | None = None) -> str:
+    """A comparison as csv (every column), json (every column, the design and the runs not
+    averaged) or markdown (the table's columns, or `columns`)."""
+    if fmt == "markdown":
+        return markdown(comp, columns)
+    if fmt == "csv":
+        return str(comp.table.to_csv(index=False))
+    return json.dumps({"baseline": comp.baseline, "note": comp.note,
+                       "adjusted": comp.adjusted, "comparisons": comp.comparisons,
+                       "margins_pts": {k: 100 * v for k, v in comp.margins.items()},
+                       "method": method(comp),
+                       "duplicates": comp.duplicates,
+                       "configurations": json.loads(comp.table.to_json(orient="records")),
+                       "not_averaged": comp.failed.to_dict(orient="records")}, indent=2) + "\n"

@@ -26,7 +26,7 @@ from regbench.store import runs
 from regbench.store import summary as summary_file
 from regbench.store.summary import Summary
 from regbench.training.callbacks import Callback
-from regbench.store.metrics import number, plural
+from regbench.text import number, plural
 
 if TYPE_CHECKING:
     from regbench.study.compare import Comparison

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.errors import RunDirError
-from regbench.store import runs
+from regbench.store import run_config, runs
 from regbench.store.metrics import INPUT_COLUMNS, Row, row_dict
 
 FORMAT_VERSION = 4
@@ -57,7 +57,7 @@ class Summary:
     signal: str | None = None  # SIGINT or SIGTERM, for an interrupted run
     # version 4 on: val_images, at_chance, diverged_epoch, diverged_reason, plugins
     val_images: int | None = None  # size of the validation split
-    # every epoch's val accuracy within noise of chance (metrics.chance_bound): did not learn
+    # every epoch's val accuracy within noise of chance (regbench.training.curves.chance_bound): did not learn
     at_chance: bool | None = None
     diverged_epoch: int | None = None  # a diverged run: the epoch it diverged in
     diverged_reason: str | None = None  # a diverged run: what showed it (regbench.training.health)
@@ -110,7 +110,7 @@ class Summary:
     def run_config(self, run_dir: Path) -> dict[str, Any]:
         """The run's resolved configuration as dotted keys: this file's copy, else its
         config.yaml (RunDirError when neither is there or readable)."""
-        return dict(self.config) if self.config is not None else runs.read_config(run_dir)
+        return dict(self.config) if self.config is not None else run_config.read(run_dir)
 
     def write(self, run_dir: Path) -> None:
         """summary.json in run_dir, atomically."""

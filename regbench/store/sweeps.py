@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from regbench.errors import RunDirError
-from regbench.store import runs
+from regbench.store import confirm_record, runs
 
 FILE = runs.SWEEP_FILE
-# In a confirmation's folder (a sweep whose jobs are listed): the search it confirms, its
-# candidates and baseline, and the --top and --seeds it was run with
-CONFIRM_FILE = "confirm.json"
+COMPARISON_FILE = "summary.csv"  # a sweep's comparison table, every column (summarize --format csv)
 
 
 def key_of(override: str) -> str:
@@ -80,9 +78,16 @@ def command(folder: Path, plan: SweepPlan) -> list[str]:
     """The command that ran a sweep folder's jobs: `regbench confirm SEARCH ...` for a
     confirmation (its jobs are listed, not typed), else `regbench sweep` and its overrides."""
     try:
-        record = json.loads((folder / CONFIRM_FILE).read_text())
-    except (OSError, ValueError):
+        record = confirm_record.read(folder)
+    except RunDirError:
         return ["regbench", "sweep", *plan.flags, *plan.args]
     typed = [a for a in plan.args if not a.startswith(("hydra/sweeper=", "hydra.sweeper.jobs_file="))]
-    return ["regbench", "confirm", str(record.get("search", folder)), "--top",
-            str(record.get("top")), "--seeds", str(record.get("seeds")), *plan.flags, *typed]
+    return ["regbench", "confirm", record.search, "--top", str(record.top), "--seeds",
+            str(record.seeds), *plan.flags, *typed]
+
+
+def write_comparison(folder: Path, table: Any) -> Path:
+    """summary.csv: a comparison's table (a pandas DataFrame), every column."""
+    path = folder / COMPARISON_FILE
+    table.to_csv(path, index=False)
+    return path

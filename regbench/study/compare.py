@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from regbench.store import metrics
+from regbench.store import job_lists, metrics
+from regbench.training import curves
 from regbench.store import runs
 from regbench.store import summary as summary_file
 from regbench.study import equivalence, stats
@@ -112,7 +113,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
         rec: dict[str, Any] = {
             "path": str(d), "status": status, "seed": cfg.get("seed", s.seed),
             "error": None if s.finished else s.why_unfinished(),
-            "typed": runs.read_overrides(d), "sweep": str(d.parent) if runs.sweep_id(d) else None,
+            "typed": job_lists.read_overrides(d), "sweep": str(d.parent) if runs.sweep_id(d) else None,
             "declared": cfg.get("baseline"),  # the baseline its study declares, if any
             "config": kept(cfg),
         }
@@ -169,7 +170,7 @@ def val_loss_rise(run_dir: Path) -> float | None:
         rows = metrics.read_rows(path) if path.exists() else []
     except (OSError, KeyError, ValueError) as e:
         raise RunDirError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
-    return metrics.val_loss_rise(rows)
+    return curves.val_loss_rise(rows)
 
 
 def count_seeds_once(done: pd.DataFrame, by: str = "label") -> tuple[pd.DataFrame, list[str]]:

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from regbench.config.schema import CONF_DIR, load_preset
 from regbench.training import regularizers
-from regbench.store.runs import flatten
+from regbench.store.run_config import flatten
 from regbench.store.sweeps import key_of
 
 DIGITS = 4  # significant digits of a value in a label: 0.1716706251072333 -> 0.1717

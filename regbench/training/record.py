@@ -1,6 +1,6 @@
-"""What a run writes about itself without training: its config.yaml, the configuration as
-summary.json holds it, the summary of a run that ended before its first epoch, and what a
-run ended with (RunResult).
+"""What a run writes about itself without training: the summary of a run that ended before
+its first epoch, with its config.yaml so it can be resumed, and what a run ended with
+(RunResult).
 
 This module imports no torch, so a run stopped while torch loads is still recorded.
 """
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from omegaconf import OmegaConf
 
-from regbench.store import metrics, runs
+from regbench.store import metrics, run_config, runs
+from regbench.training import curves
 from regbench.store.summary import Summary
 from regbench.training import plugins
 from regbench.training.schema import RegbenchConfig
@@ -39,30 +38,18 @@ class RunResult:
         return EXIT_CODES.get(self.status, 1)
 
 
-def write_config(run_dir: Path, cfg: RegbenchConfig) -> None:
-    """The resolved configuration as config.yaml, enough to reproduce the run."""
-    runs.write_atomic(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-
-
 def write_unstarted(run_dir: Path, cfg: RegbenchConfig, status: str, *, error: str | None = None,
                     signal_name: str | None = None, wall_time_s: float = 0.0) -> RunResult:
     """The files of a run that ended before its first epoch (interrupted while its data
     loaded, say): its configuration, so it can be resumed, and its summary."""
-    if not (run_dir / runs.CONFIG_FILE).exists():
-        write_config(run_dir, cfg)
+    if not run_config.exists(run_dir):
+        run_config.write(run_dir, cfg)
     rows = metrics.read_rows(run_dir / runs.METRICS_FILE) if (run_dir / runs.METRICS_FILE).exists() else []
     summary = Summary(status=status, epochs_run=len(rows), last=rows[-1] if rows else None,
-                      verdict=metrics.verdict(rows, status), wall_time_s=wall_time_s,
+                      verdict=curves.verdict(rows, status), wall_time_s=wall_time_s,
                       machine=runs.machine(), seed=cfg.seed, experiment=cfg.experiment,
                       error=error, signal=signal_name, versions=runs.versions(),
                       plugins=plugins.recorded(),
-                      config=flat_config(cfg))
+                      config=run_config.keys_of(cfg))
     summary.write(run_dir)
     return RunResult(run_dir, status, rows, summary)
-
-
-def flat_config(cfg: RegbenchConfig) -> dict[str, Any]:
-    """The resolved configuration as dotted keys: what config.yaml holds."""
-    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
-    assert isinstance(container, dict)
-    return runs.flatten(container)

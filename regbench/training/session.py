@@ -19,15 +19,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regbench.data import batching, datasets
-from regbench.errors import RunDirError
-from regbench.store import metrics, runs
+from regbench.store import checkpoint, metrics, run_config, runs
 from regbench.store.runlog import run_context
 from regbench.store.summary import Summary
-from regbench.training import calibration, health, models, optim, plugins
+from regbench.training import calibration, curves, health, models, optim, plugins
 from regbench.training.device import autocast, configure, prepare_batch, prepare_model
 from regbench.training.layers import rate_in_force
 from regbench.training.regularizers import Regularization, describe_groups
-from regbench.training.record import RunResult, flat_config, write_config
+from regbench.training.record import RunResult
 from regbench.training.schema import RegbenchConfig
 from regbench.training.signals import Interrupted, signals_deferred, stop_on_signals
 
@@ -126,7 +125,7 @@ class Session:
         with run_context(run_dir):
             seed_everything(cfg.seed, cfg.trainer.deterministic)
             if not resume:  # written once the data is there, so a data error leaves no run behind
-                write_config(run_dir, cfg)
+                run_config.write(run_dir, cfg)
             model = models.build(cfg.model, cfg.reg, data.in_channels, data.image_size,
                                  data.num_classes)
             configure(device, cfg.trainer.deterministic)
@@ -278,7 +277,7 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
                   num_classes: int = datasets.NUM_CLASSES) -> Summary:
     """Write summary.json from the run's rows and state, and return it."""
     monitor = cfg.reg.early_stopping.monitor
-    best_i = metrics.best_index(rows, monitor)
+    best_i = curves.best_index(rows, monitor)
     best = rows[best_i] if best_i is not None else None
     kept = int(best["epoch"]) if best and cfg.reg.early_stopping.enabled \
         and cfg.reg.early_stopping.restore_best else (int(rows[-1]["epoch"]) if rows else None)
@@ -294,14 +293,14 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         monitor=monitor,
         best=best,
         last=rows[-1] if rows else None,
-        onset_epoch=metrics.onset_epoch(rows),
+        onset_epoch=curves.onset_epoch(rows),
         test_loss=test[0],
         test_acc=test[1],
         test_ece=(test_time or {}).get("test_ece"),
         mc_dropout=(test_time or {}).get("mc_dropout"),
-        convergence_epoch=metrics.convergence_epoch(rows),
-        verdict=metrics.verdict(rows, status, kept if status == "early_stopped" else None,
-                                diverged=diverged, chance=chance),
+        convergence_epoch=curves.convergence_epoch(rows),
+        verdict=curves.verdict(rows, status, kept if status == "early_stopped" else None,
+                               diverged=diverged, chance=chance),
         wall_time_s=extra["wall_time_s"],
         train_images_per_s=(extra["train_images"] / extra["train_time_s"]
                             if extra["train_time_s"] else None),
@@ -313,13 +312,13 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
         error=error,
         signal=signal_name,
         val_images=val_images,
-        at_chance=metrics.at_chance(rows, *chance) if chance and status in runs.FINISHED else None,
+        at_chance=curves.at_chance(rows, *chance) if chance and status in runs.FINISHED else None,
         diverged_epoch=diverged[0] if diverged else None,
         diverged_reason=diverged[1] if diverged else None,
         versions=runs.versions(),
         plugins=plugins.recorded(),
-        val_loss_rise=metrics.val_loss_rise(rows),
-        config=flat_config(cfg),
+        val_loss_rise=curves.val_loss_rise(rows),
+        config=run_config.keys_of(cfg),
     )
     summary.write(run_dir)
     return summary
@@ -327,38 +326,34 @@ def write_summary(run_dir: Path, cfg: RegbenchConfig, rows: list[metrics.Row], s
 
 def save_checkpoint(run_dir: Path, epoch: int, trainer: Trainer, extra: dict[str, Any],
                     t_start: float) -> None:
-    """Everything needed to continue after `epoch`, written atomically (temp file + rename)."""
-    state = {
-        "epoch": epoch,
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "early_stopping": trainer.regs.stopper.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_generator": trainer.generator.get_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "extra": {**extra, "wall_time_s": extra["wall_time_s"] + time.perf_counter() - t_start},
-    }
-    with runs.atomic_file(run_dir / runs.CHECKPOINT_FILE, "wb") as f:
-        torch.save(state, f)
+    """Everything needed to continue after `epoch` (regbench.store.checkpoint)."""
+    checkpoint.write(run_dir, checkpoint.Checkpoint(
+        epoch=epoch,
+        model=trainer.model.state_dict(),
+        optimizer=trainer.optimizer.state_dict(),
+        scheduler=trainer.scheduler.state_dict(),
+        early_stopping=trainer.regs.stopper.state_dict(),
+        rng_cpu=torch.get_rng_state(),
+        rng_generator=trainer.generator.get_state(),
+        rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        extra={**extra, "wall_time_s": extra["wall_time_s"] + time.perf_counter() - t_start},
+    ))
 
 
 def load_checkpoint(run_dir: Path, trainer: Trainer) -> tuple[int, dict[str, Any]]:
     """Restore a run's state; returns (first epoch to train, timing counters)."""
-    path = run_dir / runs.CHECKPOINT_FILE
-    if not path.exists():
+    state = checkpoint.read(run_dir, trainer.data.train.x.device)
+    if state is None:
         return 1, new_counters()
     try:
-        state = torch.load(path, map_location=trainer.data.train.x.device, weights_only=True)
-        trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.scheduler.load_state_dict(state["scheduler"], int(state["epoch"]))
-        trainer.regs.stopper.load_state_dict(state["early_stopping"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        trainer.generator.set_state(state["rng_generator"].cpu())
-        if state["rng_cuda"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        trainer.model.load_state_dict(state.model)
+        trainer.optimizer.load_state_dict(state.optimizer)
+        trainer.scheduler.load_state_dict(state.scheduler, int(state.epoch))
+        trainer.regs.stopper.load_state_dict(state.early_stopping)
+        torch.set_rng_state(state.rng_cpu.cpu())
+        trainer.generator.set_state(state.rng_generator.cpu())
+        if state.rng_cuda:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state.rng_cuda])
     except Exception as e:
-        raise RunDirError(f"{path}: cannot be loaded ({type(e).__name__}); delete it to restart "
-                          "the run from epoch 1") from e
-    return int(state["epoch"]) + 1, dict(state["extra"])
+        raise checkpoint.damaged(run_dir, e) from e
+    return int(state.epoch) + 1, dict(state.extra)

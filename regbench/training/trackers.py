@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from regbench.store import runs
+from regbench.store import run_config
 from regbench.training.callbacks import Callback
 from regbench.config.schema import MLflowConfig, TensorBoardConfig
 from regbench.training.schema import RegbenchConfig
@@ -42,7 +42,7 @@ MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
 
 def hparams(cfg: RegbenchConfig) -> dict[str, str | int | float | bool]:
     """The resolved configuration as flat dotted keys with scalar values (lists as text)."""
-    flat = runs.flatten(asdict(cfg))
+    flat = run_config.flatten(asdict(cfg))
     return {k: v if isinstance(v, str | int | float | bool) else str(v)
             for k, v in flat.items() if not k.startswith("logger.")}
 
