@@ -65,8 +65,8 @@ def check_placeholders(uri: str, markdown: str) -> None:
     for m in FIGURE.finditer(markdown):
         name, body = m.group("name"), m.group("body")
         if body.startswith(splice_figures.PLACEHOLDER):
-            reference.LOG.warning("%s: the figure %s is not measured yet (%s); a CPU can "
-                                  "produce it", uri, name, body.strip().removeprefix(
+            reference.LOG.warning("%s: the figure %s holds no figure (%s); a CPU can "
+                                  "take it", uri, name, body.strip().removeprefix(
                                       splice_figures.PLACEHOLDER).rstrip("."))
 
 
