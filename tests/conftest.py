@@ -60,15 +60,16 @@ def _local(address: Any) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def own_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """regbench's environment variables as the test found them when it ends: a command run
-    in-process (CliRunner) may set some for its jobs, and no test may depend on another
-    having run before it. The user's own REGBENCH_* settings never reach a test."""
+    in-process (CliRunner) may set some for its jobs (REGBENCH_PLUGINS, the sweep's axes),
+    and no test, nor a module's fixture set up after it, may depend on another having run
+    before it. The user's own REGBENCH_* settings never reach a test."""
     for key in [k for k in os.environ if k.startswith("REGBENCH_")]:
         monkeypatch.delenv(key)
-    for key in ("REGBENCH_EXPERIMENT", "REGBENCH_DEBUG", "REGBENCH_DATA"):
-        monkeypatch.setenv(key, "")  # recorded as absent, so that the end of the test
-        monkeypatch.delenv(key)       # removes whatever a command set it to
+    yield
+    for key in [k for k in os.environ if k.startswith("REGBENCH_")]:
+        del os.environ[key]  # whatever a command set; monkeypatch then puts the user's back
 
 
 @pytest.fixture(autouse=True)
