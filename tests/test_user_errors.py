@@ -45,8 +45,9 @@ def test_an_unknown_key_added_with_plus_is_not_told_to_use_plus(
     assert cli("config", "+foo=1") == 2
     err = one_error(capsys)
     assert "+foo=1" in err and "'foo'" in err and "+key=value" not in err
-    assert cli("config", "foo=1") == 2  # typed without +: the advice still fits
-    assert "+key=value" in one_error(capsys)
+    assert cli("config", "foo=1") == 2  # without +: nor told to add it, the schema takes no new key
+    err = one_error(capsys)
+    assert "'foo'" in err and "+key=value" not in err and "`regbench config` lists every key" in err
 
 
 def test_plot_out_onto_an_existing_file_is_one_line(

@@ -218,8 +218,8 @@ def explain(e: Exception, overrides: list[str]) -> str:
         if added is not None:  # +key=value was what failed: it cannot be the advice
             return (f"{added}: unknown key {key!r}{suggest_key(key)}; regbench's configuration "
                     "is typed and takes no new keys; `regbench config` lists every key")
-        return (f"unknown key {key!r}{suggest_key(key)}; `regbench config` lists every key "
-                "(to add a new one use +key=value)")
+        advice = " (to add a new one use +key=value)" if key.startswith("hydra.") else ""
+        return f"unknown key {key!r}{suggest_key(key)}; `regbench config` lists every key{advice}"
     if "Ambiguous value" in text or "--multirun" in text:
         bad = next((o for o in overrides if SWEEP_VALUE.search(o)), None)
         return (f"{bad or 'a sweep value'}: several values for one key need "
