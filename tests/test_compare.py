@@ -108,6 +108,21 @@ def test_groups_means_stds_and_paired_intervals_are_exact(study: Path) -> None:
     assert comp.failed["path"].iloc[0].endswith("dropout3")
 
 
+def test_the_configuration_left_beside_one_that_failed_is_named_by_the_swept_key(tmp_path: Path) -> None:
+    """optim.lr=0.001,1e6: every 1e6 run diverged, so one configuration is compared; its label
+    still says what it was swept against, not its reg section ('reg=none')."""
+    root = tmp_path / "results" / "lr"
+    for seed in range(3):
+        write_run(root / f"slow{seed}", seed, 0.9 + seed / 100, 1.0, **{"optim.lr": 0.001})
+        write_run(root / f"fast{seed}", seed, 0.1, 0.1, status="diverged", **{"optim.lr": 1e6})
+    comp = compare.compare(sorted(root.iterdir()))
+    assert comp.table["config"].tolist() == ["optim.lr=0.001"]
+    assert list(comp.configs) == ["optim.lr=0.001"] and "optim.lr" in comp.axes
+    assert sorted(comp.failed["status"]) == ["diverged"] * 3
+    alone = compare.compare(sorted(root.glob("slow*")))  # the same runs on their own
+    assert alone.table["config"].tolist() == ["reg=none"]
+
+
 @pytest.mark.slow
 def test_baseline_by_key_and_value_and_refusals(study: Path) -> None:
     run_dirs = runs.find_runs([study])

@@ -251,12 +251,20 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     typed: dict[str, list[str] | None] = {}
     for key, overrides in zip(keys, done["typed"], strict=True):
         typed.setdefault(key, overrides)  # a configuration's first run says what was typed
+    # the configurations whose every run failed are named too, though not compared: they
+    # are what the configurations left were swept against, so the labels keep that axis
+    # (the lr=1e-3 runs left beside diverged lr=1e6 runs are 'optim.lr=0.001')
+    lost = df.loc[~df["status"].isin(runs.FINISHED)]
+    for config, overrides in zip(lost["config"], lost["typed"], strict=True):
+        if config:
+            keyed.setdefault(config_key(config), config)
+            typed.setdefault(config_key(config), overrides)
     naming = name_configs(list(keyed.values()), [typed[k] for k in keyed])
     names = dict(zip(keyed, naming.labels, strict=True))
     done["label"] = [names[k] for k in keys]
     done["group"] = keys
     done, duplicates = count_seeds_once(done, by="group")
-    configs = {names[key]: c for key, c in keyed.items()}
+    configs = {names[key]: keyed[key] for key in dict.fromkeys(keys)}
     declared = {d for d in done["declared"] if d}
     base, note = choose_baseline(baseline, configs, declared.pop() if len(declared) == 1 else None)
     margins = equivalence.margins(margin)
