@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import stats as sps
 from regbench.config.schema import ClaimConfig, ClaimPart
 from regbench.errors import ConfigError
 from regbench.launch import atlas, sweep
+from regbench.present import atlas_view
 from regbench.store import metrics, settle_record
 from regbench.store.settle_record import Round, SettleRecord
 from regbench.study import claims, equivalence
@@ -110,6 +112,7 @@ def fake_run(folder: Path, seed: int, fc: float, val_acc: float, test_acc: float
     cfg = OmegaConf.structured(RegbenchConfig)
     OmegaConf.update(cfg, "seed", seed)
     OmegaConf.update(cfg, "reg.dropout.fc", fc)
+    OmegaConf.update(cfg, "eval.mc_samples", 1)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     rows = [metrics.Row(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=0.9, val_acc=val_acc - 0.1),
             metrics.Row(epoch=2, train_loss=0.4, train_acc=val_acc + 0.05, val_loss=0.5,
@@ -181,6 +184,11 @@ def test_a_claim_is_judged_on_the_settled_interval_and_within_runs(settle_dir: P
     assert (within.look.low, within.look.high) == pytest.approx((low, high))
     assert within.verdict == claims.part_verdict("lower", low, high, M) == SUPPORTED
     assert within.against == "test_acc" and within.look.pairs == 10
+    # the words say how many dropout-on passes the column holds (eval.mc_samples of the runs)
+    assert within.passes == 1
+    assert atlas_view.metric_words(within) == "test acc, 1 pass with dropout on - test acc"
+    assert atlas_view.metric_words(replace(within, passes=50)) == (
+        "test acc, mean of 50 passes with dropout on - test acc")
     assert result.verdict == claims.combine([between.verdict, within.verdict], "all")
     assert result.runs == 20 and result.wall_time_s == 20.0
 

@@ -29,15 +29,22 @@ FIGURES = ("settle.png", "curves.png")  # of each study, in its sweep folder
 EXPECT_WORDS = {"higher": "higher", "lower": "lower", "not_higher": "not higher",
                 "not_lower": "not lower", "equal": "the same within the margin",
                 "different": "different"}
-COLUMN_WORDS = {"test_acc": "test acc", "mc_test_acc": "test acc, dropout on",
-                "test_ece": "test ECE", "mc_test_ece": "test ECE, dropout on",
+COLUMN_WORDS = {"test_acc": "test acc", "mc_test_acc": "test acc, {passes}",
+                "test_ece": "test ECE", "mc_test_ece": "test ECE, {passes}",
                 "val_acc": "val acc", "val_acc_last": "val acc at last epoch"}
 EPOCH_METRICS = ("convergence_epoch",)  # in epochs; every other metric is a fraction
 
 
+def column_words(column: str, passes: int) -> str:
+    """'test acc, mean of 50 passes with dropout on' for a column of the summary."""
+    on = ("dropout on" if passes <= 0 else "1 pass with dropout on" if passes == 1
+          else f"mean of {passes} passes with dropout on")
+    return COLUMN_WORDS.get(column, column).format(passes=on)
+
+
 def metric_words(part: PartResult) -> str:
     if part.part.against:
-        return f"{COLUMN_WORDS.get(part.metric, part.metric)} - {COLUMN_WORDS.get(part.against, part.against)}"
+        return f"{column_words(part.metric, part.passes)} - {column_words(part.against, part.passes)}"
     return METRIC_WORDS.get(part.metric, part.metric).removeprefix("Δ ")
 
 

@@ -153,6 +153,7 @@ class PartResult:
     look: Look | None
     margin: float | None  # fraction; None: no equivalence margin (epochs)
     verdict: str
+    passes: int = 0  # the configuration's eval.mc_samples: the dropout-on passes averaged
 
 
 @dataclass
@@ -219,7 +220,8 @@ def judge_part(part: ClaimPart, default_metric: str, study: StudyResult, within:
     look = looks[-1] if looks else None
     verdict = (UNDECIDED if look is None
                else part_verdict(part.expect, look.low, look.high, margin))
-    return PartResult(part, metric, label, against, look, margin, verdict)
+    passes = int(comp.configs[label].get("eval.mc_samples") or 0)
+    return PartResult(part, metric, label, against, look, margin, verdict, passes)
 
 
 def within_run_looks(comp: compare.Comparison, record: SettleRecord, label: str, metric: str,
