@@ -20,10 +20,11 @@ from pathlib import Path
 from regbench.config.schema import CONF_DIR, ClaimConfig, ClaimStudy
 from regbench.errors import ConfigError
 from regbench.launch import settle, sweep
-from regbench.launch.composition import compose, experiment_presets, one_line
+from regbench.launch.composition import compose, experiment_presets
 from regbench.store import settle_record, sweeps
 from regbench.store.settle_record import OUT_OF_TIME, RUNNING
 from regbench.study import claims, labels
+from regbench.text import one_line
 
 PREFIX = "claim_"
 KEEP_OUT = ("settle.max_time_s", "settle.max_seeds")  # budgets may change between runs
