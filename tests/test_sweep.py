@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -94,6 +95,9 @@ def test_failed_and_diverged_jobs_do_not_stop_the_others(tmp_path: Path) -> None
     assert "dataset=synthetic optim.lr=1000000.0: diverged" in proc.stdout
     assert "dataset=mnist optim.lr=0.05: failed: dataset mnist" in proc.stdout
     assert "Comparison" in proc.stdout and "regbench sweep --resume" in proc.stdout
+    # the one configuration compared is named by the axes it was swept on with the others
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    assert table["config"].tolist() == ["optim.lr=0.05"]  # not its reg section, reg=none
 
 
 def test_a_bad_value_on_an_axis_stops_the_sweep_before_anything_runs(

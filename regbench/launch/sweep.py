@@ -358,13 +358,15 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
     status = [summary.status(d) for d in dirs]
     done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
     pruned = [d for d, st in zip(dirs, status, strict=True) if st == runs.PRUNED]
+    failed = [d for d, st in zip(dirs, status, strict=True)
+              if st not in runs.FINISHED and st != runs.PRUNED and summary.load(d) is not None]
     comp, figures = comparison, []
     if comp is None and done:  # pruned trials are listed under the table, never averaged in it
         try:
-            comp = compare.compare(done + pruned, baseline)
+            comp = compare.compare(done + pruned, baseline, named_with=failed)
         except ConfigError as e:
             terminal.err.print(f"regbench: {e}; comparing without a baseline", soft_wrap=True)
-            comp = compare.compare(done + pruned)
+            comp = compare.compare(done + pruned, named_with=failed)
     if comp is not None:
         sweeps.write_comparison(sweep_dir, comp.table)
         figures = plots.make_plots(comp, sweep_dir)

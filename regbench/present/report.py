@@ -150,7 +150,8 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
     if settle is not None:  # judged by its sequential design, not by fixed-seed tests
         comp = settled.compare_settle(folder, settle, baseline) if finished else None
     else:
-        comp = compare.compare(finished, baseline) if finished else None
+        lost = [d for d, s in zip(dirs, found, strict=True) if isinstance(s, Summary) and not s.finished]
+        comp = compare.compare(finished, baseline, named_with=lost) if finished else None
     labels = dict(zip(comp.runs["path"], comp.runs["label"], strict=True)) if comp else {}
     damaged = ({} if comp is None else
                {r.path: r.error for r in comp.failed.itertuples() if r.status == "damaged"})

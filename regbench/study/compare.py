@@ -13,6 +13,7 @@ seed and adjusted for the number of comparisons (regbench.study.stats).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,11 +235,13 @@ def _is_zero(value: Any) -> bool:
 
 
 def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = True,
-            margin: float | None = None) -> Comparison:
+            margin: float | None = None, named_with: Sequence[Path] = ()) -> Comparison:
     """Group the runs by configuration and compare each group with the baseline.
 
     margin: the equivalence margin in points of accuracy for every accuracy difference
-    (None: the per-metric defaults of regbench.study.equivalence).
+    (None: the per-metric defaults of regbench.study.equivalence). named_with: runs of the
+    same study that are neither compared nor listed (a sweep names its failed jobs
+    itself), whose configurations the labels still tell apart.
     """
     df = load_runs(run_dirs)
     failed = df.loc[~df["status"].isin(runs.FINISHED), ["path", "status", "error", "seed"]]
@@ -254,7 +257,7 @@ def compare(run_dirs: list[Path], baseline: str | None = None, adjust: bool = Tr
     # the configurations whose every run failed are named too, though not compared: they
     # are what the configurations left were swept against, so the labels keep that axis
     # (the lr=1e-3 runs left beside diverged lr=1e6 runs are 'optim.lr=0.001')
-    lost = df.loc[~df["status"].isin(runs.FINISHED)]
+    lost = pd.concat([df.loc[~df["status"].isin(runs.FINISHED)], load_runs(list(named_with))])
     for config, overrides in zip(lost["config"], lost["typed"], strict=True):
         if config:
             keyed.setdefault(config_key(config), config)
