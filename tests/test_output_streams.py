@@ -94,3 +94,11 @@ def test_an_indented_line_keeps_its_indent_when_broken() -> None:
     lines = terminal.wrapped(text, 40)
     assert lines[0].startswith("  word0") and all(x.startswith("    ") for x in lines[1:])
     assert " ".join(" ".join(lines).split()) == text.strip() and all(len(x) <= 40 for x in lines)
+
+
+def test_the_epoch_line_writes_a_blown_up_loss_in_e_notation() -> None:
+    from regbench.present.terminal import loss_text
+
+    assert loss_text(0.123456) == "0.1235" and loss_text(9999.5) == "9999.5000"
+    assert loss_text(5957417592421419354443999084544.0) == "5.96e+30"
+    assert loss_text(float("inf")) == "inf" and loss_text(float("nan")) == "nan"

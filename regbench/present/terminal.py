@@ -87,7 +87,7 @@ class Progress(Callback):
         fields: dict[str, Any] = {}
         if now - self.last_read >= LOSS_REFRESH_S:
             self.last_read = now
-            fields = {"loss": f"{running_loss():.4f}",
+            fields = {"loss": loss_text(running_loss()),
                       "speed": f"{self.images / (now - self.t0):,.0f} img/s"}
         assert self.bar is not None
         self.bar.update(self.task, advance=1, **fields)
@@ -95,13 +95,18 @@ class Progress(Callback):
     def on_epoch_end(self, row: Row) -> None:
         assert self.bar is not None
         speed = self.images / max(self.t_last - self.t0, 1e-9)
-        fields = {"loss": f"{row['train_loss_running']:.4f}", "speed": f"{speed:,.0f} img/s",
+        fields = {"loss": loss_text(row["train_loss_running"]), "speed": f"{speed:,.0f} img/s",
                   "val": f"train/val acc {row['train_acc']:.3f}/{row['val_acc']:.3f}"}
         self.bar.update(self.task, completed=self.steps, **fields)
         if self.plain:
             console.print(f"epoch {row['epoch']}/{self.epochs} loss {fields['loss']} "
                           f"{fields['speed']} {fields['val']}", soft_wrap=True, markup=False)
             console.file.flush()
+
+
+def loss_text(loss: float) -> str:
+    """A loss for the epoch line: 0.1234, or 9.19e+30 once it has blown up (never 31 digits)."""
+    return f"{loss:.4f}" if abs(loss) < 1e4 else f"{loss:.3g}"
 
 
 # ------------------------------------------------------------------- lines of prose
