@@ -87,6 +87,17 @@ def test_a_sweep_job_line_at_80_columns_never_splits_a_number(tmp_path: Path,
     assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
     tokens = " ".join(lines).split()
     assert "reg.dropout.fc=0.1717" in tokens and "97.50%" in tokens and "+2.50" in tokens
+    for width in range(20, 70):  # every place the break can fall: a number keeps its words
+        out = narrow()
+        terminal.print_job_line(tmp_path / "0", "run", f"[1/40] {'k' * width}=1")
+        lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
+        for phrase in ("val acc 97.50%", "best epoch 2", "gap +2.50 pts", "10.0 s"):
+            assert any(phrase in line for line in lines), (phrase, lines)
+
+
+def test_a_configuration_cell_breaks_between_tokens_never_inside_its_mark() -> None:
+    cell = "reg=dropout reg.dropout.fc=0.5\n(best, did not learn)"
+    assert terminal._units(cell) == ["reg=dropout", "reg.dropout.fc=0.5", "(best, did not learn)"]
 
 
 def test_an_indented_line_keeps_its_indent_when_broken() -> None:
@@ -94,6 +105,8 @@ def test_an_indented_line_keeps_its_indent_when_broken() -> None:
     lines = terminal.wrapped(text, 40)
     assert lines[0].startswith("  word0") and all(x.startswith("    ") for x in lines[1:])
     assert " ".join(" ".join(lines).split()) == text.strip() and all(len(x) <= 40 for x in lines)
+    # the indent counts: 'aaaa bbbb cccc dddd' fits 20 columns, but not after two spaces
+    assert terminal.wrapped("  aaaa bbbb cccc dddd eeee", 20) == ["  aaaa bbbb cccc", "    dddd eeee"]
 
 
 def test_the_epoch_line_writes_a_blown_up_loss_in_e_notation() -> None:

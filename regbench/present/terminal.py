@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -128,16 +129,16 @@ def wrapped(text: str, width: int | None, whole: tuple[str, ...] = (), indent: s
     for piece in whole:
         glued = glued.replace(piece, piece.replace(" ", "\0"))
     lines: list[str] = []
-    line = ""
+    line, bare = lead, True  # bare: the line holds its indent and no word yet
     for word in glued.split(" "):
-        candidate = f"{line} {word}" if line else word
-        if not line or len(candidate) <= width:
-            line = candidate
+        candidate = line + word if bare else f"{line} {word}"
+        if bare or len(candidate) <= width:
+            line, bare = candidate, False
             continue
         lines.append(line)
         line = indent + word
     lines.append(line)
-    return [(lead if n == 0 else "") + x.replace("\0", " ") for n, x in enumerate(lines)]
+    return [x.replace("\0", " ") for x in lines]
 
 
 def say(out: Console, text: str, whole: tuple[str, ...] = ()) -> None:
@@ -250,9 +251,14 @@ def job_line(run_dir: Path, action: str, name: str) -> str:
             f"{best.epoch}, gap {100 * best.gap_acc:+.2f} pts, {s.wall_time_s:.1f} s")
 
 
+JOB_LINE_PHRASES = re.compile(r"val acc \S+%|best epoch \d+|gap [+-]\S+ pts|\d+\.\d s\b")
+# a number with what it measures: a job line breaks between these, never inside
+
+
 def print_job_line(run_dir: Path, action: str, name: str) -> None:
     """Print a sweep job's one line (jobs in parallel workers each print their own)."""
-    say(Console(highlight=False), job_line(run_dir, action, name))
+    line = job_line(run_dir, action, name)
+    say(Console(highlight=False), line, tuple(JOB_LINE_PHRASES.findall(line)))
 
 
 def table_console() -> Console:
@@ -325,7 +331,8 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
                   collapse_padding=True,
                   caption=None if squeeze or not caption else Text(text), caption_justify="left")
-    longest = max((len(word) for cells in rows for word in [*cells[0].split(), header[0]]),
+    # the column breaks between a label's KEY=VALUE tokens, never inside its mark
+    longest = max((len(unit) for cells in rows for unit in [*_units(cells[0]), header[0]]),
                   default=0)
     table.add_column(header[0], justify="left", min_width=longest,
                      max_width=longest if squeeze else None, overflow="fold")
@@ -334,6 +341,13 @@ def _comparison_table(comp: Comparison, shown: list[str], hidden: list[str],
     for cells, best in zip(rows, comp.table["best"], strict=True):
         table.add_row(*map(Text, cells), style="bold" if best else None)
     return table
+
+
+def _units(cell: str) -> list[str]:
+    """The pieces of a configuration cell that stay whole: each token of the label, and its
+    mark, '(best, did not learn)', as one."""
+    return [u for line in cell.split("\n")
+            for u in ([line] if line.startswith("(") else line.split())]
 
 
 def print_comparison(comp: Comparison, out: Console | None = None,
