@@ -7,6 +7,7 @@ method); this module adds what only a settle has: rounds.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,11 +97,23 @@ def end_lines(record: SettleRecord, comp: Comparison | None, figure: Path | None
     return lines
 
 
+# what a settle's lines keep on one line when a terminal breaks them: a number with its unit
+PHRASES = re.compile(r"[+-]\d[\d.]* \[[^\]]*\] pts|at \d+ seeds|~[\d,]+ seeds|"
+                     r"\d+ (?:h|min) \d+ (?:min|s)|\(\d+ runs at most\)|\d+ of \d+ comparisons?")
+
+
+def say(out: Console, line: str) -> None:
+    """One of the settle's lines: whole when piped, broken between phrases in a terminal."""
+    from regbench.present import terminal
+
+    terminal.say(out, line, tuple(PHRASES.findall(line)))
+
+
 def print_end(record: SettleRecord, comp: Comparison | None, figure: Path | None,
               out: Console) -> None:
     """The end lines, on the table console (stdout)."""
     for line in end_lines(record, comp, figure):
-        out.print(line, soft_wrap=True, markup=False)
+        say(out, line)
 
 
 def interval_plot(comp: Comparison, folder: Path) -> Path | None:
