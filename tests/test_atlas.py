@@ -263,6 +263,8 @@ def test_a_reduced_atlas_keeps_its_budget_renders_in_80_columns_and_a_rerun_only
     assert "settle.png)" in md
     html = (out / "atlas.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "Rates between 0.2 and 0.5" in html
+    note = f"Every study with {' '.join(REDUCED)}"  # the readings are the presets' own, not these
+    assert note in " ".join(page.split()) and note in md and note in html
 
     again = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
     assert again.exit_code == 0, again.output

@@ -201,7 +201,7 @@ def command(words: list[str], out: Path, max_time: str | None, max_seeds: int | 
     line = " ".join(["regbench atlas", *words,
                      *(f"{flag} {value}" for flag, value in options if value is not None)])
     print(atlas_view.terminal_page(judged, out, width, overrides), end="")
-    for path in atlas_view.write_pages(judged, out, line):
+    for path in atlas_view.write_pages(judged, out, line, overrides):
         print(path)
     unfinished = any(s.unfinished for r in judged for s in r.studies)
     return max(code, int(unfinished))  # 1, as a sweep, when a run did not finish

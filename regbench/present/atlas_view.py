@@ -120,8 +120,7 @@ def terminal_page(results: list[ClaimResult], root: Path, width: int = WIDTH,
     out += wrap(f"{plural(runs, 'run')}, {duration(sum(r.wall_time_s for r in results))} "
                 f"of jobs, in {root}", width, "")
     if overrides:
-        out += wrap("Every study with " + " ".join(overrides) + " (the readings below are the "
-                    "presets' own).", width, "")
+        out += wrap(overrides_note(overrides), width, "")
     for r in results:
         c = r.claim
         out.append("")
@@ -164,14 +163,22 @@ def machine(results: list[ClaimResult]) -> str:
     return "no run yet"
 
 
+def overrides_note(overrides: list[str]) -> str:
+    """What every study ran with beyond its preset: the readings are the presets' own."""
+    return ("Every study with " + " ".join(overrides) + " (the readings below are the "
+            "presets' own).")
+
+
 def figures(study: StudyResult) -> list[Path]:
     if study.folder is None:
         return []
     return [study.folder / name for name in FIGURES if (study.folder / name).exists()]
 
 
-def _context(results: list[ClaimResult], root: Path, command: str) -> dict[str, object]:
+def _context(results: list[ClaimResult], root: Path, command: str, overrides: list[str]
+             ) -> dict[str, object]:
     return {"results": results, "root": root, "command": command, "version": __version__,
+            "overrides": overrides_note(overrides) if overrides else "",
             "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": machine(results), "counts": counts(results),
             "runs": sum(r.runs for r in results),
@@ -182,18 +189,19 @@ def _context(results: list[ClaimResult], root: Path, command: str) -> dict[str, 
             "expect_words": EXPECT_WORDS, "main": claims.MAIN}
 
 
-def markdown(results: list[ClaimResult], root: Path, command: str, figure_base: Path | None = None
-             ) -> str:
+def markdown(results: list[ClaimResult], root: Path, command: str, figure_base: Path | None = None,
+             overrides: list[str] | None = None) -> str:
     """The atlas as markdown; figures are linked relative to figure_base (default root)."""
     base = figure_base or root
-    context = _context(results, root, command) | {
+    context = _context(results, root, command, overrides or []) | {
         "figure_links": lambda s: [_relative(p, base) for p in figures(s)]}
     return report.environment().get_template("atlas.md.j2").render(context)
 
 
-def html(results: list[ClaimResult], root: Path, command: str) -> str:
+def html(results: list[ClaimResult], root: Path, command: str,
+         overrides: list[str] | None = None) -> str:
     """The atlas as one self-contained HTML page, each study's figures embedded."""
-    context = _context(results, root, command) | {
+    context = _context(results, root, command, overrides or []) | {
         "images": lambda s: [(p.name, base64.b64encode(p.read_bytes()).decode("ascii"))
                              for p in figures(s)]}
     return report.environment().get_template("atlas.html.j2").render(context)
@@ -207,13 +215,14 @@ def _relative(path: Path, base: Path) -> str:
 
 
 
-def write_pages(results: list[ClaimResult], root: Path, command: str) -> list[Path]:
+def write_pages(results: list[ClaimResult], root: Path, command: str,
+                overrides: list[str] | None = None) -> list[Path]:
     """atlas.md and atlas.html in root; their paths."""
     from regbench.store.runs import write_atomic
 
     root.mkdir(parents=True, exist_ok=True)
-    pages = [(root / MARKDOWN_FILE, markdown(results, root, command)),
-             (root / HTML_FILE, html(results, root, command))]
+    pages = [(root / MARKDOWN_FILE, markdown(results, root, command, overrides=overrides)),
+             (root / HTML_FILE, html(results, root, command, overrides))]
     for path, text in pages:
         write_atomic(path, text)
     return [path for path, _ in pages]
