@@ -3,7 +3,7 @@
 # installed) settled against dropout on 500 of the bundled MNIST digits, from an empty
 # folder. Writes the commands and what they printed (without the per-job lines) to
 # docs/figures/plugin_settle.txt and the machine to plugin_settle.machine.txt;
-# scripts/splice_figures.py puts them in the page. About 3 minutes of CPU (2 cores, idle).
+# scripts/splice_figures.py puts them in the page. About a minute on 2 idle CPU cores.
 #
 # Usage: scripts/plugin_example.sh
 set -euo pipefail

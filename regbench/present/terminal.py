@@ -407,8 +407,14 @@ def print_table(table: Table, out: Console | None = None) -> None:
     between words. Any table of text cells can be printed this way.
     """
     out = out or table_console()
-    if fits(table, out.width):
+    if fits(table, out.width) and out.is_terminal:
         out.print(table)
+        return
+    if fits(table, out.width):  # to a pipe or a file: the same lines, without trailing blanks
+        with out.capture() as captured:
+            out.print(table)
+        for line in captured.get().splitlines():
+            out.print(line.rstrip(), soft_wrap=True, markup=False, highlight=False)
         return
     for line in table_records(table):
         out.print(line, soft_wrap=True)
