@@ -309,5 +309,6 @@ def test_an_interrupted_study_resumes_and_one_started_otherwise_is_refused(
     assert atlas.run_study(plan, None, None) == 0 and calls == ["reg.dropout.fc=0.0"]
     assert settle_record.read(settle_dir).max_time_s is None
     plan.args = ["reg.dropout.fc=0.0,0.5", "trainer.epochs=3"]
-    with pytest.raises(ConfigError, match="started with other overrides.*another --out"):
-        atlas.check_plan(plan)
+    with pytest.raises(ConfigError, match=r"started with 'reg\.dropout\.fc=0\.0,0\.5', not "
+                       r"'reg\.dropout\.fc=0\.0,0\.5 trainer\.epochs=3'; use another --out"):
+        atlas.check_plan(plan)  # what it was started with, and what is asked now

@@ -108,10 +108,12 @@ def check_plan(p: StudyPlan) -> None:
     configuration of its study, or a folder started with other overrides."""
     folder = p.folder()
     if folder is not None:
-        if without_budgets(sweeps.read_plan(folder).args) != without_budgets(p.args):
-            given = " ".join(a for a in p.args if not a.startswith("output.root="))
-            raise ConfigError(f"{folder}: this study was started with other overrides than "
-                              f"{given!r}; use another --out, or the same overrides")
+        started = without_budgets(sweeps.read_plan(folder).args)
+        if started != without_budgets(p.args):
+            def shown(args: list[str]) -> str:
+                return " ".join(a for a in without_budgets(args) if not a.startswith("output.root="))
+            raise ConfigError(f"{folder}: this study was started with {shown(started)!r}, not "
+                              f"{shown(p.args)!r}; use another --out, or the same overrides")
         return
     plan, _ = sweep.check(p.args, [])
     configs = list({tuple(settle.without_seed(job)): None for job in plan.jobs})
