@@ -102,7 +102,7 @@ def test_an_out_of_memory_population_is_halved_and_resumed(
                  listeners: list) -> list:
         sizes.append((len(sessions), epoch))
         if len(sessions) > 2 and epoch == 2:  # as a GPU would, in the second epoch
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return train_epoch(self, sessions, epoch, listeners)
 
     monkeypatch.setattr(population.PopulationEngine, "train_epoch", training)

@@ -234,7 +234,7 @@ def run_sweep_jobs(pending: list[PendingJob], *, population: bool = False,
             try:
                 results: list[RunResult | Exception] = loop.train(
                     [members[k][1] for k in group], engine)
-            except torch.OutOfMemoryError:  # a population: train it as two halves, resumed
+            except torch.cuda.OutOfMemoryError:  # a population: train it as two halves, resumed
                 halves = [group[:len(group) // 2], group[len(group) // 2:]]
                 free_cached_memory()
                 terminal.warn(f"out of memory with {len(group)} population members: training "

@@ -154,7 +154,7 @@ def fit(sessions: list[Session], engine: StepEngine, listeners: list[CallbackLis
                             if s.running:
                                 s.stop(PRUNED)
     except (KeyboardInterrupt, Interrupted, Exception) as e:  # keep what was computed
-        if isinstance(e, torch.OutOfMemoryError) and len(sessions) > 1:
+        if isinstance(e, torch.cuda.OutOfMemoryError) and len(sessions) > 1:
             raise  # a population that does not fit: its launcher trains it in halves
         for s in sessions:
             if s.running:
