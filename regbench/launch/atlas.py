@@ -103,17 +103,20 @@ def without_budgets(args: list[str]) -> list[str]:
     return [a for a in args if sweep.key_of(a) not in KEEP_OUT]
 
 
+def shown(args: list[str]) -> str:
+    """A study's overrides as the user would type them (its output folder aside)."""
+    return " ".join(a for a in args if not a.startswith("output.root="))
+
+
 def check_plan(p: StudyPlan) -> None:
     """ConfigError (exit 2) before any job runs: a bad override, a part that names no
     configuration of its study, or a folder started with other overrides."""
     folder = p.folder()
     if folder is not None:
-        started = without_budgets(sweeps.read_plan(folder).args)
-        if started != without_budgets(p.args):
-            def shown(args: list[str]) -> str:
-                return " ".join(a for a in without_budgets(args) if not a.startswith("output.root="))
+        started, asked = without_budgets(sweeps.read_plan(folder).args), without_budgets(p.args)
+        if started != asked:
             raise ConfigError(f"{folder}: this study was started with {shown(started)!r}, not "
-                              f"{shown(p.args)!r}; use another --out, or the same overrides")
+                              f"{shown(asked)!r}; use another --out, or the same overrides")
         return
     plan, _ = sweep.check(p.args, [])
     configs = list({tuple(settle.without_seed(job)): None for job in plan.jobs})

@@ -128,7 +128,7 @@ def start(plan: sweep.SweepPlan, first: Any, args: list[str], flags: list[str],
     dropped = [o for o in args if sweep.key_of(o) == SEED]
     if dropped:
         terminal.warn(f"{' '.join(dropped)} is not used: a settle chooses the seeds (0, 1, ...)")
-    settle_view.say(terminal.table_console(), settle_view.header(record, sweep_dir))
+    terminal.say_measures(terminal.table_console(), settle_view.header(record, sweep_dir))
     launcher = sweep.default_launcher(hydra, "basic", sweep.device_type(first))
     return drive(sweep_dir, plan, record, flags, [*hydra, *launcher], baseline)
 
@@ -173,11 +173,11 @@ def drive(sweep_dir: Path, plan: sweep.SweepPlan, record: SettleRecord, flags: l
             need = undecided_configs(sweep_dir, record, baseline)
             current.undecided = sum(need.values())
             settle_record.write(sweep_dir, record)
-            settle_view.say(terminal.table_console(), settle_view.round_line(record, current))
+            terminal.say_measures(terminal.table_console(), settle_view.round_line(record, current))
             for c, why in settled.diverging(sweep_dir, record).items():
                 if c in current.configs:
-                    settle_view.say(terminal.table_console(),
-                                    f"settle: {record.labels[c]} gets no more seeds: {why}")
+                    terminal.say_measures(terminal.table_console(),
+                                          f"settle: {record.labels[c]} gets no more seeds: {why}")
         status = next_status(record, current)
         if status != RUNNING:
             record.status = status

@@ -359,7 +359,7 @@ def finish(sweep_dir: Path, sweep_plan: SweepPlan, baseline: str | None,
     done = [d for d, st in zip(dirs, status, strict=True) if st in runs.FINISHED]
     pruned = [d for d, st in zip(dirs, status, strict=True) if st == runs.PRUNED]
     failed = [d for d, st in zip(dirs, status, strict=True)
-              if st not in runs.FINISHED and st != runs.PRUNED and summary.load(d) is not None]
+              if st not in (*runs.FINISHED, runs.PRUNED, summary.MISSING)]
     comp, figures = comparison, []
     if comp is None and done:  # pruned trials are listed under the table, never averaged in it
         try:

@@ -175,8 +175,8 @@ def figures(study: StudyResult) -> list[Path]:
     return [study.folder / name for name in FIGURES if (study.folder / name).exists()]
 
 
-def _context(results: list[ClaimResult], root: Path, command: str, overrides: list[str]
-             ) -> dict[str, object]:
+def _context(results: list[ClaimResult], root: Path, command: str,
+             overrides: list[str] | None) -> dict[str, object]:
     return {"results": results, "root": root, "command": command, "version": __version__,
             "overrides": overrides_note(overrides) if overrides else "",
             "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -193,7 +193,7 @@ def markdown(results: list[ClaimResult], root: Path, command: str, figure_base: 
              overrides: list[str] | None = None) -> str:
     """The atlas as markdown; figures are linked relative to figure_base (default root)."""
     base = figure_base or root
-    context = _context(results, root, command, overrides or []) | {
+    context = _context(results, root, command, overrides) | {
         "figure_links": lambda s: [_relative(p, base) for p in figures(s)]}
     return report.environment().get_template("atlas.md.j2").render(context)
 
@@ -201,7 +201,7 @@ def markdown(results: list[ClaimResult], root: Path, command: str, figure_base: 
 def html(results: list[ClaimResult], root: Path, command: str,
          overrides: list[str] | None = None) -> str:
     """The atlas as one self-contained HTML page, each study's figures embedded."""
-    context = _context(results, root, command, overrides or []) | {
+    context = _context(results, root, command, overrides) | {
         "images": lambda s: [(p.name, base64.b64encode(p.read_bytes()).decode("ascii"))
                              for p in figures(s)]}
     return report.environment().get_template("atlas.html.j2").render(context)

@@ -187,7 +187,7 @@ def gather(folder: Path, baseline: str | None = None) -> Study:
 def _read(run_dir: Path) -> Summary | tuple[str, str]:
     """A run's summary, or (status, why) for a folder without a readable one."""
     if not (run_dir / runs.SUMMARY_FILE).exists():
-        return "missing", "no summary.json: never started, or killed"
+        return summary_file.MISSING, "no summary.json: never started, or killed"
     try:
         return summary_file.read(run_dir)
     except RunDirError as e:

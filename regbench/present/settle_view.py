@@ -7,7 +7,6 @@ method); this module adds what only a settle has: rounds.
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ matplotlib.use("Agg")  # files only: no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from regbench.present import terminal  # noqa: E402
 from regbench.present.tables import SPENDING_WORDS, bounds, seeds_to_decide  # noqa: E402
 from regbench.text import plural  # noqa: E402
 from regbench.study.stats import MAX_SEEDS  # noqa: E402
@@ -97,23 +97,11 @@ def end_lines(record: SettleRecord, comp: Comparison | None, figure: Path | None
     return lines
 
 
-# what a settle's lines keep on one line when a terminal breaks them: a number with its unit
-PHRASES = re.compile(r"[+-]\d[\d.]* \[[^\]]*\] pts|at \d+ seeds|~[\d,]+ seeds|"
-                     r"\d+ (?:h|min) \d+ (?:min|s)|\(\d+ runs at most\)|\d+ of \d+ comparisons?")
-
-
-def say(out: Console, line: str) -> None:
-    """One of the settle's lines: whole when piped, broken between phrases in a terminal."""
-    from regbench.present import terminal
-
-    terminal.say(out, line, tuple(PHRASES.findall(line)))
-
-
 def print_end(record: SettleRecord, comp: Comparison | None, figure: Path | None,
               out: Console) -> None:
     """The end lines, on the table console (stdout)."""
     for line in end_lines(record, comp, figure):
-        say(out, line)
+        terminal.say_measures(out, line)
 
 
 def interval_plot(comp: Comparison, folder: Path) -> Path | None:

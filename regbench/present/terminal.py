@@ -149,6 +149,18 @@ def say(out: Console, text: str, whole: tuple[str, ...] = ()) -> None:
         out.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
+# a number with what it measures, kept on one line when a terminal breaks a job's or a
+# settle's line: 'val acc 97.50%', 'gap +2.50 pts', '+0.50 [-4.12, +5.12] pts', 'at 5 seeds'
+MEASURES = re.compile(r"val acc \S+%|best epoch \d+|gap [+-]\S+ pts|\d+\.\d s\b|"
+                      r"[+-]\d[\d.]* \[[^\]]*\] pts|at \d+ seeds|~[\d,]+ seeds|"
+                      r"\d+ (?:h|min) \d+ (?:min|s)|\(\d+ runs at most\)|\d+ of \d+ comparisons?")
+
+
+def say_measures(out: Console, text: str) -> None:
+    """say(), never parting a number from what it measures (MEASURES)."""
+    say(out, text, tuple(MEASURES.findall(text)))
+
+
 def warn(message: str) -> None:
     """One warning line on stderr, printed as it is (no rich markup)."""
     say(err, f"regbench: warning: {message}")
@@ -251,14 +263,9 @@ def job_line(run_dir: Path, action: str, name: str) -> str:
             f"{best.epoch}, gap {100 * best.gap_acc:+.2f} pts, {s.wall_time_s:.1f} s")
 
 
-JOB_LINE_PHRASES = re.compile(r"val acc \S+%|best epoch \d+|gap [+-]\S+ pts|\d+\.\d s\b")
-# a number with what it measures: a job line breaks between these, never inside
-
-
 def print_job_line(run_dir: Path, action: str, name: str) -> None:
     """Print a sweep job's one line (jobs in parallel workers each print their own)."""
-    line = job_line(run_dir, action, name)
-    say(Console(highlight=False), line, tuple(JOB_LINE_PHRASES.findall(line)))
+    say_measures(Console(highlight=False), job_line(run_dir, action, name))
 
 
 def table_console() -> Console:
@@ -407,11 +414,11 @@ def print_table(table: Table, out: Console | None = None) -> None:
     between words. Any table of text cells can be printed this way.
     """
     out = out or table_console()
-    if fits(table, out.width) and out.is_terminal:
-        out.print(table)
-        return
-    if fits(table, out.width):  # to a pipe or a file: the same lines, without trailing blanks
-        with out.capture() as captured:
+    if fits(table, out.width):
+        if out.is_terminal:
+            out.print(table)
+            return
+        with out.capture() as captured:  # to a pipe or a file: the lines without trailing blanks
             out.print(table)
         for line in captured.get().splitlines():
             out.print(line.rstrip(), soft_wrap=True, markup=False, highlight=False)

@@ -185,10 +185,13 @@ def read(run_dir: Path) -> Summary:
                           f"{runs.METRICS_FILE} is still there") from e
 
 
+MISSING = "missing"  # the status of a job folder without summary.json
+
+
 def status(run_dir: Path) -> str:
-    """'missing', or the status recorded in the run's summary.json."""
+    """MISSING, or the status recorded in the run's summary.json."""
     s = load(run_dir)
-    return "missing" if s is None else s.status
+    return MISSING if s is None else s.status
 
 
 def mark_failed(run_dir: Path, error: str) -> None:
